@@ -1,0 +1,1 @@
+"""Coflux for Jupyter: durable workflows defined in notebooks and modules."""

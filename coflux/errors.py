@@ -1,0 +1,193 @@
+"""The one exception tree of the library.
+
+::
+
+    CofluxError
+    ├── ConfigurationError        settings are missing or contradictory
+    ├── ProtocolError             a peer broke the wire protocol (bad frame, wrong version)
+    ├── RequestError              a request was refused; ``code`` names why (the REST error code)
+    │   ├── BadRequest            bad_request: malformed input, wrong arguments
+    │   ├── Unauthorized          unauthorized: missing or wrong token
+    │   ├── NotFound              not_found: unknown project, workspace, run, target...
+    │   ├── Conflict              conflict: already exists, or not allowed in this state
+    │   └── PayloadTooLarge       too_large
+    ├── ExecutionError            the user's code failed; also an instance of the original type
+    └── ExecutionTerminated       the orchestrator stopped the execution
+        ├── ExecutionCancelled
+        ├── ExecutionTimeout
+        └── ExecutionAbandoned    its worker died or vanished
+
+"Your code failed" (``ExecutionError``) is kept apart from "the orchestrator stopped it"
+(``ExecutionTerminated``). Errors cross the wire as data (:func:`error_to_data`) and are rebuilt on the
+other side (:func:`execution_error_from_data`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import traceback as traceback_module
+from typing import Any
+
+
+class CofluxError(Exception):
+    """Base of everything this library raises."""
+
+
+class ConfigurationError(CofluxError):
+    pass
+
+
+class ProtocolError(CofluxError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class RequestError(CofluxError):
+    """A request was refused. Raised by the server's services and rebuilt by the client from the
+    ``{"error": {"code", "message"}}`` body, so both sides catch the same classes."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(RequestError):
+    code = "bad_request"
+
+
+class Unauthorized(RequestError):
+    code = "unauthorized"
+
+
+class NotFound(RequestError):
+    code = "not_found"
+
+
+class Conflict(RequestError):
+    code = "conflict"
+
+
+class PayloadTooLarge(RequestError):
+    code = "too_large"
+
+
+REQUEST_ERRORS: dict[str, type[RequestError]] = {
+    cls.code: cls for cls in (BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge)
+}
+
+
+def request_error(code: str, message: str) -> RequestError:
+    """The exception for an error code received from the server (unknown codes: ``RequestError``)."""
+    cls = REQUEST_ERRORS.get(code)
+    if cls is None:
+        error = RequestError(message)
+        error.code = code
+        return error
+    return cls(message)
+
+
+class ExecutionError(CofluxError):
+    """A step's own code raised. ``remote_type`` is the original ``module.Qualname``."""
+
+    remote_type: str = "builtins.Exception"
+    remote_message: str = ""
+    remote_traceback: str = ""
+    execution_id: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.remote_type}: {self.remote_message}"
+
+
+class ExecutionTerminated(CofluxError):
+    """The orchestrator ended the execution; nothing the step's code did."""
+
+    state = "terminated"
+
+    def __init__(self, execution_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"execution {execution_id} was {self.state.replace('_', ' ')}")
+        self.execution_id = execution_id
+
+
+class ExecutionCancelled(ExecutionTerminated):
+    state = "cancelled"
+
+
+class ExecutionTimeout(ExecutionTerminated):
+    state = "timed_out"
+
+
+class ExecutionAbandoned(ExecutionTerminated):
+    state = "abandoned"
+
+
+TERMINATED_BY_STATE: dict[str, type[ExecutionTerminated]] = {
+    cls.state: cls for cls in (ExecutionCancelled, ExecutionTimeout, ExecutionAbandoned)
+}
+
+
+def qualified_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def error_to_data(error: BaseException) -> dict[str, str]:
+    """The wire form of an exception raised by user code: type, message and traceback."""
+    if isinstance(error, ExecutionError):
+        return {
+            "type": error.remote_type,
+            "message": error.remote_message,
+            "traceback": error.remote_traceback,
+        }
+    return {
+        "type": qualified_name(type(error)),
+        "message": str(error),
+        "traceback": "".join(traceback_module.format_exception(error)),
+    }
+
+
+def _import_type(name: str) -> type[BaseException] | None:
+    module_name, _, qualname = name.rpartition(".")
+    if not module_name:
+        return None
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except Exception:
+        return None
+    if isinstance(obj, type) and issubclass(obj, Exception):
+        return obj
+    return None
+
+
+_COMBINED: dict[type[BaseException], type[ExecutionError]] = {}
+
+
+def _combined_type(original: type[BaseException]) -> type[ExecutionError]:
+    combined = _COMBINED.get(original)
+    if combined is None:
+        try:
+            combined = type(f"ExecutionError[{original.__name__}]", (ExecutionError, original), {})
+        except TypeError:  # layout conflict, e.g. some builtin exceptions with C-level state
+            combined = ExecutionError
+        _COMBINED[original] = combined
+    return combined
+
+
+def execution_error_from_data(data: dict[str, Any], execution_id: str | None = None) -> ExecutionError:
+    """Rebuild a remote failure. The result is also an instance of the original type if importable,
+    so ``except ValueError`` works in a workflow whose task raised ``ValueError`` on another worker."""
+    type_name = str(data.get("type") or "builtins.Exception")
+    message = str(data.get("message") or "")
+    original = _import_type(type_name)
+    cls = _combined_type(original) if original is not None else ExecutionError
+    error = cls.__new__(cls)
+    error.args = (message,)
+    error.remote_type = type_name
+    error.remote_message = message
+    error.remote_traceback = str(data.get("traceback") or "")
+    error.execution_id = execution_id
+    return error

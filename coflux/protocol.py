@@ -1,0 +1,140 @@
+"""The worker protocol, version 1: JSON text frames over the ``coflux/ws/worker`` websocket.
+
+Every frame is an object with a ``type``. No I/O here: only the message shapes, and :func:`decode`,
+which checks a frame's shape and raises :class:`~coflux.errors.ProtocolError` on anything malformed.
+
+Handshake: the worker sends ``hello``; the server answers ``welcome`` (or ``error`` and closes).
+
+Worker -> server
+    hello       protocol, workspace, session_id (to resume), concurrency, provides, targets,
+                register (list workflows in the workspace), running (execution ids it still holds)
+    declare     targets (a notebook cell re-run re-declares)
+    submit      request_id, parent_execution_id, module, target, type, arguments, options, await
+                -> ``submitted`` (the child is durable); with ``await`` also ``resolved`` later
+    wait        request_id, execution_id, from_execution_id -> ``resolved`` when it is final
+    complete    seq, execution_id, outcome -> ``ack`` once durable (the worker buffers it until then)
+    started     execution_id
+    cancel      request_id, execution_id -> ``reply``
+    log         execution_id, entries [{timestamp, level, message}]
+    heartbeat   running [execution ids]
+
+Server -> worker
+    welcome     protocol, session_id, heartbeat_interval
+    execute     execution_id, step_id, run_id, module, target, arguments, workspace, attempt
+    abort       execution_id
+    ack         seqs
+    submitted   request_id, execution_id, step_id
+    resolved    request_id, execution_id, outcome
+    reply       request_id
+    error       code, message, request_id (optional); fatal ones close the connection
+
+An ``outcome`` is ``{"state": "succeeded", "value": V}``, ``{"state": "failed", "error": {type, message,
+traceback}}`` or ``{"state": "cancelled" | "timed_out" | "abandoned"}``. A value ``V`` is the tagged JSON
+of :mod:`coflux.serialization`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from coflux.errors import ProtocolError
+
+PROTOCOL_VERSION: Final = 1
+MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
+
+Message = dict[str, Any]
+
+_STR = str
+_INT = int
+_LIST = list
+_DICT = dict
+
+# Required fields and their types for each message type a peer may send.
+WORKER_MESSAGES: Final[dict[str, dict[str, type | tuple[type, ...]]]] = {
+    "hello": {"protocol": _INT, "workspace": _STR, "concurrency": _INT, "targets": _LIST},
+    "declare": {"targets": _LIST},
+    "submit": {
+        "request_id": _INT,
+        "parent_execution_id": _STR,
+        "module": _STR,
+        "target": _STR,
+        "type": _STR,
+        "arguments": _LIST,
+    },
+    "wait": {"request_id": _INT, "execution_id": _STR, "from_execution_id": _STR},
+    "complete": {"seq": _INT, "execution_id": _STR, "outcome": _DICT},
+    "started": {"execution_id": _STR},
+    "cancel": {"request_id": _INT, "execution_id": _STR},
+    "log": {"execution_id": _STR, "entries": _LIST},
+    "heartbeat": {"running": _LIST},
+}
+
+SERVER_MESSAGES: Final[dict[str, dict[str, type | tuple[type, ...]]]] = {
+    "welcome": {"protocol": _INT, "session_id": _STR},
+    "execute": {
+        "execution_id": _STR,
+        "module": _STR,
+        "target": _STR,
+        "arguments": _LIST,
+    },
+    "abort": {"execution_id": _STR},
+    "ack": {"seqs": _LIST},
+    "submitted": {"request_id": _INT, "execution_id": _STR},
+    "resolved": {"request_id": _INT, "execution_id": _STR, "outcome": _DICT},
+    "reply": {"request_id": _INT},
+    "error": {"code": _STR, "message": _STR},
+}
+
+OUTCOME_STATES: Final = frozenset({"succeeded", "failed", "cancelled", "timed_out", "abandoned"})
+
+
+def encode(message: Message) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
+def _check(message: Any, schema: dict[str, dict[str, type | tuple[type, ...]]]) -> Message:
+    if not isinstance(message, dict):
+        raise ProtocolError("malformed", "a frame must be a JSON object")
+    kind = message.get("type")
+    fields = schema.get(kind) if isinstance(kind, str) else None
+    if fields is None:
+        raise ProtocolError("unknown_message", f"unknown message type {kind!r}")
+    for name, expected in fields.items():
+        value = message.get(name)
+        if not isinstance(value, expected) or (expected is _INT and isinstance(value, bool)):
+            raise ProtocolError("malformed", f"{kind}: field {name!r} is missing or of the wrong type")
+    if kind == "complete":
+        check_outcome(message["outcome"])
+    return message
+
+
+def check_outcome(outcome: dict[str, Any]) -> None:
+    state = outcome.get("state")
+    if state not in OUTCOME_STATES:
+        raise ProtocolError("malformed", f"outcome state {state!r} is not one of {sorted(OUTCOME_STATES)}")
+    if state == "succeeded" and "value" not in outcome:
+        raise ProtocolError("malformed", "a succeeded outcome needs a value")
+    if state == "failed" and not isinstance(outcome.get("error"), dict):
+        raise ProtocolError("malformed", "a failed outcome needs an error object")
+
+
+def _parse(frame: str | bytes) -> Any:
+    if isinstance(frame, bytes):
+        raise ProtocolError("malformed", "binary frames are not part of the protocol")
+    if len(frame) > MAX_FRAME_BYTES:
+        raise ProtocolError("too_large", f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}")
+    try:
+        return json.loads(frame)
+    except ValueError as err:
+        raise ProtocolError("malformed", f"frame is not JSON: {err}") from err
+
+
+def decode_from_worker(frame: str | bytes) -> Message:
+    """Parse and check a frame a worker sent; raises ``ProtocolError``."""
+    return _check(_parse(frame), WORKER_MESSAGES)
+
+
+def decode_from_server(frame: str | bytes) -> Message:
+    """Parse and check a frame the server sent; raises ``ProtocolError``."""
+    return _check(_parse(frame), SERVER_MESSAGES)
