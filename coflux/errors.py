@@ -4,6 +4,7 @@
 
     CofluxError
     ├── ConfigurationError        settings are missing or contradictory
+    ├── StorageError              the database refused or failed a read or write
     ├── ProtocolError             a peer broke the wire protocol (bad frame, wrong version)
     ├── RequestError              a request was refused; ``code`` names why (the REST error code)
     │   ├── BadRequest            bad_request: malformed input, wrong arguments
@@ -34,6 +35,10 @@ class CofluxError(Exception):
 
 
 class ConfigurationError(CofluxError):
+    pass
+
+
+class StorageError(CofluxError):
     pass
 
 

@@ -22,7 +22,7 @@ AssetId = NewType("AssetId", str)
 JSON = Any
 """A value that ``json.dumps`` accepts."""
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,55}$")
 _WORKSPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}(/[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}){0,7}$")
 _RUN_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 

@@ -1,0 +1,5 @@
+"""Durable history of each project: SQLAlchemy Core over SQLite (default) or PostgreSQL."""
+
+from coflux.storage.store import Batch, SqlStore, dumps, list_projects, schema_name
+
+__all__ = ["Batch", "SqlStore", "dumps", "list_projects", "schema_name"]

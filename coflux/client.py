@@ -1,0 +1,435 @@
+"""The programmatic face of the REST API: :class:`Client` and the :class:`Run` handles it returns.
+
+Synchronous, standard library only (``urllib.request``). Settings come from the arguments, then the
+``COFLUX_*`` environment variables, then ``coflux.toml`` (the current folder or a parent), then the
+defaults; see :func:`resolve_settings`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coflux.errors import (
+    ConfigurationError,
+    ExecutionCancelled,
+    RequestError,
+    execution_error_from_data,
+    request_error,
+)
+from coflux.models import JSON, ExecutionId, RunId
+from coflux.serialization import deserialize, serialize
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+DEFAULT_URL = "http://127.0.0.1:8888/coflux"
+DEFAULT_PROJECT = "default"
+DEFAULT_WORKSPACE = "main"
+CONFIG_FILE = "coflux.toml"
+_SETTINGS = ("url", "token", "project", "workspace")
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "unauthorized",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+}
+
+
+class ServerUnavailable(RequestError):
+    """The server could not be reached at all (refused, unresolvable, timed out)."""
+
+    code = "unavailable"
+
+
+@dataclass(frozen=True)
+class Settings:
+    url: str
+    token: str | None
+    project: str
+    workspace: str
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """The nearest ``coflux.toml`` in ``start`` (default: the current folder) or a parent."""
+    folder = (start or Path.cwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        path = candidate / CONFIG_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def read_config(path: Path) -> dict[str, str]:
+    """The settings in a ``coflux.toml``: its ``[coflux]`` table, or else its top-level keys."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigurationError(f"cannot read {path}: {err}") from err
+    table = document.get("coflux", document)
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"{path}: [coflux] must be a table")
+    settings: dict[str, str] = {}
+    for key in _SETTINGS:
+        if key in table:
+            if not isinstance(table[key], str):
+                raise ConfigurationError(f"{path}: {key} must be a string")
+            settings[key] = table[key]
+    return settings
+
+
+def resolve_settings(
+    url: str | None = None,
+    token: str | None = None,
+    project: str | None = None,
+    workspace: str | None = None,
+) -> Settings:
+    """Arguments, then ``COFLUX_URL``/``_TOKEN``/``_PROJECT``/``_WORKSPACE``, then
+    ``coflux.toml``, then the defaults (``http://127.0.0.1:8888/coflux``, project ``default``,
+    workspace ``main``)."""
+    given = {"url": url, "token": token, "project": project, "workspace": workspace}
+    config_path = find_config()
+    config = read_config(config_path) if config_path else {}
+    defaults = {"url": DEFAULT_URL, "project": DEFAULT_PROJECT, "workspace": DEFAULT_WORKSPACE}
+    chosen: dict[str, str | None] = {}
+    for key in _SETTINGS:
+        environment = os.environ.get(f"COFLUX_{key.upper()}") or None
+        chosen[key] = given[key] or environment or config.get(key) or defaults.get(key)
+    return Settings(
+        url=str(chosen["url"]).rstrip("/"),
+        token=chosen["token"],
+        project=str(chosen["project"]),
+        workspace=str(chosen["workspace"]),
+    )
+
+
+@dataclass(frozen=True)
+class ExecutionReference:
+    """An execution found in a value read by the client: just its id. It can be passed back as an
+    argument, where it is sent as the same reference."""
+
+    id: str
+
+    def __coflux_reference__(self) -> tuple[str, str]:
+        return ("execution", self.id)
+
+
+@dataclass(frozen=True)
+class AssetReference:
+    id: str
+
+    def __coflux_reference__(self) -> tuple[str, str]:
+        return ("asset", self.id)
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")
+
+
+class Client:
+    """A connection to a Coflux server's REST API for one project (and a default workspace)."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        project: str | None = None,
+        workspace: str | None = None,
+        *,
+        timeout: float = 30.0,
+    ) -> None:
+        settings = resolve_settings(url, token, project, workspace)
+        self.url = settings.url
+        self.token = settings.token
+        self.project = settings.project
+        self.workspace = settings.workspace
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r}, project={self.project!r}, workspace={self.workspace!r})"
+
+    # -- transport ---------------------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, data: bytes | None, content_type: str) -> bytes:
+        request = urllib.request.Request(f"{self.url}/api/{path}", data=data, method=method)
+        request.add_header("Accept", "application/json")
+        if data is not None:
+            request.add_header("Content-Type", content_type)
+        if self.token:
+            request.add_header("Authorization", f"token {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body: bytes = response.read()
+                return body
+        except urllib.error.HTTPError as err:
+            with err:
+                raise _error_from_response(err.code, err.read()) from None
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise ServerUnavailable(
+                f"cannot reach the Coflux server at {self.url}: {reason}"
+                " (is it running? set COFLUX_URL or --url)"
+            ) from err
+
+    def _request(self, method: str, path: str, body: JSON = None) -> JSON:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        raw = self._send(method, path, data, "application/json")
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as err:
+            raise RequestError(
+                f"the server sent a response that is not JSON: {raw[:200]!r}"
+            ) from err
+
+    def _project_path(self, *segments: str) -> str:
+        return "/".join(["projects", _quote(self.project), *(_quote(s) for s in segments)])
+
+    def put_blob(self, data: bytes) -> str:
+        """Upload bytes to the project's blob store; returns their key."""
+        key = hashlib.sha256(data).hexdigest()
+        self._send("PUT", self._project_path("blobs", key), data, "application/octet-stream")
+        return key
+
+    def get_blob(self, key: str) -> bytes:
+        return self._send("GET", self._project_path("blobs", key), None, "")
+
+    # -- projects and workspaces -------------------------------------------------------------------
+
+    def projects(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "projects")["projects"])
+
+    def create_project(self, name: str) -> dict[str, Any]:
+        return dict(self._request("POST", "projects", {"name": name}))
+
+    def workspaces(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", self._project_path("workspaces"))["workspaces"])
+
+    def create_workspace(self, name: str, base: str | None = None) -> dict[str, Any]:
+        body = {"name": name, "base": base}
+        return dict(self._request("POST", self._project_path("workspaces"), body))
+
+    def workflows(self, workspace: str | None = None) -> list[dict[str, Any]]:
+        path = self._project_path("workspaces", workspace or self.workspace, "workflows")
+        data = self._request("GET", path)
+        return list(data["workflows"] if isinstance(data, dict) else data)
+
+    # -- runs --------------------------------------------------------------------------------------
+
+    def start_run(
+        self, target: str, *args: Any, workspace: str | None = None, **kwargs: Any
+    ) -> Run:
+        """Start a run of ``"module:workflow"``. Keyword arguments are bound to the workflow's
+        parameters as the server lists them (``workflows()``)."""
+        module, _, name = target.rpartition(":")
+        if not module or not name:
+            raise ConfigurationError(f"expected MODULE:WORKFLOW, got {target!r}")
+        workspace = workspace or self.workspace
+        values = list(args)
+        if kwargs:
+            values = _bind_keywords(values, kwargs, self._parameters(module, name, workspace))
+        arguments = [serialize(value, self.put_blob) for value in values]
+        body = {"module": module, "target": name, "arguments": arguments}
+        data = self._request("POST", self._project_path("workspaces", workspace, "runs"), body)
+        return Run(self, RunId(data["run_id"]), workspace)
+
+    def _parameters(self, module: str, name: str, workspace: str) -> list[dict[str, Any]]:
+        for workflow in self.workflows(workspace):
+            if (
+                workflow.get("module") == module
+                and workflow.get("name", workflow.get("target")) == name
+            ):
+                return list(workflow.get("parameters") or [])
+        raise request_error("not_found", f"no workflow {module}:{name} in workspace {workspace}")
+
+    def run_data(self, run_id: str, workspace: str | None = None) -> dict[str, Any]:
+        """The run as the server describes it (DESIGN §5), seen from ``workspace`` if given."""
+        path = self._project_path("runs", run_id)
+        if workspace:
+            path += "?" + urllib.parse.urlencode({"workspace": workspace})
+        return dict(self._request("GET", path))
+
+    def get_run(self, run_id: str, workspace: str | None = None) -> Run:
+        data = self.run_data(run_id, workspace)
+        return Run(self, RunId(run_id), workspace or data.get("workspace"), data)
+
+    def rerun(self, step_id: str, workspace: str | None = None) -> ExecutionId:
+        """Re-run a step in ``workspace`` (default: this client's); returns the new execution id."""
+        body = {"workspace": workspace or self.workspace}
+        data = self._request("POST", self._project_path("steps", step_id, "rerun"), body)
+        return ExecutionId(data["execution_id"])
+
+    def cancel(self, execution_id: str) -> None:
+        self._request("POST", self._project_path("executions", execution_id, "cancel"), {})
+
+    def logs(self, execution_id: str) -> list[dict[str, Any]]:
+        data = self._request("GET", self._project_path("executions", execution_id, "logs"))
+        return list(data["logs"])
+
+    def asset(self, asset_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", self._project_path("assets", asset_id)))
+
+    def decode(self, value: JSON) -> Any:
+        """The Python value of tagged JSON read from the server (pickles are unpickled)."""
+        return deserialize(value, self.get_blob, execution=ExecutionReference, asset=AssetReference)
+
+
+def _error_from_response(status: int, body: bytes) -> RequestError:
+    try:
+        error = json.loads(body)["error"]
+        return request_error(str(error["code"]), str(error["message"]))
+    except (ValueError, KeyError, TypeError):
+        code = _STATUS_CODES.get(status, "error")
+        text = body.decode("utf-8", "replace").strip()[:200]
+        return request_error(code, f"HTTP {status}" + (f": {text}" if text else ""))
+
+
+def _bind_keywords(
+    args: list[Any], kwargs: dict[str, Any], parameters: list[dict[str, Any]]
+) -> list[Any]:
+    positional = ("positional_only", "positional_or_keyword")
+    names = [str(p["name"]) for p in parameters if p.get("kind", positional[1]) in positional]
+    unknown = set(kwargs) - set(names)
+    if unknown:
+        raise request_error("bad_request", f"unexpected keyword arguments: {sorted(unknown)}")
+    values = list(args)
+    for name in names[len(values) :]:
+        if name not in kwargs:
+            if any(later in kwargs for later in names[names.index(name) + 1 :]):
+                raise request_error("bad_request", f"missing argument {name!r}")
+            break
+        values.append(kwargs.pop(name))
+    if kwargs:
+        raise request_error("bad_request", f"multiple values for {sorted(kwargs)}")
+    return values
+
+
+class Run:
+    """A run on the server. Attributes that describe the run's state fetch it afresh."""
+
+    def __init__(
+        self,
+        client: Client,
+        run_id: RunId,
+        workspace: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.client = client
+        self.id = run_id
+        self.workspace = workspace
+        self._data = data
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r}, project={self.client.project!r}, workspace={self.workspace!r})"
+
+    def data(self) -> dict[str, Any]:
+        """Fetch the run's current description from the server."""
+        self._data = self.client.run_data(self.id, self.workspace)
+        return self._data
+
+    @property
+    def status(self) -> str:
+        return str(self.data()["status"])
+
+    def steps(self) -> list[dict[str, Any]]:
+        return list(self.data()["steps"])
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the run to finish and return its value. Raises the workflow's error (an
+        :class:`~coflux.errors.ExecutionError`), ``ExecutionCancelled``, or ``TimeoutError``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        data = self.data()
+        while data["status"] == "running":
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {self.id} still running after {timeout} s")
+            pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+            time.sleep(pause)
+            delay = min(delay * 2, 0.2)
+            data = self.data()
+        return self._outcome(data)
+
+    def _outcome(self, data: dict[str, Any]) -> Any:
+        root = root_execution_id(data)
+        if data["status"] == "succeeded":
+            return self.client.decode(data.get("result_value", data.get("result")))
+        if data["status"] == "cancelled":
+            raise ExecutionCancelled(root or self.id)
+        raise execution_error_from_data(data.get("error") or {}, execution_id=root)
+
+    def cancel(self) -> None:
+        """Cancel the run's root execution (its latest live attempt, else its first)."""
+        execution = root_execution_id(self.data(), live=True)
+        if execution is None:
+            raise request_error("conflict", f"run {self.id} has no execution to cancel")
+        self.client.cancel(execution)
+
+    def rerun(self, step: str, workspace: str | None = None) -> ExecutionId:
+        return self.client.rerun(step, workspace or self.workspace)
+
+    def text_tree(self) -> str:
+        return text_tree(self.data())
+
+
+_LIVE_STATES = ("queued", "assigned", "running")
+
+
+def root_execution_id(data: dict[str, Any], *, live: bool = False) -> str | None:
+    """The root step's first execution; with ``live``, its latest unfinished one if there is one."""
+    steps = data.get("steps") or []
+    if not steps or not steps[0].get("executions"):
+        return None
+    executions = steps[0]["executions"]
+    if live:
+        for execution in reversed(executions):
+            if execution.get("state") in _LIVE_STATES:
+                return str(execution["execution_id"])
+    return str(executions[0]["execution_id"])
+
+
+def text_tree(data: dict[str, Any]) -> str:
+    """An indented text tree of a run's steps: one line per step with each execution's attempt,
+    state, cached mark and (when it differs from the run's) workspace."""
+    lines = [f"Run {data.get('run_id')} ({data.get('workspace')}): {data.get('status')}"]
+    steps = list(data.get("steps") or [])
+    known = {step["step_id"] for step in steps}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for step in steps:
+        parent = step.get("parent_step_id")
+        children.setdefault(parent if parent in known else None, []).append(step)
+    pending = [(step, 1) for step in reversed(children.get(None, []))]
+    seen: set[str] = set()
+    while pending:
+        step, depth = pending.pop()
+        if step["step_id"] in seen:
+            continue
+        seen.add(step["step_id"])
+        lines.append("  " * depth + _step_line(step, data.get("workspace")))
+        pending.extend((child, depth + 1) for child in reversed(children.get(step["step_id"], [])))
+    return "\n".join(lines)
+
+
+def _step_line(step: dict[str, Any], run_workspace: str | None) -> str:
+    attempts = []
+    for execution in step.get("executions") or []:
+        text = f"#{execution.get('attempt')} {execution.get('state')}"
+        if execution.get("cached"):
+            text += " (cached)"
+        if execution.get("workspace") not in (None, run_workspace):
+            text += f" @{execution['workspace']}"
+        attempts.append(text)
+    return f"{step.get('module')}:{step.get('target')} [{step['step_id']}] " + ", ".join(attempts)

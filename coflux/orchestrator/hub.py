@@ -1,0 +1,91 @@
+"""The hub: one orchestrator service per project, started on first use, plus tokens and blob stores.
+
+Nothing mutable is shared between projects' services, so one could move to its own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coflux.blobs import BlobStore
+from coflux.errors import BadRequest, Conflict, NotFound
+from coflux.models import valid_project_name
+from coflux.orchestrator.service import ProjectService, Timing
+from coflux.storage import SqlStore, list_projects
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    data_dir: Path
+    secret: bytes
+    database_url: str | None = None
+    blob_store: str | None = None
+    timing: Timing = field(default_factory=Timing)
+
+
+class Hub:
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self._services: dict[str, ProjectService] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+        self._blobs: dict[str, BlobStore] = {}
+
+    def list_projects(self) -> list[str]:
+        stored = list_projects(self.settings.data_dir, self.settings.database_url)
+        return sorted(set(stored) | set(self._services))
+
+    async def create_project(self, name: str) -> None:
+        self._check_name(name)
+        if name in self.list_projects():
+            raise Conflict(f"project {name!r} already exists")
+        await self.project(name, create=True)
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not valid_project_name(name):
+            raise BadRequest(
+                f"invalid project name {name!r}: use letters, digits, '_', '.' or '-' (at most 56)"
+            )
+
+    async def project(self, name: str, create: bool = False) -> ProjectService:
+        service = self._services.get(name)
+        if service is not None:
+            return service
+        self._check_name(name)
+        lock = self._opening.setdefault(name, asyncio.Lock())
+        async with lock:
+            service = self._services.get(name)
+            if service is not None:
+                return service
+            if not create and name not in self.list_projects():
+                raise NotFound(f"no project {name!r}")
+            store = SqlStore.open(name, self.settings.data_dir, self.settings.database_url)
+            service = ProjectService(name, store, self.settings.timing)
+            await service.start()
+            self._services[name] = service
+            return service
+
+    def worker_token(self, project: str) -> str:
+        """A token that grants access to ``project`` only: an HMAC of its name under the secret."""
+        return hmac.new(self.settings.secret, b"project:" + project.encode(), hashlib.sha256).hexdigest()
+
+    def check_worker_token(self, project: str, token: str) -> bool:
+        return hmac.compare_digest(self.worker_token(project), token)
+
+    def blobs(self, project: str) -> BlobStore:
+        store = self._blobs.get(project)
+        if store is None:
+            self._check_name(project)
+            root = self.settings.blob_store or str(self.settings.data_dir / "blobs")
+            store = BlobStore(f"{root.rstrip('/')}/{project}")
+            self._blobs[project] = store
+        return store
+
+    async def close(self) -> None:
+        services, self._services = self._services, {}
+        for service in services.values():
+            await service.close()

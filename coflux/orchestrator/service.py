@@ -1,0 +1,296 @@
+"""A project's orchestrator: the single writer that every state change of the project goes through.
+
+HTTP handlers and websockets call these methods; they never touch storage themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from coflux import serialization
+from coflux.errors import BadRequest, NotFound
+from coflux.models import (
+    ExecutionId,
+    ExecutionState,
+    RunId,
+    SessionId,
+    StepOptions,
+    TargetType,
+    new_run_id,
+    split_execution_id,
+    split_step_id,
+)
+from coflux.orchestrator.engine import Engine
+from coflux.orchestrator.sessions import Close, Send, WorkerSessions
+from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step
+from coflux.orchestrator.views import outcome_from_row, run_view
+from coflux.orchestrator.workspaces import Workspaces
+from coflux.orchestrator.writer import Writer
+from coflux.storage import SqlStore
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Timing:
+    reconnect_timeout: float = 10.0
+    heartbeat_interval: float = 2.0
+    heartbeat_timeout: float = 15.0
+
+
+class ProjectService:
+    def __init__(self, name: str, store: SqlStore, timing: Timing) -> None:
+        self.name = name
+        self.store = store
+        self.timing = timing
+        self._listeners: list[Listener] = []
+        self._checker: asyncio.Task[None] | None = None
+        self._load()
+
+    def _load(self) -> None:
+        self._pending_enqueue: list[Execution] = []
+        self.writer = Writer(self.store, self._before_commit, self._on_failure)
+        self.engine = Engine(self.writer, self._publish)
+        self.workspaces = Workspaces(self.writer, self.store.workspaces(), self.store.targets())
+        self.sessions = WorkerSessions(
+            self.engine, self.workspaces, self._lookup, self._find_child, self.timing.heartbeat_interval
+        )
+        self._restore()
+
+    def _restore(self) -> None:
+        """Rebuild live runs, steps and executions from storage; sessions come back as ghosts that
+        their workers can reclaim within the reconnect timeout."""
+        step_rows, execution_rows, assigned = self.store.unfinished()
+        run_ids = sorted({s["run_id"] for s in step_rows})
+        counts = self.store.step_counts(run_ids)
+        runs = {
+            r["run_id"]: Run(r["run_id"], r["workspace_id"], counts.get(r["run_id"], 0) + 1)
+            for r in self.store.runs_of(run_ids)
+        }
+        steps: dict[str, Step] = {}
+        for row in step_rows:
+            step = Step(
+                row["step_id"], runs[row["run_id"]], row["number"], row["parent_execution_id"],
+                row["module"], row["target"], TargetType(row["type"]), json.loads(row["arguments"]),
+                StepOptions.from_json(json.loads(row["options"])), row["call_index"],
+            )
+            steps[step.step_id] = step
+            self.engine.runs[step.run.run_id] = step.run
+            self.engine.steps[step.step_id] = step
+            step.run.live_steps += 1
+        now = time.time()
+        for row in execution_rows:
+            step = steps[row["step_id"]]
+            step.attempts = max(step.attempts, row["attempt"])
+            execution = Execution(
+                row["execution_id"], step, row["attempt"], row["workspace_id"], row["execute_after"],
+                restored=True,
+            )
+            self.engine.executions[execution.execution_id] = execution
+            session_id = assigned.get(execution.execution_id)
+            if session_id is None:
+                self._pending_enqueue.append(execution)
+                continue
+            session = self.engine.sessions.get(session_id)
+            if session is None:
+                session = Session(SessionId(session_id), execution.workspace_id, 0, {}, set(), None, None, now, now)
+                self.engine.sessions[session_id] = session
+            execution.state = ExecutionState.ASSIGNED
+            execution.session = session
+            session.executions[execution.execution_id] = execution
+            session.busy += 1
+        for step in steps.values():
+            parent = self.engine.executions.get(step.parent_execution_id) if step.parent_execution_id else None
+            if parent is not None:
+                parent.children.append(step)
+
+    async def start(self) -> None:
+        pending, self._pending_enqueue = self._pending_enqueue, []
+        for execution in pending:
+            self.engine.enqueue(execution)
+        self._checker = asyncio.get_running_loop().create_task(self._check_loop())
+        await self.writer.durable()
+
+    async def _check_loop(self) -> None:
+        interval = min(1.0, self.timing.heartbeat_interval / 2)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.sessions.check(self.timing.reconnect_timeout, self.timing.heartbeat_timeout)
+            except Exception:
+                log.exception("session check failed")
+
+    async def close(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+        self.writer.flush()
+        for session in list(self.engine.sessions.values()):
+            if session.close is not None:
+                session.close(1001, "server shutting down")
+        self.store.close()
+
+    # -- commit hooks --------------------------------------------------------------------------
+
+    def _before_commit(self) -> None:
+        self.engine.dispatch()
+
+    def _on_failure(self, error: Exception) -> None:
+        for session in list(self.engine.sessions.values()):
+            if session.close is not None:
+                session.close(1011, "storage failure; reconnect")
+        self._load()
+        asyncio.get_running_loop().create_task(self.start())
+
+    def _lookup(self, step_key: str) -> Outcome | None:
+        rows = self.store.executions_of_step(step_key)
+        if not rows:
+            return None
+        row = self.store.result(rows[-1]["execution_id"])
+        return outcome_from_row(row) if row is not None else None
+
+    def _find_child(self, parent: str, call_index: int) -> tuple[str, int] | None:
+        row = self.store.child_step(parent, call_index)
+        if row is None:
+            return None
+        return row["step_id"], len(self.store.executions_of_step(row["step_id"]))
+
+    # -- events --------------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("an event listener failed")
+
+    # -- workers -------------------------------------------------------------------------------
+
+    def connect(self, hello: dict[str, Any], send: Send, close: Close) -> Session:
+        return self.sessions.connect(hello, send, close)
+
+    def receive(self, session: Session, message: dict[str, Any]) -> None:
+        self.sessions.receive(session, message)
+
+    def disconnected(self, session: Session, send: Send) -> None:
+        self.sessions.disconnected(session, send)
+
+    # -- the API -------------------------------------------------------------------------------
+
+    async def list_workspaces(self) -> list[dict[str, Any]]:
+        return [self.workspaces.describe(w) for w in self.workspaces.by_id.values()]
+
+    async def create_workspace(self, name: str, base: str | None) -> dict[str, Any]:
+        workspace = self.workspaces.create(name, base)
+        await self.writer.durable()
+        return self.workspaces.describe(workspace)
+
+    async def list_workflows(self, workspace: str) -> list[dict[str, Any]]:
+        return self.workspaces.workflows(self.workspaces.get(workspace).id)
+
+    async def start_run(self, workspace: str, module: str, target: str, arguments: Any) -> RunId:
+        ws = self.workspaces.get(workspace)
+        definition = self.workspaces.workflow(ws.id, module, target)
+        if not isinstance(arguments, list):
+            raise BadRequest("arguments must be a list")
+        for argument in arguments:
+            serialization.describe(argument)  # raises BadRequest on malformed tagged JSON
+        if not definition.accepts(len(arguments)):
+            names = ", ".join(p.name for p in definition.parameters) or "no arguments"
+            raise BadRequest(f"{module}:{target} takes ({names}); got {len(arguments)} argument(s)")
+        run = self.engine.new_run(new_run_id(), ws.id, None)
+        step = self.engine.new_step(
+            run, module, target, TargetType.WORKFLOW, arguments, definition.options, None, None
+        )
+        self.engine.new_execution(step, ws.id, definition.options.delay)
+        await self.writer.durable()
+        self._publish({"type": "run", "run_id": run.run_id, "status": "running"})
+        return run.run_id
+
+    async def get_run(self, run_id: str, workspace: str | None = None) -> dict[str, Any]:
+        return run_view(self.store, self.workspaces, self.engine, run_id, workspace)
+
+    async def rerun_step(self, step_key: str, workspace: str | None) -> ExecutionId:
+        try:
+            run_id, _ = split_step_id(step_key)
+        except ValueError as err:
+            raise BadRequest(str(err)) from err
+        step = self.engine.steps.get(step_key) or self._revive(step_key)
+        run_row = self.store.run(run_id)
+        assert run_row is not None
+        target_ws = self.workspaces.get(workspace).id if workspace else run_row["workspace_id"]
+        if run_row["workspace_id"] not in _lineage_ids(self.workspaces, target_ws):
+            raise BadRequest("a step can be re-run only in its own workspace or a descendant of it")
+        for live in [e for e in self.engine.executions.values() if e.step is step]:
+            if live.workspace_id == target_ws:
+                self.engine.finish(live, {"state": ExecutionState.CANCELLED.value})
+        if step.step_id not in self.engine.steps:
+            self.engine.steps[step.step_id] = step
+            step.run.live_steps += 1
+        execution = self.engine.new_execution(step, target_ws)
+        await self.writer.durable()
+        return execution.execution_id
+
+    def _revive(self, step_key: str) -> Step:
+        row = self.store.step(step_key)
+        if row is None:
+            raise NotFound(f"no step {step_key}")
+        run = self.engine.runs.get(row["run_id"])
+        if run is None:
+            run_row = self.store.run(row["run_id"])
+            assert run_row is not None
+            count = self.store.step_counts([row["run_id"]]).get(row["run_id"], 0)
+            run = Run(row["run_id"], run_row["workspace_id"], count + 1)
+            self.engine.runs[run.run_id] = run
+        step = Step(
+            row["step_id"], run, row["number"], row["parent_execution_id"], row["module"],
+            row["target"], TargetType(row["type"]), json.loads(row["arguments"]),
+            StepOptions.from_json(json.loads(row["options"])), row["call_index"],
+        )
+        step.attempts = len(self.store.executions_of_step(step_key))
+        return step
+
+    async def cancel_execution(self, execution_id: str) -> None:
+        try:
+            _, step_key, _ = split_execution_id(execution_id)
+        except ValueError as err:
+            raise BadRequest(str(err)) from err
+        live = self.engine.executions.get(ExecutionId(execution_id))
+        if live is not None:
+            self.engine.finish(live, {"state": ExecutionState.CANCELLED.value})
+            await self.writer.durable()
+            return
+        if not any(r["execution_id"] == execution_id for r in self.store.executions_of_step(step_key)):
+            raise NotFound(f"no execution {execution_id}")
+
+    async def logs(self, execution_id: str) -> list[dict[str, Any]]:
+        try:
+            _, step_key, _ = split_execution_id(execution_id)
+        except ValueError as err:
+            raise BadRequest(str(err)) from err
+        if not any(r["execution_id"] == execution_id for r in self.store.executions_of_step(step_key)):
+            raise NotFound(f"no execution {execution_id}")
+        return self.store.logs(execution_id)
+
+
+def _lineage_ids(workspaces: Workspaces, workspace_id: int) -> list[int]:
+    chain: list[int] = []
+    current: int | None = workspace_id
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = workspaces.by_id[current].base_id
+    return chain

@@ -1,0 +1,100 @@
+"""In-memory state of a project's live work: what a restart rebuilds from storage.
+
+Only live things are kept: runs with unresolved steps, those steps, and their non-final executions.
+Everything final lives in storage (and, for a short while, in the service's recent-outcome cache).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from coflux.models import (
+    JSON,
+    ExecutionId,
+    ExecutionState,
+    RunId,
+    SessionId,
+    StepId,
+    StepOptions,
+    TargetType,
+)
+
+Outcome = dict[str, Any]
+"""``{"state": "succeeded", "value": V}``, ``{"state": "failed", "error": {...}}``, or a terminated state."""
+
+Waiter = Callable[[Outcome], None]
+
+
+@dataclass(eq=False)
+class Run:
+    run_id: RunId
+    workspace_id: int
+    next_number: int
+    live_steps: int = 0
+
+
+@dataclass(eq=False)
+class Step:
+    step_id: StepId
+    run: Run
+    number: int
+    parent_execution_id: ExecutionId | None
+    module: str
+    target: str
+    type: TargetType
+    arguments: list[JSON]
+    options: StepOptions
+    call_index: int | None = None
+    attempts: int = 0
+    waiters: list[Waiter] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.module, self.target)
+
+
+@dataclass(eq=False)
+class Execution:
+    execution_id: ExecutionId
+    step: Step
+    attempt: int
+    workspace_id: int
+    execute_after: float | None
+    state: ExecutionState = ExecutionState.QUEUED
+    session: Session | None = None
+    blocked: int = 0
+    children: list[Step] = field(default_factory=list)
+    timer: Any = None
+    restored: bool = False
+    """Loaded from storage after a restart: its children may exist only in storage."""
+
+    @property
+    def holds_slot(self) -> bool:
+        return self.session is not None and self.blocked == 0
+
+
+@dataclass(eq=False)
+class Session:
+    """A worker's presence: survives the worker's reconnects until the reconnect timeout."""
+
+    session_id: SessionId
+    workspace_id: int
+    concurrency: int
+    provides: dict[str, list[str]]
+    targets: set[tuple[str, str]]
+    send: Callable[[dict[str, Any]], None] | None
+    close: Callable[[int, str], None] | None
+    last_seen: float
+    disconnected_at: float | None = None
+    executions: dict[ExecutionId, Execution] = field(default_factory=dict)
+    busy: int = 0
+
+    @property
+    def connected(self) -> bool:
+        return self.send is not None
+
+    @property
+    def free_slots(self) -> int:
+        return self.concurrency - self.busy if self.connected else 0

@@ -1,0 +1,131 @@
+"""Read models: a run as seen from a workspace, in the shapes of DESIGN.md section 5."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from coflux import serialization
+from coflux.errors import NotFound
+from coflux.models import ExecutionId, ExecutionState, split_execution_id
+from coflux.orchestrator.engine import Engine
+from coflux.orchestrator.state import Outcome
+from coflux.orchestrator.workspaces import Workspaces
+from coflux.storage import SqlStore
+
+Row = dict[str, Any]
+
+
+def outcome_from_row(row: Row) -> Outcome:
+    outcome: Outcome = {"state": row["state"]}
+    if row.get("value") is not None:
+        outcome["value"] = json.loads(row["value"])
+    if row.get("error") is not None:
+        outcome["error"] = json.loads(row["error"])
+    return outcome
+
+
+def _lineage(workspaces: Workspaces, workspace_id: int) -> list[int]:
+    """The workspace and its ancestors, nearest first."""
+    chain: list[int] = []
+    current: int | None = workspace_id
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = workspaces.by_id[current].base_id
+    return chain
+
+
+def run_view(
+    store: SqlStore, workspaces: Workspaces, engine: Engine, run_id: str, workspace: str | None
+) -> dict[str, Any]:
+    run = store.run(run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id}")
+    view_id = workspaces.get(workspace).id if workspace else run["workspace_id"]
+    visible = set(_lineage(workspaces, view_id))
+    steps, executions, results, assignments = store.run_history(run_id)
+    by_result = {r["execution_id"]: r for r in results}
+    assigned = {a["execution_id"]: a for a in assignments}
+    per_step: dict[str, list[dict[str, Any]]] = {}
+    for row in executions:
+        if row["workspace_id"] not in visible:
+            continue
+        per_step.setdefault(row["step_id"], []).append(
+            _execution(row, by_result.get(row["execution_id"]), assigned, engine, workspaces)
+        )
+    shown = [_step(s, per_step.get(s["step_id"], [])) for s in steps]
+    root = shown[0] if shown else None
+    status, result, error = _status(root, by_result)
+    return {
+        "run_id": run_id,
+        "workspace": workspaces.by_id[view_id].name,
+        "run_workspace": workspaces.by_id[run["workspace_id"]].name,
+        "created_at": run["created_at"],
+        "status": status,
+        "result": serialization.describe(result) if result is not None else None,
+        "result_value": result,
+        "error": error,
+        "steps": shown,
+    }
+
+
+def _execution(
+    row: Row, result: Row | None, assigned: dict[str, Row], engine: Engine, workspaces: Workspaces
+) -> dict[str, Any]:
+    execution_id = row["execution_id"]
+    live = engine.executions.get(ExecutionId(execution_id))
+    if result is not None:
+        state = result["state"]
+    elif live is not None:
+        state = live.state.value
+    else:
+        state = (ExecutionState.ASSIGNED if execution_id in assigned else ExecutionState.QUEUED).value
+    data: dict[str, Any] = {
+        "execution_id": execution_id,
+        "attempt": row["attempt"],
+        "workspace": workspaces.by_id[row["workspace_id"]].name,
+        "state": state,
+        "cached": state == ExecutionState.CACHED.value,
+        "created_at": row["created_at"],
+        "execute_after": row["execute_after"],
+        "assigned_at": assigned[execution_id]["assigned_at"] if execution_id in assigned else None,
+        "completed_at": result["created_at"] if result is not None else None,
+    }
+    if result is not None and result["value"] is not None:
+        data["result"] = serialization.describe(json.loads(result["value"]))
+    if result is not None and result["error"] is not None:
+        data["error"] = json.loads(result["error"])
+    return data
+
+
+def _step(row: Row, executions: list[dict[str, Any]]) -> dict[str, Any]:
+    parent = row["parent_execution_id"]
+    return {
+        "step_id": row["step_id"],
+        "parent_step_id": split_execution_id(parent)[1] if parent else None,
+        "parent_execution_id": parent,
+        "module": row["module"],
+        "target": row["target"],
+        "type": row["type"],
+        "arguments": [serialization.describe(a) for a in json.loads(row["arguments"])],
+        "executions": executions,
+    }
+
+
+def _status(root: dict[str, Any] | None, results: dict[str, Row]) -> tuple[str, Any, Any]:
+    if root is None or not root["executions"]:
+        return "running", None, None
+    latest = root["executions"][-1]
+    state = latest["state"]
+    row = results.get(latest["execution_id"])
+    if state in ("succeeded", "cached") and row is not None:
+        return "succeeded", json.loads(row["value"]) if row["value"] is not None else None, None
+    if state == "cancelled":
+        return "cancelled", None, {"type": "coflux.ExecutionCancelled", "message": "the run was cancelled"}
+    if state == "failed" and row is not None and row["error"] is not None:
+        error = json.loads(row["error"])
+        return "failed", None, {"type": error.get("type"), "message": error.get("message")}
+    if state in ("timed_out", "abandoned"):
+        kind = "ExecutionTimeout" if state == "timed_out" else "ExecutionAbandoned"
+        return "failed", None, {"type": f"coflux.{kind}", "message": f"the workflow's execution {state.replace('_', ' ')}"}
+    return "running", None, None

@@ -1,0 +1,73 @@
+"""Group commit: every event of one loop tick goes into one transaction, and nothing that depends on
+an event (an acknowledgement, a reply, a dispatch) leaves the process before that transaction commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from coflux.storage import Batch, SqlStore
+
+log = logging.getLogger(__name__)
+
+Effect = Callable[[], None]
+
+
+class Writer:
+    def __init__(
+        self,
+        store: SqlStore,
+        before_commit: Callable[[], None],
+        on_failure: Callable[[Exception], None],
+    ) -> None:
+        self.store = store
+        self.batch = Batch()
+        self._effects: list[Effect] = []
+        self._waiting: list[asyncio.Future[None]] = []
+        self._scheduled = False
+        self._before_commit = before_commit
+        self._on_failure = on_failure
+
+    def after_commit(self, effect: Effect) -> None:
+        """Run ``effect`` once everything written so far is durable."""
+        self._effects.append(effect)
+        self.schedule()
+
+    def durable(self) -> asyncio.Future[None]:
+        """A future that completes when everything written so far has committed (or fails with it)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        self.schedule()
+        return future
+
+    def schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        self._before_commit()
+        batch, self.batch = self.batch, Batch()
+        effects, self._effects = self._effects, []
+        waiting, self._waiting = self._waiting, []
+        if batch:
+            try:
+                self.store.apply(batch)
+            except Exception as err:
+                log.exception("commit failed; the project reloads from storage")
+                for future in waiting:
+                    if not future.done():
+                        future.set_exception(err)
+                self._on_failure(err)
+                return
+        for future in waiting:
+            if not future.done():
+                future.set_result(None)
+        for effect in effects:
+            try:
+                effect()
+            except Exception:
+                log.exception("an after-commit effect failed")

@@ -1,0 +1,278 @@
+"""One project's storage: a held SQLAlchemy Core connection, written by one batch per transaction.
+
+The orchestrator is the only writer of a project, so the store keeps one connection open and applies a
+whole :class:`Batch` of events in one transaction (group commit). SQLite runs in WAL mode with
+``synchronous=NORMAL``: a commit survives the process being killed. PostgreSQL keeps each project in its
+own schema through SQLAlchemy's schema translation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from coflux.errors import StorageError
+from coflux.storage import tables as t
+
+Row = dict[str, Any]
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_SCHEMA_PREFIX = "coflux_"
+
+
+@dataclass
+class Batch:
+    """Rows to write in one transaction, in dependency order."""
+
+    workspaces: list[Row] = field(default_factory=list)
+    workspace_updates: list[Row] = field(default_factory=list)
+    targets: list[Row] = field(default_factory=list)
+    runs: list[Row] = field(default_factory=list)
+    steps: list[Row] = field(default_factory=list)
+    executions: list[Row] = field(default_factory=list)
+    assignments: list[Row] = field(default_factory=list)
+    results: list[Row] = field(default_factory=list)
+    logs: list[Row] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self))
+
+
+@contextmanager
+def _wrapped(action: str) -> Iterator[None]:
+    try:
+        yield
+    except SQLAlchemyError as err:
+        raise StorageError(f"{action} failed: {err.__class__.__name__}: {err}") from err
+
+
+def _sqlite_engine(path: Path) -> Engine:
+    engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.pool.StaticPool)
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    return engine
+
+
+def schema_name(project: str) -> str:
+    """The PostgreSQL schema of a project: its name, prefixed, quoted by SQLAlchemy where needed."""
+    return _SCHEMA_PREFIX + project
+
+
+class SqlStore:
+    """The storage of one project. Not thread-safe: used from the orchestrator's loop only."""
+
+    def __init__(self, engine: Engine, schema: str | None) -> None:
+        self._engine = engine
+        self._schema = schema
+        options: dict[str, Any] = {}
+        if schema is not None:
+            options["schema_translate_map"] = {None: schema}
+        with _wrapped("opening the database"):
+            self._conn: Connection = engine.connect().execution_options(**options)
+            self._migrate()
+
+    @classmethod
+    def open(cls, project: str, data_dir: Path, database_url: str | None = None) -> SqlStore:
+        if database_url:
+            engine = sa.create_engine(database_url, pool_size=1, max_overflow=2)
+            schema = schema_name(project)
+            with _wrapped("creating the project schema"), engine.begin() as conn:
+                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            return cls(engine, schema)
+        folder = data_dir / "projects"
+        folder.mkdir(parents=True, exist_ok=True)
+        return cls(_sqlite_engine(folder / f"{project}.db"), None)
+
+    def _migrate(self) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.attributes["connection"] = self._conn
+        config.attributes["schema"] = self._schema
+        command.upgrade(config, "head")
+        self._conn.commit()
+
+    def close(self) -> None:
+        self._conn.close()
+        self._engine.dispose()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def apply(self, batch: Batch) -> None:
+        """Write the batch in one transaction; nothing of it is written if any part fails."""
+        conn = self._conn
+        with _wrapped("writing a batch"):
+            try:
+                if batch.workspaces:
+                    conn.execute(t.workspaces.insert(), batch.workspaces)
+                for row in batch.workspace_updates:
+                    values = {k: v for k, v in row.items() if k != "id"}
+                    conn.execute(t.workspaces.update().where(t.workspaces.c.id == row["id"]).values(**values))
+                self._upsert_targets(batch.targets)
+                for table, rows in (
+                    (t.runs, batch.runs),
+                    (t.steps, batch.steps),
+                    (t.executions, batch.executions),
+                    (t.assignments, batch.assignments),
+                    (t.results, batch.results),
+                    (t.logs, batch.logs),
+                ):
+                    if rows:
+                        conn.execute(table.insert(), rows)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+
+    def _upsert_targets(self, rows: list[Row]) -> None:
+        for row in rows:
+            self._conn.execute(
+                t.targets.delete().where(
+                    (t.targets.c.workspace_id == row["workspace_id"])
+                    & (t.targets.c.module == row["module"])
+                    & (t.targets.c.name == row["name"])
+                )
+            )
+        if rows:
+            self._conn.execute(t.targets.insert(), rows)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _all(self, statement: Any) -> list[Row]:
+        with _wrapped("reading"):
+            rows = [dict(r._mapping) for r in self._conn.execute(statement)]
+            self._conn.commit()
+            return rows
+
+    def workspaces(self) -> list[Row]:
+        return self._all(sa.select(t.workspaces).order_by(t.workspaces.c.id))
+
+    def targets(self) -> list[Row]:
+        return self._all(sa.select(t.targets))
+
+    def unfinished(self) -> tuple[list[Row], list[Row], dict[str, str]]:
+        """Executions without a result, their steps, and the session each was last assigned to."""
+        pending = (
+            sa.select(t.executions)
+            .outerjoin(t.results, t.results.c.execution_id == t.executions.c.execution_id)
+            .where(t.results.c.execution_id.is_(None))
+        )
+        executions = self._all(pending)
+        step_ids = sorted({e["step_id"] for e in executions})
+        steps = self._all(sa.select(t.steps).where(t.steps.c.step_id.in_(step_ids))) if step_ids else []
+        assigned: dict[str, str] = {}
+        ids = [e["execution_id"] for e in executions]
+        if ids:
+            query = (
+                sa.select(t.assignments.c.execution_id, t.assignments.c.session_id)
+                .where(t.assignments.c.execution_id.in_(ids))
+                .order_by(t.assignments.c.id)
+            )
+            for row in self._all(query):
+                assigned[row["execution_id"]] = row["session_id"]
+        return steps, executions, assigned
+
+    def runs_of(self, run_ids: list[str]) -> list[Row]:
+        return self._all(sa.select(t.runs).where(t.runs.c.run_id.in_(run_ids))) if run_ids else []
+
+    def step_counts(self, run_ids: list[str]) -> dict[str, int]:
+        if not run_ids:
+            return {}
+        query = (
+            sa.select(t.steps.c.run_id, sa.func.max(t.steps.c.number).label("n"))
+            .where(t.steps.c.run_id.in_(run_ids))
+            .group_by(t.steps.c.run_id)
+        )
+        return {r["run_id"]: int(r["n"]) for r in self._all(query)}
+
+    def run(self, run_id: str) -> Row | None:
+        rows = self._all(sa.select(t.runs).where(t.runs.c.run_id == run_id))
+        return rows[0] if rows else None
+
+    def run_history(self, run_id: str) -> tuple[list[Row], list[Row], list[Row], list[Row]]:
+        """Steps, executions, results and assignments of one run."""
+        steps = self._all(sa.select(t.steps).where(t.steps.c.run_id == run_id).order_by(t.steps.c.number))
+        step_ids = [s["step_id"] for s in steps]
+        if not step_ids:
+            return steps, [], [], []
+        executions = self._all(
+            sa.select(t.executions)
+            .where(t.executions.c.step_id.in_(step_ids))
+            .order_by(t.executions.c.created_at, t.executions.c.attempt)
+        )
+        ids = [e["execution_id"] for e in executions]
+        results = self._all(sa.select(t.results).where(t.results.c.execution_id.in_(ids)))
+        assignments = self._all(
+            sa.select(t.assignments).where(t.assignments.c.execution_id.in_(ids)).order_by(t.assignments.c.id)
+        )
+        return steps, executions, results, assignments
+
+    def step(self, step_id: str) -> Row | None:
+        rows = self._all(sa.select(t.steps).where(t.steps.c.step_id == step_id))
+        return rows[0] if rows else None
+
+    def child_step(self, parent_execution_id: str, call_index: int) -> Row | None:
+        rows = self._all(
+            sa.select(t.steps).where(
+                (t.steps.c.parent_execution_id == parent_execution_id)
+                & (t.steps.c.call_index == call_index)
+            )
+        )
+        return rows[0] if rows else None
+
+    def executions_of_step(self, step_id: str) -> list[Row]:
+        return self._all(
+            sa.select(t.executions).where(t.executions.c.step_id == step_id).order_by(t.executions.c.attempt)
+        )
+
+    def result(self, execution_id: str) -> Row | None:
+        rows = self._all(sa.select(t.results).where(t.results.c.execution_id == execution_id))
+        return rows[0] if rows else None
+
+    def logs(self, execution_id: str) -> list[Row]:
+        return self._all(
+            sa.select(t.logs.c.timestamp, t.logs.c.level, t.logs.c.message)
+            .where(t.logs.c.execution_id == execution_id)
+            .order_by(t.logs.c.id)
+        )
+
+
+def list_projects(data_dir: Path, database_url: str | None = None) -> list[str]:
+    """Projects that have storage: SQLite files under ``data_dir``, or schemas in PostgreSQL."""
+    if database_url:
+        engine = sa.create_engine(database_url)
+        try:
+            with _wrapped("listing projects"), engine.connect() as conn:
+                names = conn.execute(
+                    sa.text(
+                        "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :prefix"
+                    ),
+                    {"prefix": _SCHEMA_PREFIX + "%"},
+                ).scalars()
+                return sorted(n[len(_SCHEMA_PREFIX) :] for n in names)
+        finally:
+            engine.dispose()
+    folder = data_dir / "projects"
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.db"))
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,294 @@
+"""Targets: the ``@cf.task`` and ``@cf.workflow`` decorators and what they return.
+
+A :class:`Target` wraps a plain function. Called inside an execution it submits a child step and
+waits for its value; called anywhere else it is the plain function (so notebooks and unit tests can
+call it directly). Keyword arguments are bound to parameters here, so the wire carries one list of
+values in parameter order with defaults applied.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import textwrap
+import types
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, overload
+
+from coflux.errors import CofluxError
+from coflux.models import JSON, Parameter, TargetDefinition, TargetType
+from coflux.worker import context, values
+from coflux.worker.execution import Execution, LocalExecution
+from coflux.worker.options import Cache, Retries, Seconds, TargetOptions
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from typing_extensions import Unpack
+
+    from coflux.client import Run
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Options(TypedDict, total=False):
+    """The options every target takes (``cf.task``, ``cf.workflow``, ``with_options``)."""
+
+    cache: bool | Seconds | Cache | None
+    memo: bool | str | Iterable[str] | None
+    retries: int | bool | Retries | None
+    timeout: Seconds | None
+    delay: Seconds | None
+    defer: bool | str | Iterable[str] | None
+    wait: bool | str | Iterable[str] | None
+    requires: Mapping[str, Any] | None
+    version: str | None
+
+
+def code_version(fn: Callable[..., Any], source: str | None = None) -> str:
+    """The default version: the first 16 hex digits of a SHA-256 over the function's own syntax
+    tree. Formatting, comments, the docstring and the decorators don't count; any code change does.
+    ``source`` overrides the text ``inspect`` finds (notebook cells). Without any source text the
+    compiled code stands in (then line moves also count)."""
+    try:
+        text = source if source is not None else inspect.getsource(fn)
+        node = _function_node(ast.parse(textwrap.dedent(text)), fn.__name__)
+    except (OSError, TypeError, SyntaxError):
+        node = None
+    if node is None:
+        return hashlib.sha256(_code_fingerprint(fn.__code__)).hexdigest()[:16]
+    node.decorator_list = []
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        if isinstance(body[0].value.value, str):
+            node.body = body[1:]
+    dumped = ast.dump(node, annotate_fields=True, include_attributes=False)
+    return hashlib.sha256(dumped.encode()).hexdigest()[:16]
+
+
+def _function_node(
+    tree: ast.Module, name: str
+) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            return node
+    return None
+
+
+def _code_fingerprint(code: types.CodeType) -> bytes:
+    parts = [code.co_code, repr(code.co_names).encode(), repr(code.co_varnames).encode()]
+    for const in code.co_consts:
+        is_code = isinstance(const, types.CodeType)
+        parts.append(_code_fingerprint(const) if is_code else repr(const).encode())
+    return b"\x00".join(parts)
+
+
+def bind_arguments(
+    signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> list[Any]:
+    """The positional argument list for a call: keywords bound to their parameters, defaults
+    applied, ``*args`` extras appended. Keyword-only parameters and ``**kwargs`` can't travel (the
+    wire has only positions): they must be left at their defaults."""
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    result: list[Any] = []
+    for parameter in signature.parameters.values():
+        value = bound.arguments[parameter.name]
+        kind = parameter.kind
+        if kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            result.append(value)
+        elif kind is parameter.VAR_POSITIONAL:
+            result.extend(value)
+        elif (kind is parameter.KEYWORD_ONLY and value is not parameter.default) or (
+            kind is parameter.VAR_KEYWORD and value
+        ):
+            raise TypeError(
+                f"{parameter.name!r}: keyword-only parameters and **kwargs can't be passed to a"
+                " target; make the parameter positional"
+            )
+    return result
+
+
+class Target(Generic[P, R]):
+    """A task or workflow. ``definition`` is what the worker declares to the server."""
+
+    type: TargetType = TargetType.TASK
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        module: str | None = None,
+        options: TargetOptions | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.module = module or fn.__module__
+        self.signature = inspect.signature(fn)
+        options = options or TargetOptions()
+        if options.step.version is None:
+            step = replace(options.step, version=code_version(fn, source))
+            options = TargetOptions(step=step, retries=options.retries)
+        self.options = options
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    @property
+    def version(self) -> str:
+        return self.options.step.version or ""
+
+    @property
+    def definition(self) -> TargetDefinition:
+        parameters = tuple(
+            Parameter(
+                name=p.name,
+                kind=p.kind.name.lower(),
+                has_default=p.default is not inspect.Parameter.empty,
+            )
+            for p in self.signature.parameters.values()
+        )
+        return TargetDefinition(
+            module=self.module,
+            name=self.name,
+            type=self.type,
+            parameters=parameters,
+            options=self.options.step,
+            version=self.version,
+        )
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = context.current()
+        if ctx is None:
+            return self.fn(*args, **kwargs)
+        return self._submit(ctx, args, kwargs, awaits=True).result()
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> Execution[R]:
+        """Start the target as a child step and return its handle at once (outside an execution:
+        run it here and return a finished handle)."""
+        ctx = context.current()
+        if ctx is None:
+            try:
+                return LocalExecution(self.fn(*args, **kwargs))
+            except Exception as error:
+                return LocalExecution(error=error)
+        return self._submit(ctx, args, kwargs, awaits=False)
+
+    def _submit(
+        self,
+        ctx: context.ExecutionContext,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        awaits: bool,
+    ) -> Execution[R]:
+        if ctx.aborted:
+            raise CofluxError(f"execution {ctx.execution_id} was aborted; it can't submit")
+        channel = ctx.channel
+        arguments = [values.encode(v, channel) for v in bind_arguments(self.signature, args, kwargs)]
+        message = {
+            "type": "submit",
+            "request_id": channel.next_request_id(),
+            "parent_execution_id": ctx.execution_id,
+            "call_index": ctx.next_call_index(),
+            "module": self.module,
+            "target": self.name,
+            "target_type": self.type.value,
+            "arguments": arguments,
+            "options": self._submit_options(),
+            "await": awaits,
+        }
+        request = channel.request(message, ctx.execution_id)
+        return Execution(channel, request=request, owner=ctx.execution_id)
+
+    def _submit_options(self) -> JSON:
+        options: dict[str, JSON] = self.options.step.to_json()
+        group = context.current_group()
+        if group is not None:
+            options["group"] = group
+        return options
+
+    def with_options(self, **options: Unpack[Options]) -> Target[P, R]:
+        """A copy of this target with some options replaced, for one call site:
+        ``load.with_options(timeout=10).submit(url)``."""
+        copy = type(self).__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.options = self.options.updated(**options)
+        return copy
+
+    def __repr__(self) -> str:
+        return f"<{self.type.value} {self.module}:{self.name}>"
+
+
+class Task(Target[P, R]):
+    type = TargetType.TASK
+
+
+class Workflow(Target[P, R]):
+    type = TargetType.WORKFLOW
+
+    def run(
+        self, *args: Any, project: str | None = None, workspace: str | None = None, **kwargs: Any
+    ) -> Run:
+        """Start a run of this workflow on the server (settings as for ``cf.Client``)."""
+        from coflux.client import Client
+
+        arguments = bind_arguments(self.signature, args, kwargs)
+        client = Client(project=project, workspace=workspace)
+        return client.start_run(f"{self.module}:{self.name}", *arguments)
+
+
+def _decorate(
+    cls: type[Target[Any, Any]],
+    fn: Callable[..., Any] | None,
+    name: str | None,
+    options: Options,
+) -> Any:
+    target_options = TargetOptions().updated(**options)
+
+    def decorate(f: Callable[..., Any]) -> Target[Any, Any]:
+        return cls(f, name=name, options=target_options)
+
+    return decorate if fn is None else decorate(fn)
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    *, name: str | None = None, **options: Unpack[Options]
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(
+    fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **options: Unpack[Options]
+) -> Any:
+    """Make a function a task: ``@cf.task`` or ``@cf.task(cache=True, retries=3, ...)``.
+
+    Options: ``cache`` (True, seconds or ``cf.Cache``), ``memo`` (True or names), ``retries`` (N,
+    True or ``cf.Retries``), ``timeout``/``delay`` (seconds), ``defer``, ``wait`` (True or names),
+    ``requires`` (tags), ``version`` (default: a digest of the function's code)."""
+    return _decorate(Task, fn, name, options)
+
+
+@overload
+def workflow(fn: Callable[P, R], /) -> Workflow[P, R]: ...
+
+
+@overload
+def workflow(
+    *, name: str | None = None, **options: Unpack[Options]
+) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
+
+
+def workflow(
+    fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **options: Unpack[Options]
+) -> Any:
+    """Make a function a workflow, an entry point runs start from; options as for :func:`task`."""
+    return _decorate(Workflow, fn, name, options)

@@ -1,0 +1,36 @@
+"""Values to and from the wire for a worker: :mod:`coflux.serialization` with the worker's blob
+transport and its handles for referenced executions and assets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from coflux import serialization
+from coflux.models import JSON
+
+if TYPE_CHECKING:
+    from coflux.worker.context import Channel
+
+
+def encode(value: Any, channel: Channel) -> JSON:
+    """Tagged JSON for ``value``; large bytes and pickles are uploaded as blobs first."""
+    return serialization.serialize(value, channel.put_blob)
+
+
+def decode(data: JSON, channel: Channel) -> Any:
+    """The Python value of tagged JSON; referenced executions become ``Execution`` handles."""
+    return serialization.deserialize(
+        data, channel.get_blob, execution=channel.execution, asset=channel.asset
+    )
+
+
+@dataclass(frozen=True)
+class AssetReference:
+    """An asset passed through a worker whose asset support isn't installed: it round-trips as
+    the same reference, so passing it on or returning it keeps working."""
+
+    asset_id: str
+
+    def __coflux_reference__(self) -> tuple[str, str]:
+        return ("asset", self.asset_id)

@@ -1,0 +1,144 @@
+"""The extension's lifecycle: settings (``c.Coflux``), handlers, the hub, and ``coflux server``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.paths import jupyter_data_dir
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.serverapp import ServerApp
+from jupyter_server.utils import url_path_join
+from traitlets import Float, Unicode, default
+
+from coflux.orchestrator import Hub, HubSettings, Timing
+from jupyter_ext import handlers as h
+from jupyter_ext.websocket import EventsSocket, WorkerSocket
+
+_SEGMENT = r"[^/]+"
+_ROUTES: list[tuple[str, Any]] = [
+    ("api/projects", h.ProjectsHandler),
+    (f"api/projects/({_SEGMENT})/token", h.TokenHandler),
+    (f"api/projects/({_SEGMENT})/workspaces", h.WorkspacesHandler),
+    (f"api/projects/({_SEGMENT})/workspaces/({_SEGMENT})/workflows", h.WorkflowsHandler),
+    (f"api/projects/({_SEGMENT})/workspaces/({_SEGMENT})/runs", h.RunsHandler),
+    (f"api/projects/({_SEGMENT})/runs/({_SEGMENT})", h.RunHandler),
+    (f"api/projects/({_SEGMENT})/steps/({_SEGMENT})/rerun", h.RerunHandler),
+    (f"api/projects/({_SEGMENT})/executions/({_SEGMENT})/cancel", h.CancelHandler),
+    (f"api/projects/({_SEGMENT})/executions/({_SEGMENT})/logs", h.LogsHandler),
+    (f"api/projects/({_SEGMENT})/blobs/({_SEGMENT})", h.BlobHandler),
+    ("ws/worker", WorkerSocket),
+    ("ws/events", EventsSocket),
+]
+
+
+class Coflux(ExtensionApp):  # type: ignore[misc]
+    """Hosts one orchestrator per project inside the Jupyter server."""
+
+    name = "jupyter_ext"
+    load_other_extensions = True
+
+    data_dir = Unicode(help="Where projects' SQLite files, blobs and the secret live.").tag(config=True)
+    database_url = Unicode(
+        "", help="A SQLAlchemy URL (PostgreSQL): one schema per project instead of SQLite files."
+    ).tag(config=True)
+    blob_store = Unicode("", help="An fsspec URL for blobs; default <data_dir>/blobs.").tag(config=True)
+    reconnect_timeout = Float(10.0, help="Seconds a worker may stay away before its work is abandoned.").tag(
+        config=True
+    )
+    heartbeat_interval = Float(2.0, help="Seconds between worker heartbeats.").tag(config=True)
+    heartbeat_timeout = Float(15.0, help="Seconds of silence after which a worker is disconnected.").tag(
+        config=True
+    )
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        return os.environ.get("COFLUX_DATA_DIR") or str(Path(jupyter_data_dir()) / "coflux")
+
+    hub: Hub
+
+    def initialize_settings(self) -> None:
+        data_dir = Path(self.data_dir).expanduser().resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        timing = Timing(self.reconnect_timeout, self.heartbeat_interval, self.heartbeat_timeout)
+        self.hub = Hub(
+            HubSettings(
+                data_dir=data_dir,
+                secret=_secret(data_dir),
+                database_url=self.database_url or None,
+                blob_store=self.blob_store or None,
+                timing=timing,
+            )
+        )
+        self.settings["coflux_hub"] = self.hub
+
+    def initialize_handlers(self) -> None:
+        base = self.serverapp.base_url
+        self.serverapp.web_app.add_handlers(
+            ".*$", [(url_path_join(base, "coflux", path), handler) for path, handler in _ROUTES]
+        )
+        self.serverapp.web_app.settings["coflux_hub"] = self.hub
+
+    async def _start_jupyter_server_extension(self, serverapp: ServerApp) -> None:
+        # Only now is the port final; kernels started from here on inherit these.
+        os.environ["COFLUX_URL"] = coflux_url(serverapp)
+        os.environ["COFLUX_TOKEN"] = self.hub.worker_token("default")
+
+    async def stop_extension(self) -> None:
+        await self.hub.close()
+
+
+def coflux_url(serverapp: ServerApp) -> str:
+    scheme = "https" if serverapp.certfile else "http"
+    host = "[::1]" if ":" in (serverapp.ip or "") else "127.0.0.1"
+    return f"{scheme}://{host}:{serverapp.port}{serverapp.base_url}coflux"
+
+
+def _secret(data_dir: Path) -> bytes:
+    """The server's secret, kept across restarts so that worker tokens stay valid."""
+    path = data_dir / "secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+class _HeadlessServer(ServerApp):  # type: ignore[misc]
+    """A Jupyter server that loads only this extension."""
+
+    def find_server_extensions(self) -> None:
+        self.jpserver_extensions = {"jupyter_ext": True}
+
+
+def run_server(
+    host: str,
+    port: int,
+    data_dir: str,
+    database_url: str | None,
+    token: str | None,
+) -> None:
+    """``coflux server``: print the URL and token, then serve until interrupted."""
+    token = token or secrets.token_hex(24)
+    argv = [
+        f"--ServerApp.ip={host}",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.open_browser=False",
+        "--ServerApp.allow_root=True",
+        f"--IdentityProvider.token={token}",
+        f"--Coflux.data_dir={data_dir}",
+        f"--Coflux.database_url={database_url or ''}",
+        "--ServerApp.log_level=WARN",
+    ]
+    app = _HeadlessServer.instance(jpserver_extensions={"jupyter_ext": True})
+    app.initialize(argv=argv, find_extensions=False)
+    url = f"http://{host}:{app.port}{app.base_url}coflux"
+    print(f"Coflux server at {url}", flush=True)
+    print(f"  token: {token}", flush=True)
+    print(f"  workers: COFLUX_URL={url} COFLUX_TOKEN={token}", flush=True)
+    sys.stdout.flush()
+    app.start()

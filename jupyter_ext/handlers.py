@@ -1,0 +1,252 @@
+"""Thin authenticated HTTP handlers: parse, ask the project's orchestrator, answer JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from coflux.blobs import blob_key, valid_key
+from coflux.errors import BadRequest, PayloadTooLarge, RequestError, StorageError, Unauthorized
+from coflux.orchestrator import Hub, ProjectService
+from jupyter_ext.errors import CODE_BY_STATUS, code_of, error_body, status_of
+
+MAX_JSON_BODY = 16 * 1024 * 1024
+
+
+def request_token(handler: web.RequestHandler) -> str | None:
+    header = handler.request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() in ("token", "bearer") and value.strip():
+        return value.strip()
+    return handler.get_query_argument("token", None)
+
+
+def authorize(handler: Any, hub: Hub, project: str | None) -> None:
+    """Jupyter's own authentication grants everything; a project token grants its project only."""
+    if handler.current_user is not None:
+        return
+    token = request_token(handler)
+    if token is None:
+        raise Unauthorized("authentication required: send 'Authorization: token T'")
+    if project is None or not hub.check_worker_token(project, token):
+        raise Unauthorized("this token does not grant access here")
+
+
+class CofluxHandler(APIHandler):  # type: ignore[misc]
+    """Base: our own auth (Jupyter's, or a project token), JSON errors, body limits."""
+
+    @property
+    def hub(self) -> Hub:
+        hub: Hub = self.settings["coflux_hub"]
+        return hub
+
+    def check_xsrf_cookie(self) -> None:
+        # A token in a header cannot be forged by another site; cookie sessions still need XSRF.
+        if request_token(self) is not None and "Authorization" in self.request.headers:
+            return
+        super().check_xsrf_cookie()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if exc_info else None
+        if isinstance(error, web.HTTPError):
+            message = error.log_message or error.reason or "error"
+            if error.args and error.log_message:
+                message = error.log_message % error.args[1:] if len(error.args) > 1 else message
+        else:
+            message = self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(error_body(CODE_BY_STATUS.get(status_code, "error"), message))
+
+    def fail(self, error: Exception) -> None:
+        self.set_status(status_of(error))
+        self.set_header("Content-Type", "application/json")
+        self.finish(error_body(code_of(error), str(getattr(error, "message", error))))
+
+    def body(self) -> dict[str, Any]:
+        raw = self.request.body
+        if len(raw) > MAX_JSON_BODY:
+            raise PayloadTooLarge(f"request body of {len(raw)} bytes exceeds {MAX_JSON_BODY}")
+        try:
+            data = json.loads(raw or b"{}")
+        except ValueError as err:
+            raise BadRequest(f"request body is not JSON: {err}") from err
+        if not isinstance(data, dict):
+            raise BadRequest("request body must be a JSON object")
+        return data
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    async def service(self, project: str, create: bool = False) -> ProjectService:
+        authorize(self, self.hub, project)
+        return await self.hub.project(project, create=create)
+
+    async def guarded(self, action: Any) -> None:
+        try:
+            await action()
+        except (RequestError, StorageError) as err:
+            self.fail(err)
+
+
+def _field(data: dict[str, Any], name: str, kind: type, optional: bool = False) -> Any:
+    value = data.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind):
+        raise BadRequest(f"field {name!r} must be a {kind.__name__}")
+    return value
+
+
+class ProjectsHandler(CofluxHandler):
+    @allow_unauthenticated
+    async def get(self) -> None:
+        async def action() -> None:
+            authorize(self, self.hub, None)
+            self.reply({"projects": [{"name": n} for n in self.hub.list_projects()]})
+
+        await self.guarded(action)
+
+    @allow_unauthenticated
+    async def post(self) -> None:
+        async def action() -> None:
+            authorize(self, self.hub, None)
+            name = _field(self.body(), "name", str)
+            await self.hub.create_project(name)
+            self.reply({"name": name}, 201)
+
+        await self.guarded(action)
+
+
+class TokenHandler(CofluxHandler):
+    """The worker token of a project, for those authenticated to the Jupyter server itself."""
+
+    @allow_unauthenticated
+    async def get(self, project: str) -> None:
+        async def action() -> None:
+            authorize(self, self.hub, None)
+            self.hub.blobs(project)  # validates the name
+            self.reply({"project": project, "token": self.hub.worker_token(project)})
+
+        await self.guarded(action)
+
+
+class WorkspacesHandler(CofluxHandler):
+    @allow_unauthenticated
+    async def get(self, project: str) -> None:
+        async def action() -> None:
+            service = await self.service(project)
+            self.reply({"workspaces": await service.list_workspaces()})
+
+        await self.guarded(action)
+
+    @allow_unauthenticated
+    async def post(self, project: str) -> None:
+        async def action() -> None:
+            data = self.body()
+            service = await self.service(project, create=True)
+            name = _field(data, "name", str)
+            base = _field(data, "base", str, optional=True)
+            self.reply(await service.create_workspace(name, base), 201)
+
+        await self.guarded(action)
+
+
+class WorkflowsHandler(CofluxHandler):
+    @allow_unauthenticated
+    async def get(self, project: str, workspace: str) -> None:
+        async def action() -> None:
+            service = await self.service(project)
+            self.reply({"workflows": await service.list_workflows(workspace)})
+
+        await self.guarded(action)
+
+
+class RunsHandler(CofluxHandler):
+    @allow_unauthenticated
+    async def post(self, project: str, workspace: str) -> None:
+        async def action() -> None:
+            data = self.body()
+            service = await self.service(project)
+            module = _field(data, "module", str)
+            target = _field(data, "target", str)
+            arguments = data.get("arguments", [])
+            run_id = await service.start_run(workspace, module, target, arguments)
+            self.reply({"run_id": run_id}, 201)
+
+        await self.guarded(action)
+
+
+class RunHandler(CofluxHandler):
+    @allow_unauthenticated
+    async def get(self, project: str, run_id: str) -> None:
+        async def action() -> None:
+            service = await self.service(project)
+            workspace = self.get_query_argument("workspace", None)
+            self.reply(await service.get_run(run_id, workspace))
+
+        await self.guarded(action)
+
+
+class RerunHandler(CofluxHandler):
+    @allow_unauthenticated
+    async def post(self, project: str, step_id: str) -> None:
+        async def action() -> None:
+            data = self.body()
+            service = await self.service(project)
+            workspace = _field(data, "workspace", str, optional=True)
+            execution_id = await service.rerun_step(step_id, workspace)
+            self.reply({"execution_id": execution_id}, 201)
+
+        await self.guarded(action)
+
+
+class CancelHandler(CofluxHandler):
+    @allow_unauthenticated
+    async def post(self, project: str, execution_id: str) -> None:
+        async def action() -> None:
+            service = await self.service(project)
+            await service.cancel_execution(execution_id)
+            self.reply({"execution_id": execution_id})
+
+        await self.guarded(action)
+
+
+class LogsHandler(CofluxHandler):
+    @allow_unauthenticated
+    async def get(self, project: str, execution_id: str) -> None:
+        async def action() -> None:
+            service = await self.service(project)
+            self.reply({"logs": await service.logs(execution_id)})
+
+        await self.guarded(action)
+
+
+class BlobHandler(CofluxHandler):
+    @allow_unauthenticated
+    async def get(self, project: str, key: str) -> None:
+        async def action() -> None:
+            authorize(self, self.hub, project)
+            data = self.hub.blobs(project).get(key)
+            self.set_header("Content-Type", "application/octet-stream")
+            self.finish(data)
+
+        await self.guarded(action)
+
+    @allow_unauthenticated
+    async def put(self, project: str, key: str) -> None:
+        async def action() -> None:
+            authorize(self, self.hub, project)
+            store = self.hub.blobs(project)
+            if not valid_key(key) or blob_key(self.request.body) != key:
+                raise BadRequest("a blob's key must be the SHA-256 (64 hex digits) of its content")
+            store.put(self.request.body)
+            self.reply({"key": key}, 201)
+
+        await self.guarded(action)

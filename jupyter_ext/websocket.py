@@ -1,0 +1,119 @@
+"""Websockets: the worker protocol (``coflux/ws/worker``) and live events (``coflux/ws/events``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
+from tornado import web, websocket
+
+from coflux import protocol
+from coflux.errors import ProtocolError, RequestError, StorageError
+from coflux.orchestrator import Hub, ProjectService, Session
+from jupyter_ext.errors import code_of
+from jupyter_ext.handlers import authorize
+
+log = logging.getLogger(__name__)
+
+
+class _Socket(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):  # type: ignore[misc]
+    project_service: ProjectService | None = None
+
+    @property
+    def hub(self) -> Hub:
+        hub: Hub = self.settings["coflux_hub"]
+        return hub
+
+    @property
+    def max_message_size(self) -> int:
+        return protocol.MAX_FRAME_BYTES
+
+    async def _open_project(self) -> None:
+        project = self.get_query_argument("project", "default")
+        try:
+            authorize(self, self.hub, project)
+            self.project_service = await self.hub.project(project, create=True)
+        except RequestError as err:
+            status = 401 if err.code == "unauthorized" else 400
+            raise web.HTTPError(status, err.message) from err
+
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            self.write_message(protocol.encode(message))
+        except websocket.WebSocketClosedError:
+            log.debug("dropped a message to a closed socket")
+
+
+class WorkerSocket(_Socket):
+    session: Session | None = None
+
+    @allow_unauthenticated
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await self._open_project()
+        await super().get(*args, **kwargs)
+
+    def _close(self, code: int, reason: str) -> None:
+        self.close(code, reason)
+
+    def on_message(self, frame: str | bytes) -> None:
+        service = self.project_service
+        assert service is not None
+        request_id: Any = None
+        try:
+            message = protocol.decode_from_worker(frame)
+            request_id = message.get("request_id")
+            if self.session is None:
+                if message["type"] != "hello":
+                    raise ProtocolError("handshake", "the first message must be 'hello'")
+                self.session = service.connect(message, self.send, self._close)
+            else:
+                service.receive(self.session, message)
+        except ProtocolError as err:
+            self._refuse(err.code, err.message, request_id, fatal=self.session is None)
+        except (RequestError, StorageError) as err:
+            self._refuse(code_of(err), str(err), request_id, fatal=self.session is None)
+
+    def _refuse(self, code: str, message: str, request_id: Any, fatal: bool) -> None:
+        error: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if isinstance(request_id, int):
+            error["request_id"] = request_id
+        self.send(error)
+        if fatal:
+            self.close(4002, message[:120])
+
+    def on_close(self) -> None:
+        if self.session is not None and self.project_service is not None:
+            self.project_service.disconnected(self.session, self.send)
+
+
+class EventsSocket(_Socket):
+    """Pushes ``run`` and ``execution`` events of one project as they commit."""
+
+    _unsubscribe: Any = None
+
+    @allow_unauthenticated
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await self._open_project()
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        assert self.project_service is not None
+        self._unsubscribe = self.project_service.subscribe(self._event)
+
+    def _event(self, event: dict[str, Any]) -> None:
+        try:
+            self.write_message(json.dumps(event))
+        except websocket.WebSocketClosedError:
+            self.on_close()
+
+    def on_message(self, frame: str | bytes) -> None:
+        self.send({"type": "error", "code": "unexpected_message", "message": "this socket only sends"})
+
+    def on_close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None

@@ -1,0 +1,395 @@
+"""The REST client and the command line against a tiny real HTTP server serving canned answers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from coflux.cli import main
+from coflux.client import Client, ExecutionReference, ServerUnavailable, resolve_settings, text_tree
+from coflux.errors import (
+    BadRequest,
+    Conflict,
+    ExecutionCancelled,
+    ExecutionError,
+    NotFound,
+    RequestError,
+    Unauthorized,
+)
+from coflux.serialization import serialize
+
+Answer = tuple[int, Any]  # status, JSON body (bytes are sent raw)
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class FakeServer:
+    url: str = ""
+    routes: dict[tuple[str, str], list[Answer]] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+
+    def on(self, method: str, path: str, *answers: Answer) -> None:
+        """Answer ``method path`` with ``answers`` in turn, repeating the last one."""
+        self.routes[(method, "/coflux/api/" + path)] = list(answers)
+
+    def answer(self, record: Recorded) -> Answer:
+        self.requests.append(record)
+        if "/blobs/" in record.path:
+            key = record.path.rsplit("/", 1)[1]
+            if record.method == "PUT":
+                self.blobs[key] = record.body
+                return 204, None
+            return (200, self.blobs[key]) if key in self.blobs else (404, None)
+        answers = self.routes.get((record.method, record.path))
+        if not answers:
+            return 404, {"error": {"code": "not_found", "message": f"no route {record.path}"}}
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+
+def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            record = Recorded(self.command, self.path, dict(self.headers.items()), body)
+            status, payload = fake.answer(record)
+            raw = payload if isinstance(payload, bytes) else b""
+            if payload is not None and not isinstance(payload, bytes):
+                raw = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        do_GET = do_POST = do_PUT = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeServer]:
+    server_state = FakeServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(server_state))
+    server_state.url = f"http://127.0.0.1:{httpd.server_address[1]}/coflux"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server_state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("URL", "TOKEN", "PROJECT", "WORKSPACE"):
+        monkeypatch.delenv(f"COFLUX_{name}", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def client(fake: FakeServer) -> Client:
+    return Client(fake.url, token="secret", project="proj", workspace="dev")
+
+
+def run_json(status: str, **extra: Any) -> dict[str, Any]:
+    steps = [
+        {
+            "step_id": "Rx:1",
+            "parent_step_id": None,
+            "module": "flows",
+            "target": "main",
+            "executions": [
+                {"execution_id": "Rx:1:1", "attempt": 1, "workspace": "dev", "state": status}
+            ],
+        }
+    ]
+    return {"run_id": "Rx", "workspace": "dev", "status": status, "steps": steps, **extra}
+
+
+# -- requests and error mapping -------------------------------------------------------------------
+
+
+def test_requests_carry_token_and_json(fake: FakeServer, client: Client) -> None:
+    fake.on("GET", "projects", (200, {"projects": [{"name": "proj"}]}))
+    fake.on("POST", "projects/proj/workspaces", (201, {"name": "dev/ana", "base": "dev"}))
+    assert client.projects() == [{"name": "proj"}]
+    assert client.create_workspace("dev/ana", base="dev") == {"name": "dev/ana", "base": "dev"}
+    first, second = fake.requests
+    assert first.headers["Authorization"] == "token secret"
+    assert json.loads(second.body) == {"name": "dev/ana", "base": "dev"}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected", "message"),
+    [
+        (
+            404,
+            {"error": {"code": "not_found", "message": "no project x"}},
+            NotFound,
+            "no project x",
+        ),
+        (409, {"error": {"code": "conflict", "message": "exists"}}, Conflict, "exists"),
+        (400, {"error": {"code": "bad_request", "message": "bad args"}}, BadRequest, "bad args"),
+        (401, None, Unauthorized, "HTTP 401"),
+        (500, b"<html>boom</html>", RequestError, "HTTP 500: <html>boom</html>"),
+    ],
+)
+def test_error_bodies_map_to_exception_classes(
+    fake: FakeServer, client: Client, status: int, body: Any, expected: type, message: str
+) -> None:
+    fake.on("GET", "projects", (status, body))
+    with pytest.raises(expected) as caught:
+        client.projects()
+    assert type(caught.value) is expected
+    assert caught.value.message == message
+
+
+def test_unknown_error_code_keeps_code(fake: FakeServer, client: Client) -> None:
+    fake.on("GET", "projects", (503, {"error": {"code": "busy", "message": "later"}}))
+    with pytest.raises(RequestError) as caught:
+        client.projects()
+    assert caught.value.code == "busy"
+
+
+def test_connection_refused_is_a_clear_request_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = Client(f"http://127.0.0.1:{port}/coflux")
+    with pytest.raises(ServerUnavailable, match=f"cannot reach the Coflux server at .*:{port}"):
+        client.projects()
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+
+def test_start_run_serializes_arguments_and_uploads_blobs(fake: FakeServer, client: Client) -> None:
+    fake.on("POST", "projects/proj/workspaces/dev/runs", (201, {"run_id": "Rx"}))
+    big = b"z" * 20_000
+    run = client.start_run("flows:main", (1, 2), big)
+    assert run.id == "Rx"
+    body = json.loads(fake.requests[-1].body)
+    assert body["module"] == "flows" and body["target"] == "main"
+    assert body["arguments"][0] == {"$c": "tuple", "items": [1, 2]}
+    key = body["arguments"][1]["blob"]
+    assert fake.blobs[key] == big
+
+
+def test_start_run_binds_keyword_arguments(fake: FakeServer, client: Client) -> None:
+    parameters = [{"name": "a"}, {"name": "b"}, {"name": "c", "has_default": True}]
+    workflows = [{"module": "flows", "name": "main", "parameters": parameters}]
+    fake.on("GET", "projects/proj/workspaces/dev/workflows", (200, {"workflows": workflows}))
+    fake.on("POST", "projects/proj/workspaces/dev/runs", (201, {"run_id": "Rx"}))
+    client.start_run("flows:main", 1, b=2)
+    assert json.loads(fake.requests[-1].body)["arguments"] == [1, 2]
+    with pytest.raises(BadRequest, match="unexpected"):
+        client.start_run("flows:main", 1, d=2)
+    with pytest.raises(BadRequest, match="missing argument 'b'"):
+        client.start_run("flows:main", 1, c=3)
+
+
+def test_result_polls_until_done_and_decodes_value(fake: FakeServer, client: Client) -> None:
+    value = serialize(
+        {"pair": (1, 2), "child": ExecutionReference("Rx:2:1")}, fake.blobs.__setitem__
+    )
+    done = run_json("succeeded", result={"described": True}, result_value=value)
+    fake.on("GET", "projects/proj/runs/Rx", (200, run_json("running")), (200, done))
+    run = client.get_run("Rx")
+    assert run.result(timeout=10) == {"pair": (1, 2), "child": ExecutionReference("Rx:2:1")}
+
+
+def test_result_fetches_blob_values(fake: FakeServer, client: Client) -> None:
+    payload = b"q" * 50_000
+    value = serialize(payload, client.put_blob)
+    fake.on("GET", "projects/proj/runs/Rx", (200, run_json("succeeded", result_value=value)))
+    assert client.get_run("Rx").result() == payload
+
+
+def test_failed_run_raises_the_original_type(fake: FakeServer, client: Client) -> None:
+    error = {"type": "builtins.ValueError", "message": "bad input", "traceback": "tb"}
+    fake.on("GET", "projects/proj/runs/Rx", (200, run_json("failed", error=error)))
+    with pytest.raises(ValueError, match="bad input") as caught:
+        client.get_run("Rx").result()
+    assert isinstance(caught.value, ExecutionError)
+    assert caught.value.execution_id == "Rx:1:1"
+
+
+def test_cancelled_run_and_timeout(fake: FakeServer, client: Client) -> None:
+    fake.on("GET", "projects/proj/runs/Rx", (200, run_json("cancelled")))
+    with pytest.raises(ExecutionCancelled):
+        client.get_run("Rx").result()
+    fake.on("GET", "projects/proj/runs/Ry", (200, run_json("running")))
+    with pytest.raises(TimeoutError):
+        client.get_run("Ry").result(timeout=0.05)
+
+
+def test_run_cancel_and_rerun(fake: FakeServer, client: Client) -> None:
+    fake.on("GET", "projects/proj/runs/Rx", (200, run_json("running")))
+    fake.on("POST", "projects/proj/executions/Rx%3A1%3A1/cancel", (200, {}))
+    fake.on("POST", "projects/proj/steps/Rx%3A1/rerun", (201, {"execution_id": "Rx:1:2"}))
+    run = client.get_run("Rx")
+    run.cancel()
+    assert fake.requests[-1].path.endswith("/executions/Rx%3A1%3A1/cancel")
+    assert run.rerun("Rx:1", workspace="dev/ana") == "Rx:1:2"
+    assert json.loads(fake.requests[-1].body) == {"workspace": "dev/ana"}
+    assert run.status == "running"
+    assert "Rx" in repr(run)
+
+
+def test_unknown_run_is_not_found(fake: FakeServer, client: Client) -> None:
+    with pytest.raises(NotFound):
+        client.get_run("Rnope")
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+
+def test_settings_defaults() -> None:
+    settings = resolve_settings()
+    assert settings.url == "http://127.0.0.1:8888/coflux"
+    assert (settings.project, settings.workspace, settings.token) == ("default", "main", None)
+
+
+def test_settings_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "coflux.toml").write_text(
+        '[coflux]\nurl = "http://toml/coflux/"\ntoken = "t-toml"\nproject = "p-toml"\n'
+        'workspace = "w-toml"\n'
+    )
+    nested = tmp_path / "a" / "b"
+    nested.mkdir(parents=True)
+    monkeypatch.chdir(nested)
+    assert resolve_settings() == resolve_settings(None, None, None, None)
+    toml = resolve_settings()
+    assert (toml.url, toml.token, toml.project, toml.workspace) == (
+        "http://toml/coflux",
+        "t-toml",
+        "p-toml",
+        "w-toml",
+    )
+    monkeypatch.setenv("COFLUX_PROJECT", "p-env")
+    monkeypatch.setenv("COFLUX_URL", "http://env/coflux")
+    env = resolve_settings()
+    assert (env.url, env.project, env.workspace) == ("http://env/coflux", "p-env", "w-toml")
+    args = resolve_settings(project="p-arg", workspace="w-arg")
+    assert (args.project, args.workspace, args.token) == ("p-arg", "w-arg", "t-toml")
+
+
+def test_settings_top_level_toml_keys(tmp_path: Path) -> None:
+    (tmp_path / "coflux.toml").write_text('project = "top"\n')
+    settings = resolve_settings()
+    assert (settings.project, settings.workspace) == ("top", "main")
+
+
+# -- text tree ------------------------------------------------------------------------------------
+
+
+def test_text_tree_nests_steps_with_states() -> None:
+    def step(step_id: str, parent: str | None, target: str, *executions: dict[str, Any]) -> Any:
+        return {
+            "step_id": step_id,
+            "parent_step_id": parent,
+            "module": "flows",
+            "target": target,
+            "executions": list(executions),
+        }
+
+    def execution(attempt: int, state: str, cached: bool = False, workspace: str = "dev") -> Any:
+        return {"attempt": attempt, "state": state, "cached": cached, "workspace": workspace}
+
+    data = {
+        "run_id": "Rx",
+        "workspace": "dev",
+        "status": "running",
+        "steps": [
+            step("Rx:1", None, "main", execution(1, "running")),
+            step("Rx:2", "Rx:1", "load", execution(1, "failed"), execution(2, "succeeded")),
+            step("Rx:3", "Rx:2", "parse", execution(1, "cached", cached=True)),
+            step("Rx:4", "Rx:1", "save", execution(1, "queued", workspace="dev/ana")),
+        ],
+    }
+    assert text_tree(data).splitlines() == [
+        "Run Rx (dev): running",
+        "  flows:main [Rx:1] #1 running",
+        "    flows:load [Rx:2] #1 failed, #2 succeeded",
+        "      flows:parse [Rx:3] #1 cached (cached)",
+        "    flows:save [Rx:4] #1 queued @dev/ana",
+    ]
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+
+def cli(fake: FakeServer, *args: str) -> Any:
+    options = ["--url", fake.url, "--project", "proj", "--workspace", "dev"]
+    return CliRunner().invoke(main, [*args, *options])
+
+
+def test_cli_submit_success_prints_result(fake: FakeServer) -> None:
+    fake.on("POST", "projects/proj/workspaces/dev/runs", (201, {"run_id": "Rx"}))
+    done = run_json("succeeded", result={"total": 3})
+    fake.on("GET", "projects/proj/runs/Rx?workspace=dev", (200, run_json("running")), (200, done))
+    outcome = cli(fake, "submit", "flows:main", "[1, 2]", '"x"', "--json")
+    assert outcome.exit_code == 0, outcome.output
+    assert json.loads(outcome.stdout) == {
+        "run_id": "Rx",
+        "status": "succeeded",
+        "result": {"total": 3},
+        "error": None,
+    }
+    assert json.loads(fake.requests[0].body)["arguments"] == [[1, 2], "x"]
+
+
+def test_cli_submit_failure_exits_1(fake: FakeServer) -> None:
+    fake.on("POST", "projects/proj/workspaces/dev/runs", (201, {"run_id": "Rx"}))
+    error = {"type": "builtins.KeyError", "message": "'k'"}
+    fake.on("GET", "projects/proj/runs/Rx?workspace=dev", (200, run_json("failed", error=error)))
+    outcome = cli(fake, "submit", "flows:main")
+    assert outcome.exit_code == 1
+    assert "builtins.KeyError: 'k'" in outcome.stderr
+
+
+def test_cli_bad_json_argument_is_a_usage_error(fake: FakeServer) -> None:
+    outcome = cli(fake, "submit", "flows:main", "not-json")
+    assert outcome.exit_code == 2
+    assert "not JSON" in outcome.stderr
+    assert fake.requests == []
+
+
+def test_cli_server_error_prints_message_and_exits_1(fake: FakeServer) -> None:
+    outcome = cli(fake, "runs", "show", "Rnope")
+    assert outcome.exit_code == 1
+    assert outcome.stderr.startswith("error: no route")
+
+
+def test_cli_runs_show_and_lists(fake: FakeServer) -> None:
+    fake.on("GET", "projects/proj/runs/Rx?workspace=dev", (200, run_json("succeeded")))
+    workspaces = [{"name": "main", "base": None, "state": "active"}]
+    workspaces.append({"name": "dev", "base": "main", "state": "paused"})
+    fake.on("GET", "projects/proj/workspaces", (200, {"workspaces": workspaces}))
+    shown = cli(fake, "runs", "show", "Rx")
+    assert shown.exit_code == 0
+    assert "flows:main [Rx:1] #1 succeeded" in shown.stdout
+    listed = cli(fake, "workspaces", "list")
+    assert listed.stdout.splitlines() == ["main", "dev (base: main) [paused]"]
