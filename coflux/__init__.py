@@ -1,1 +1,64 @@
-"""Coflux for Jupyter: durable workflows defined in notebooks and modules."""
+"""Coflux for Jupyter: durable workflows defined in notebooks and modules.
+
+``import coflux as cf``; decorate functions with :func:`task` and :func:`workflow`, run a workflow with
+``Workflow.run`` or :class:`Client`. Importing this package never imports Jupyter.
+"""
+
+from coflux.client import Client, Run
+from coflux.errors import (
+    BadRequest,
+    CofluxError,
+    Conflict,
+    ExecutionAbandoned,
+    ExecutionCancelled,
+    ExecutionError,
+    ExecutionTerminated,
+    ExecutionTimeout,
+    NotFound,
+    RequestError,
+    Unauthorized,
+)
+from coflux.worker import (
+    Cache,
+    Execution,
+    Retries,
+    Target,
+    Task,
+    Workflow,
+    group,
+    log_debug,
+    log_error,
+    log_info,
+    log_warning,
+    task,
+    workflow,
+)
+
+__all__ = [
+    "BadRequest",
+    "Cache",
+    "Client",
+    "CofluxError",
+    "Conflict",
+    "Execution",
+    "ExecutionAbandoned",
+    "ExecutionCancelled",
+    "ExecutionError",
+    "ExecutionTerminated",
+    "ExecutionTimeout",
+    "NotFound",
+    "RequestError",
+    "Retries",
+    "Run",
+    "Target",
+    "Task",
+    "Unauthorized",
+    "Workflow",
+    "group",
+    "log_debug",
+    "log_error",
+    "log_info",
+    "log_warning",
+    "task",
+    "workflow",
+]

@@ -73,7 +73,10 @@ def _print_json(data: JSON) -> None:
 def _lazy(module: str, name: str) -> Callable[..., Any]:
     """A function from a module imported only when the command runs (keeps ``coflux --help`` fast
     and the command line usable when optional parts are missing)."""
-    function: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    try:
+        function: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise click.ClickException(f"{module}.{name} is not available: {err}") from err
     return function
 
 

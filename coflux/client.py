@@ -265,7 +265,7 @@ class Client:
 
     def get_run(self, run_id: str, workspace: str | None = None) -> Run:
         data = self.run_data(run_id, workspace)
-        return Run(self, RunId(run_id), workspace or data.get("workspace"), data)
+        return Run(self, RunId(run_id), workspace, data)
 
     def rerun(self, step_id: str, workspace: str | None = None) -> ExecutionId:
         """Re-run a step in ``workspace`` (default: this client's); returns the new execution id."""
@@ -330,15 +330,20 @@ class Run:
     ) -> None:
         self.client = client
         self.id = run_id
-        self.workspace = workspace
+        self._view = workspace
         self._data = data
+
+    @property
+    def workspace(self) -> str | None:
+        """The workspace the run is seen from: the one asked for, else the run's own."""
+        return self._view or (self._data or {}).get("workspace")
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, project={self.client.project!r}, workspace={self.workspace!r})"
 
     def data(self) -> dict[str, Any]:
         """Fetch the run's current description from the server."""
-        self._data = self.client.run_data(self.id, self.workspace)
+        self._data = self.client.run_data(self.id, self._view)
         return self._data
 
     @property

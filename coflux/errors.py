@@ -104,7 +104,13 @@ class ExecutionError(CofluxError):
     execution_id: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.remote_type}: {self.remote_message}"
+        # Rebuilt as the original type, it reads like the original; otherwise name the type.
+        if type(self) is ExecutionError:
+            return f"{self.remote_type}: {self.remote_message}"
+        return self.remote_message
+
+    def __repr__(self) -> str:
+        return f"ExecutionError({self.remote_type}: {self.remote_message!r})"
 
 
 class ExecutionTerminated(CofluxError):

@@ -9,7 +9,8 @@ Worker -> server
     hello       protocol, workspace, session_id (to resume), concurrency, provides, targets,
                 register (list workflows in the workspace), running (execution ids it still holds)
     declare     targets (a notebook cell re-run re-declares)
-    submit      request_id, parent_execution_id, module, target, type, arguments, options, await
+    submit      request_id, parent_execution_id, call_index, module, target, target_type,
+                arguments, options, await
                 -> ``submitted`` (the child is durable); with ``await`` also ``resolved`` later
     wait        request_id, execution_id, from_execution_id -> ``resolved`` when it is final
     complete    seq, execution_id, outcome -> ``ack`` once durable (the worker buffers it until then)
@@ -59,7 +60,7 @@ WORKER_MESSAGES: Final[dict[str, dict[str, type | tuple[type, ...]]]] = {
         "parent_execution_id": _STR,
         "module": _STR,
         "target": _STR,
-        "type": _STR,
+        "target_type": _STR,
         "arguments": _LIST,
     },
     "wait": {"request_id": _INT, "execution_id": _STR, "from_execution_id": _STR},

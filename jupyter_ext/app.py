@@ -58,6 +58,10 @@ class Coflux(ExtensionApp):  # type: ignore[misc]
     def _default_data_dir(self) -> str:
         return os.environ.get("COFLUX_DATA_DIR") or str(Path(jupyter_data_dir()) / "coflux")
 
+    @default("reconnect_timeout")
+    def _default_reconnect_timeout(self) -> float:
+        return float(os.environ.get("COFLUX_RECONNECT_TIMEOUT") or 10.0)
+
     hub: Hub
 
     def initialize_settings(self) -> None:

@@ -61,7 +61,7 @@ class WorkerSessions:
             session_id = SessionId(requested if isinstance(requested, str) else secrets.token_hex(8))
             session = Session(session_id, workspace, 0, {}, set(), None, None, now)
             self.engine.sessions[session_id] = session
-        if session.close is not None and session.send is not send:
+        if session.close is not None and session.send != send:
             session.close(4000, "replaced by a newer connection")
         session.send, session.close = send, close
         session.last_seen, session.disconnected_at = now, None
@@ -98,7 +98,7 @@ class WorkerSessions:
                 self.engine.finish(execution, {"state": ExecutionState.ABANDONED.value})
 
     def disconnected(self, session: Session, send: Send) -> None:
-        if session.send is not send:
+        if session.send != send:
             return  # an older connection of a session that has already reconnected
         session.send = session.close = None
         session.disconnected_at = time.time()
@@ -181,7 +181,7 @@ class WorkerSessions:
         else:
             try:
                 options = StepOptions.from_json(message.get("options"))
-                type_ = TargetType(message["type"])
+                type_ = TargetType(message["target_type"])
             except (ValueError, TypeError, AttributeError) as err:
                 raise BadRequest(f"bad submit: {err}") from err
             step = self.engine.new_step(

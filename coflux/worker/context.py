@@ -1,8 +1,9 @@
 """The execution a thread is running, and what user code can do from inside it: log, group
 children, print into its logs.
 
-Each execution runs on its own thread, which sets :data:`_current` when it starts; ``Target.__call__``
-uses it to tell "inside an execution" (submit a child step) from "plain Python" (run locally).
+Each execution runs on its own thread, which sets :data:`_current` when it starts;
+``Target.__call__`` uses it to tell "inside an execution" (submit a child step) from "plain Python"
+(run locally).
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def log_entry(level: str, message: str) -> dict[str, JSON]:
     return {"timestamp": time.time(), "level": level, "message": message}
 
 
-# -- print() capture --------------------------------------------------------------------------------
+# -- print() capture ------------------------------------------------------------------------------
 
 
 class OutputRouter:
@@ -207,7 +208,7 @@ def install_capture() -> None:
 
 
 def uninstall_capture() -> None:
-    """Undo :func:`install_capture` when its last user stops; leaves streams others replaced since."""
+    """Undo :func:`install_capture` when its last user stops (streams replaced since stay)."""
     global _capture_users
     with _capture_lock:
         _capture_users = max(0, _capture_users - 1)

@@ -21,7 +21,9 @@ UNLIMITED_RETRIES: Final = 2**31 - 1
 _DEFAULT_UNLIMITED_BACKOFF: Final = (1.0, 60.0)
 
 ErrorPredicate: TypeAlias = Callable[[BaseException], bool]
-RetryWhen: TypeAlias = "type[BaseException] | tuple[type[BaseException], ...] | ErrorPredicate | None"
+RetryWhen: TypeAlias = (
+    "type[BaseException] | tuple[type[BaseException], ...] | ErrorPredicate | None"
+)
 Seconds: TypeAlias = "float | int | datetime.timedelta"
 
 
@@ -57,7 +59,9 @@ class Retries:
             raise ValueError("Retries.backoff must be (min, max) with min <= max")
         object.__setattr__(self, "backoff", (low, high))
         if self.when is not None and not callable(self.when) and not _is_type_tuple(self.when):
-            raise TypeError("Retries.when must be an exception type, a tuple of them or a predicate")
+            raise TypeError(
+                "Retries.when must be an exception type, a tuple of them or a predicate"
+            )
 
     def policy(self) -> RetryPolicy:
         limit = UNLIMITED_RETRIES if self.limit is None else self.limit
@@ -137,7 +141,7 @@ def cache_option(value: bool | Seconds | Cache | None) -> JSON:
 
 
 def names_option(value: bool | str | Iterable[str] | None, option: str) -> JSON:
-    """``memo``, ``wait`` and ``defer``: off, ``True`` (all parameters) or a list of parameter names."""
+    """``memo``, ``wait`` and ``defer``: off, ``True`` (all parameters) or parameter names."""
     if value is None or value is False:
         return None
     if value is True:

@@ -4,8 +4,6 @@ threading primitives its caller blocks on until the event loop records the answe
 from __future__ import annotations
 
 import threading
-from typing import Any
-
 from coflux.models import JSON, ExecutionId, StepId
 from coflux.protocol import Message
 
@@ -63,7 +61,8 @@ class PendingRequest:
             return True
         return False
 
-    def on_resolved(self, outcome: dict[str, JSON]) -> None:
+    def on_resolved(self, execution_id: ExecutionId, outcome: dict[str, JSON]) -> None:
+        self.execution_id = self.execution_id or execution_id
         self.outcome = outcome
         self._submitted.set()
         self._finished.set()
@@ -104,7 +103,3 @@ class PendingRequest:
     def __repr__(self) -> str:
         state = "finished" if self.finished else "pending"
         return f"<PendingRequest {self.request_id} {self.kind} {state}>"
-
-
-def outcome_state(outcome: dict[str, Any]) -> str:
-    return str(outcome.get("state"))

@@ -29,7 +29,7 @@ class WorkerSettings:
 
     @property
     def websocket_url(self) -> str:
-        """``{url}/ws/worker?project=P`` with ``http`` turned into ``ws`` (``https`` into ``wss``)."""
+        """``{url}/ws/worker?project=P``, ``http(s)`` turned into ``ws(s)``."""
         base = self.url.rstrip("/")
         if base.startswith("http"):
             base = "ws" + base[len("http") :]

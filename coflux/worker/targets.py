@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, overload
 
-from coflux.errors import CofluxError
+from coflux.errors import ExecutionCancelled
 from coflux.models import JSON, Parameter, TargetDefinition, TargetType
 from coflux.worker import context, values
 from coflux.worker.execution import Execution, LocalExecution
@@ -62,16 +62,14 @@ def code_version(fn: Callable[..., Any], source: str | None = None) -> str:
         return hashlib.sha256(_code_fingerprint(fn.__code__)).hexdigest()[:16]
     node.decorator_list = []
     body = node.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        if isinstance(body[0].value.value, str):
-            node.body = body[1:]
+    first = body[0] if body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        node.body = body[1:] if isinstance(first.value.value, str) else body
     dumped = ast.dump(node, annotate_fields=True, include_attributes=False)
     return hashlib.sha256(dumped.encode()).hexdigest()[:16]
 
 
-def _function_node(
-    tree: ast.Module, name: str
-) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+def _function_node(tree: ast.Module, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
             return node
@@ -187,9 +185,11 @@ class Target(Generic[P, R]):
         awaits: bool,
     ) -> Execution[R]:
         if ctx.aborted:
-            raise CofluxError(f"execution {ctx.execution_id} was aborted; it can't submit")
+            raise ExecutionCancelled(ctx.execution_id, f"{ctx.execution_id} was aborted")
         channel = ctx.channel
-        arguments = [values.encode(v, channel) for v in bind_arguments(self.signature, args, kwargs)]
+        arguments = [
+            values.encode(v, channel) for v in bind_arguments(self.signature, args, kwargs)
+        ]
         message = {
             "type": "submit",
             "request_id": channel.next_request_id(),

@@ -5,6 +5,7 @@ what the frames mean is the :class:`ConnectionHandler`'s business."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, Final, Protocol
 
@@ -86,10 +87,8 @@ class Connection:
                 _logger.exception("coflux: the connection failed unexpectedly")
             if self._closing:
                 break
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
             delay = min(delay * 2, BACKOFF_MAX)
 
     async def close(self) -> None:
@@ -109,6 +108,7 @@ class Connection:
                 return False
             self._ws = ws
             self._handler.welcomed(welcome)
+            _logger.info("coflux: connected to %s", self._settings.url)
             interval = float(welcome.get("heartbeat_interval") or 2.0)
             heartbeat = asyncio.create_task(self._beat(interval))
             await self._read(ws)

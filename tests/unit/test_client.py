@@ -91,7 +91,7 @@ def fake() -> Iterator[FakeServer]:
     server_state = FakeServer()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(server_state))
     server_state.url = f"http://127.0.0.1:{httpd.server_address[1]}/coflux"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield server_state
@@ -157,7 +157,12 @@ def test_requests_carry_token_and_json(fake: FakeServer, client: Client) -> None
     ],
 )
 def test_error_bodies_map_to_exception_classes(
-    fake: FakeServer, client: Client, status: int, body: Any, expected: type, message: str
+    fake: FakeServer,
+    client: Client,
+    status: int,
+    body: Any,
+    expected: type[RequestError],
+    message: str,
 ) -> None:
     fake.on("GET", "projects", (status, body))
     with pytest.raises(expected) as caught:
@@ -211,9 +216,7 @@ def test_start_run_binds_keyword_arguments(fake: FakeServer, client: Client) -> 
 
 
 def test_result_polls_until_done_and_decodes_value(fake: FakeServer, client: Client) -> None:
-    value = serialize(
-        {"pair": (1, 2), "child": ExecutionReference("Rx:2:1")}, fake.blobs.__setitem__
-    )
+    value = serialize({"pair": (1, 2), "child": ExecutionReference("Rx:2:1")}, client.put_blob)
     done = run_json("succeeded", result={"described": True}, result_value=value)
     fake.on("GET", "projects/proj/runs/Rx", (200, run_json("running")), (200, done))
     run = client.get_run("Rx")

@@ -1,0 +1,341 @@
+"""The worker's session with the server: the state behind the wire protocol, on the event loop.
+
+Execution threads talk to it through the thread-safe :class:`~coflux.worker.context.Channel`
+methods, which append to an outbox and wake the loop at most once per batch, so a burst of submits
+(a fan-out) costs one wake-up and no round trip each. Everything else runs on the loop's thread:
+
+- ``complete`` messages get a sequence number and are kept until the server's ``ack`` lists it;
+  unacknowledged ones are re-sent after a reconnect;
+- requests (``submit``, ``wait``, ``cancel``) stay in a table until their final answer and are
+  re-sent (same ``request_id``, same ``call_index``) after a reconnect; the server de-duplicates;
+- ``log`` and ``started`` written while disconnected wait in a bounded backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from coflux.errors import CofluxError, ExecutionCancelled, NotFound, request_error
+from coflux.models import JSON, ExecutionId, RunId, StepId
+from coflux.protocol import PROTOCOL_VERSION, Message
+from coflux.worker import context, runtime
+from coflux.worker.blobclient import BlobClient
+from coflux.worker.context import ExecutionContext, log_entry
+from coflux.worker.execution import Execution
+from coflux.worker.requests import PendingRequest
+from coflux.worker.settings import WorkerSettings
+from coflux.worker.targets import Target
+from coflux.worker.transport import Connection
+from coflux.worker.values import AssetReference
+
+_logger = logging.getLogger("coflux.worker")
+
+BACKLOG_LIMIT: Final = 10_000
+
+TargetKey = tuple[str, str]
+
+
+class Session:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        targets: Iterable[Target[..., Any]],
+        loop: asyncio.AbstractEventLoop,
+        asset_factory: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.session_id: str | None = None
+        self.connection = Connection(settings, self)
+        self._loop = loop
+        self._targets: dict[TargetKey, Target[..., Any]] = {}
+        self._upsert(targets)
+        self._blobs = BlobClient(settings.url, settings.project, settings.token)
+        self._asset_factory = asset_factory or AssetReference
+        self._request_ids = itertools.count(1)
+        # Shared with other threads, under _lock.
+        self._lock = threading.Lock()
+        self._outbox: list[tuple[str, Any]] = []
+        self._drain_scheduled = False
+        self._closed = False
+        self.status = threading.Condition()
+        self.connected = False
+        self.refusal: BaseException | None = None
+        # The loop's own.
+        self._seq = 0
+        self._unacked: dict[int, Message] = {}
+        self._held: dict[ExecutionId, int] = {}
+        self._running: dict[ExecutionId, ExecutionContext] = {}
+        self._requests: dict[int, PendingRequest] = {}
+        self._backlog: deque[Message] = deque(maxlen=BACKLOG_LIMIT)
+        self._all_acked: asyncio.Event | None = None
+        self._handlers: dict[str, Callable[[Message], None]] = {
+            "execute": self._on_execute,
+            "abort": self._on_abort,
+            "ack": self._on_ack,
+            "submitted": self._on_submitted,
+            "resolved": self._on_resolved,
+            "reply": self._on_reply,
+            "error": self._on_error,
+        }
+
+    # -- lifecycle (on the loop) -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.connection.run()
+
+    async def close(self, drain_timeout: float) -> None:
+        """Give unacknowledged results ``drain_timeout`` seconds to be acknowledged, then close."""
+        if self._unacked and self.connection.connected:
+            self._all_acked = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._all_acked.wait(), drain_timeout)
+            except asyncio.TimeoutError:
+                _logger.warning("coflux: %d results were not acknowledged", len(self._unacked))
+        await self.connection.close()
+
+    def reject_all(self, error: BaseException) -> None:
+        """After the loop stopped: fail everything still waiting, and refuse new work."""
+        with self._lock:
+            self._closed = True
+            items, self._outbox = self._outbox, []
+        requests = [payload for kind, payload in items if kind == "request"]
+        for request in [*self._requests.values(), *requests]:
+            request.on_error(error)
+        self._requests.clear()
+
+    # -- Channel: called from execution threads --------------------------------------------------
+
+    def next_request_id(self) -> int:
+        return next(self._request_ids)
+
+    def request(self, message: Message, owner: ExecutionId | None) -> PendingRequest:
+        request = PendingRequest(message, owner)
+        self._post("request", request)
+        return request
+
+    def log(self, execution_id: ExecutionId, level: str, message: str) -> None:
+        self._post("log", (execution_id, log_entry(level, message)))
+
+    def complete(self, context: ExecutionContext, outcome: dict[str, JSON]) -> None:
+        self._post("complete", (context, outcome))
+
+    def declare(self, targets: Iterable[Target[..., Any]]) -> None:
+        """Add or replace targets (by module and name) and tell the server."""
+        self._post("declare", list(targets))
+
+    def put_blob(self, data: bytes) -> str:
+        return self._blobs.put(data)
+
+    def get_blob(self, key: str) -> bytes:
+        return self._blobs.get(key)
+
+    def execution(self, execution_id: str) -> Execution[Any]:
+        ctx = context.current()
+        return Execution(self, execution_id=execution_id, owner=ctx.execution_id if ctx else None)
+
+    def asset(self, asset_id: str) -> Any:
+        return self._asset_factory(asset_id)
+
+    def _post(self, kind: str, payload: Any) -> None:
+        with self._lock:
+            if self._closed:
+                if kind == "request":
+                    payload.on_error(CofluxError("the worker has stopped"))
+                return
+            self._outbox.append((kind, payload))
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        self._loop.call_soon_threadsafe(self._drain)
+
+    # -- the outbox, on the loop -----------------------------------------------------------------
+
+    def _drain(self) -> None:
+        with self._lock:
+            items, self._outbox = self._outbox, []
+            self._drain_scheduled = False
+        batch: Message | None = None  # consecutive log lines of one execution share a message
+        for kind, payload in items:
+            if kind == "log":
+                execution_id, entry = payload
+                if batch is not None and batch["execution_id"] == execution_id:
+                    batch["entries"].append(entry)
+                    continue
+                if batch is not None:
+                    self._send_or_keep(batch)
+                batch = {"type": "log", "execution_id": execution_id, "entries": [entry]}
+                continue
+            if batch is not None:
+                self._send_or_keep(batch)
+                batch = None
+            if kind == "request":
+                self._send_request(payload)
+            elif kind == "complete":
+                self._send_complete(*payload)
+            else:
+                self._send_declare(payload)
+        if batch is not None:
+            self._send_or_keep(batch)
+
+    def _send_or_keep(self, message: Message) -> None:
+        if not self.connection.send(message):
+            self._backlog.append(message)
+
+    def _send_request(self, request: PendingRequest) -> None:
+        self._requests[request.request_id] = request
+        self.connection.send(request.message)  # if disconnected: re-sent on welcome
+
+    def _send_complete(self, ctx: ExecutionContext, outcome: dict[str, JSON]) -> None:
+        execution_id = ctx.execution_id
+        self._running.pop(execution_id, None)
+        if ctx.aborted:
+            return
+        self._seq += 1
+        message = {
+            "type": "complete",
+            "seq": self._seq,
+            "execution_id": execution_id,
+            "outcome": outcome,
+        }
+        self._unacked[self._seq] = message
+        self._held[execution_id] = self._seq
+        self.connection.send(message)  # if disconnected: re-sent on welcome
+
+    def _send_declare(self, targets: list[Target[..., Any]]) -> None:
+        self._upsert(targets)
+        self.connection.send(
+            {
+                "type": "declare",
+                "targets": [t.definition.to_json() for t in targets],
+                "register": self.settings.register,
+            }
+        )  # if disconnected: the next hello lists every target
+
+    def _upsert(self, targets: Iterable[Target[..., Any]]) -> None:
+        for target in targets:
+            self._targets[(target.module, target.name)] = target
+
+    # -- ConnectionHandler -------------------------------------------------------------------------
+
+    def hello(self) -> Message:
+        return {
+            "type": "hello",
+            "protocol": PROTOCOL_VERSION,
+            "workspace": self.settings.workspace,
+            "session_id": self.session_id,
+            "concurrency": self.settings.concurrency,
+            "provides": self.settings.provides,
+            "targets": [t.definition.to_json() for t in self._targets.values()],
+            "register": self.settings.register,
+            "running": [*self._running, *(e for e in self._held if e not in self._running)],
+        }
+
+    def welcomed(self, welcome: Message) -> None:
+        self.session_id = welcome["session_id"]
+        for seq in sorted(self._unacked):
+            self.connection.send(self._unacked[seq])
+        for request_id in sorted(self._requests):
+            self.connection.send(self._requests[request_id].message)
+        while self._backlog:
+            self.connection.send(self._backlog.popleft())
+        self._set_status(connected=True, refusal=None)
+
+    def received(self, message: Message) -> None:
+        handler = self._handlers.get(message["type"])
+        if handler is not None:
+            handler(message)
+
+    def heartbeat(self) -> Message:
+        return {"type": "heartbeat", "running": list(self._running)}
+
+    def refused(self, error: BaseException) -> None:
+        self.session_id = None  # e.g. a session of another workspace: start afresh next time
+        self._set_status(connected=False, refusal=error)
+
+    def disconnected(self) -> None:
+        self._set_status(connected=False, refusal=self.refusal)
+
+    def _set_status(self, *, connected: bool, refusal: BaseException | None) -> None:
+        with self.status:
+            self.connected = connected
+            self.refusal = refusal
+            self.status.notify_all()
+
+    # -- server messages ---------------------------------------------------------------------------
+
+    def _on_execute(self, message: Message) -> None:
+        execution_id = ExecutionId(message["execution_id"])
+        if execution_id in self._running or execution_id in self._held:
+            return  # a repeat after a reconnect: it is running, or its result is on its way
+        ctx = ExecutionContext(
+            execution_id,
+            self,
+            run_id=RunId(message["run_id"]) if message.get("run_id") else None,
+            step_id=StepId(message["step_id"]) if message.get("step_id") else None,
+            workspace=message.get("workspace"),
+            attempt=int(message.get("attempt") or 1),
+        )
+        self._running[execution_id] = ctx
+        target = self._targets.get((message["module"], message["target"]))
+        if target is None:
+            name = f"{message['module']}:{message['target']}"
+            error = NotFound(f"target {name} is not declared by this worker")
+            self._send_complete(ctx, runtime.failed_outcome(error, None))
+            return
+        self._send_or_keep({"type": "started", "execution_id": execution_id})
+        runtime.start(ctx, target, message["arguments"])
+
+    def _on_abort(self, message: Message) -> None:
+        execution_id = ExecutionId(message["execution_id"])
+        ctx = self._running.pop(execution_id, None)
+        if ctx is None:
+            return
+        ctx.aborted = True
+        for request_id, request in list(self._requests.items()):
+            if request.owner == execution_id:
+                del self._requests[request_id]
+                request.on_error(ExecutionCancelled(execution_id, f"{execution_id} was aborted"))
+
+    def _on_ack(self, message: Message) -> None:
+        for seq in message["seqs"]:
+            acked = self._unacked.pop(seq, None)
+            if acked is not None and self._held.get(acked["execution_id"]) == seq:
+                del self._held[acked["execution_id"]]
+        if not self._unacked and self._all_acked is not None:
+            self._all_acked.set()
+
+    def _on_submitted(self, message: Message) -> None:
+        request = self._requests.get(message["request_id"])
+        if request is None:
+            return
+        step_id = message.get("step_id")
+        execution_id = ExecutionId(message["execution_id"])
+        if request.on_submitted(execution_id, StepId(step_id) if step_id else None):
+            del self._requests[request.request_id]
+
+    def _on_resolved(self, message: Message) -> None:
+        request = self._requests.pop(message["request_id"], None)
+        if request is not None:
+            request.on_resolved(ExecutionId(message["execution_id"]), message["outcome"])
+
+    def _on_reply(self, message: Message) -> None:
+        request = self._requests.pop(message["request_id"], None)
+        if request is not None:
+            request.on_reply()
+
+    def _on_error(self, message: Message) -> None:
+        request_id = message.get("request_id")
+        request = self._requests.pop(request_id, None) if isinstance(request_id, int) else None
+        error = request_error(message["code"], message["message"])
+        if request is not None:
+            request.on_error(error)
+        else:
+            _logger.warning(
+                "coflux: the server reported %s: %s", message["code"], message["message"]
+            )

@@ -1,0 +1,158 @@
+"""``Worker``: the synchronous face of a worker. It owns a daemon thread running an asyncio event
+loop (never the caller's loop, so it works inside a Jupyter kernel), on which the session lives."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+from coflux.errors import CofluxError
+from coflux.worker import context
+from coflux.worker.session import Session
+from coflux.worker.settings import WorkerSettings, resolve_settings
+from coflux.worker.targets import Target
+
+_logger = logging.getLogger("coflux.worker")
+
+
+class Worker:
+    """Connects to the server, declares ``targets`` and runs the executions it is sent.
+
+    ``start()`` returns at once; the connection is made (and re-made after any loss) in the
+    background. ``print()`` inside executions goes to their logs while a worker runs.
+    """
+
+    def __init__(
+        self,
+        targets: Iterable[Target[..., Any]] = (),
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        project: str | None = None,
+        workspace: str | None = None,
+        concurrency: int = 4,
+        register: bool = False,
+        provides: dict[str, list[str]] | None = None,
+        settings: WorkerSettings | None = None,
+        asset_factory: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.settings = settings or resolve_settings(
+            url,
+            token,
+            project,
+            workspace,
+            concurrency=concurrency,
+            register=register,
+            provides=provides,
+        )
+        self._targets = list(targets)
+        self._asset_factory = asset_factory
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._session: Session | None = None
+        self._main: concurrent.futures.Future[None] | None = None
+
+    @property
+    def session_id(self) -> str | None:
+        return self._session.session_id if self._session else None
+
+    @property
+    def connected(self) -> bool:
+        return self._session is not None and self._session.connected
+
+    def start(self) -> None:
+        if self._session is not None:
+            raise CofluxError("the worker is already started")
+        loop = asyncio.new_event_loop()
+        session = Session(self.settings, self._targets, loop, self._asset_factory)
+        thread = threading.Thread(target=_run_loop, args=(loop,), name="coflux-worker", daemon=True)
+        thread.start()
+        self._loop, self._thread, self._session = loop, thread, session
+        self._main = asyncio.run_coroutine_threadsafe(session.run(), loop)
+        context.install_capture()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the connection (after up to ``timeout`` s for unacknowledged results) and stop.
+        Executions still running are left to the server, which marks them abandoned."""
+        session, loop, thread, main = self._session, self._loop, self._thread, self._main
+        if session is None or loop is None or thread is None or main is None:
+            return
+        deadline = time.monotonic() + timeout
+        try:
+            closing = asyncio.run_coroutine_threadsafe(session.close(timeout / 2), loop)
+            closing.result(timeout)
+            main.result(max(0.1, deadline - time.monotonic()))
+        except Exception:
+            _logger.warning("coflux: the worker did not stop cleanly", exc_info=True)
+            main.cancel()
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(max(0.1, deadline - time.monotonic()))
+            session.reject_all(CofluxError("the worker has stopped"))
+            context.uninstall_capture()
+            self._session = self._loop = self._thread = self._main = None
+
+    def declare(self, targets: Iterable[Target[..., Any]]) -> None:
+        """Add or replace targets (matched by module and name), e.g. after a cell is re-run; a
+        running worker tells the server at once (registering workflows if ``register``)."""
+        targets = list(targets)
+        keys = {(t.module, t.name) for t in targets}
+        self._targets = [t for t in self._targets if (t.module, t.name) not in keys] + targets
+        if self._session is not None:
+            self._session.declare(targets)
+
+    @property
+    def targets(self) -> list[Target[..., Any]]:
+        return list(self._targets)
+
+    def wait_connected(self, timeout: float | None = None) -> None:
+        """Block until the server welcomed the worker. Raises the server's refusal (e.g.
+        ``cf.Unauthorized``) if the last attempt was refused, ``TimeoutError`` after ``timeout``."""
+        session = self._session
+        if session is None:
+            raise CofluxError("the worker is not started")
+        with session.status:
+            done = session.status.wait_for(
+                lambda: session.connected or session.refusal is not None, timeout
+            )
+            if session.connected:
+                return
+            if session.refusal is not None:
+                raise session.refusal
+        if not done:
+            raise TimeoutError(f"not connected to {self.settings.url} within {timeout} s")
+
+    def __enter__(self) -> Worker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else ("started" if self._session else "stopped")
+        return f"<Worker {self.settings.project}/{self.settings.workspace} {state}>"
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

@@ -1,0 +1,98 @@
+"""Targets used by the end-to-end tests (run by real `coflux worker` processes)."""
+
+import os
+import time
+from pathlib import Path
+
+import coflux as cf
+
+
+@cf.task()
+def square(x: int) -> int:
+    return x * x
+
+
+@cf.workflow()
+def fanout(n: int) -> int:
+    return sum(e.result() for e in [square.submit(i) for i in range(n)])
+
+
+@cf.task()
+def explode(message: str) -> None:
+    raise ValueError(message)
+
+
+@cf.workflow()
+def catches(message: str) -> str:
+    try:
+        explode(message)
+    except ValueError as err:
+        return f"caught ValueError: {err}"
+    return "not caught"
+
+
+@cf.task(retries=2)
+def flaky(marker: str) -> str:
+    """Fails the first time it runs for a marker file, succeeds after."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("failed once")
+        raise RuntimeError("first attempt fails")
+    return "second time lucky"
+
+
+@cf.workflow()
+def flaky_flow(marker: str) -> str:
+    return flaky(marker)
+
+
+@cf.task(retries=1, requires={"role": "task"})
+def slow(marker: str, seconds: float) -> int:
+    """Writes its pid to ``marker`` (so a test can kill this worker) and sleeps the first time."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text(str(os.getpid()))
+        time.sleep(seconds)
+    return os.getpid()
+
+
+@cf.task()
+def slow_no_retry(marker: str, seconds: float) -> int:
+    Path(marker).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@cf.workflow(requires={"role": "flow"})
+def slow_flow(marker: str, seconds: float) -> int:
+    return slow(marker, seconds)
+
+
+@cf.workflow()
+def slow_no_retry_flow(marker: str, seconds: float) -> int:
+    return slow_no_retry(marker, seconds)
+
+
+@cf.task()
+def inc(x: int) -> int:
+    return x + 1
+
+
+@cf.task()
+def nap(x: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return x
+
+
+@cf.workflow()
+def chain(n: int, seconds: float) -> int:
+    """n dependent steps, each sleeping a little, so a server can be killed midway."""
+    x = 0
+    for _ in range(n):
+        x = nap(inc(x), seconds)
+    return x
+
+
+@cf.workflow()
+def add(a: int, b: int) -> int:
+    return a + b

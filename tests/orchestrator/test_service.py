@@ -1,0 +1,325 @@
+"""The orchestrator against a real SQLite store, driven by a scripted fake worker (in-memory transport)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coflux.errors import BadRequest, NotFound, ProtocolError
+from coflux.orchestrator import ProjectService, Session, Timing
+from coflux.storage import SqlStore
+
+FLOW = {"module": "m", "name": "flow", "type": "workflow", "parameters": [{"name": "x"}]}
+TASK = {"module": "m", "name": "child", "type": "task", "parameters": [{"name": "x"}]}
+
+
+class FakeWorker:
+    """Speaks the protocol through the service's methods, recording what the server sends."""
+
+    def __init__(self, service: ProjectService) -> None:
+        self.service = service
+        self.inbox: list[dict[str, Any]] = []
+        self.closed: tuple[int, str] | None = None
+        self.session: Session | None = None
+        self.seq = 0
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.inbox.append(message)
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def hello(self, concurrency: int = 2, session_id: str | None = None, running: list[str] | None = None,
+              targets: list[dict[str, Any]] | None = None) -> Session:
+        message = {"type": "hello", "protocol": 1, "workspace": "main", "concurrency": concurrency,
+                   "targets": targets if targets is not None else [FLOW, TASK], "register": True,
+                   "session_id": session_id, "running": running or []}
+        self.session = self.service.connect(message, self.send, self.close)
+        return self.session
+
+    def say(self, **message: Any) -> None:
+        assert self.session is not None
+        self.service.receive(self.session, message)
+
+    def complete(self, execution_id: str, outcome: dict[str, Any]) -> int:
+        self.seq += 1
+        self.say(type="complete", seq=self.seq, execution_id=execution_id, outcome=outcome)
+        return self.seq
+
+    async def next(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, message in enumerate(self.inbox):
+                if message["type"] == kind:
+                    return self.inbox.pop(index)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {kind!r} message; inbox: {self.inbox}")
+            await asyncio.sleep(0.005)
+
+    def disconnect(self) -> None:
+        assert self.session is not None
+        self.service.disconnected(self.session, self.send)
+
+
+@asynccontextmanager
+async def open_service(path: Path, timing: Timing | None = None) -> AsyncIterator[ProjectService]:
+    service = ProjectService("test", SqlStore.open("test", path), timing or Timing())
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.close()
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def ok(value: Any) -> dict[str, Any]:
+    return {"state": "succeeded", "value": value}
+
+
+def test_run_is_dispatched_completed_and_acknowledged_after_commit(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello()
+            assert (await worker.next("welcome"))["session_id"]
+            run_id = await service.start_run("main", "m", "flow", [5])
+            execute = await worker.next("execute")
+            assert execute["execution_id"] == f"{run_id}:1:1" and execute["arguments"] == [5]
+            seq = worker.complete(execute["execution_id"], ok(25))
+            assert (await worker.next("ack"))["seqs"] == [seq]
+            view = await service.get_run(run_id)
+            assert view["status"] == "succeeded" and view["result"] == 25
+            assert view["steps"][0]["executions"][0]["state"] == "succeeded"
+
+    run(scenario)
+
+
+def test_start_run_validates_workflow_and_arguments(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            FakeWorker(service).hello()
+            with pytest.raises(NotFound):
+                await service.start_run("main", "m", "missing", [])
+            with pytest.raises(NotFound):
+                await service.start_run("nowhere", "m", "flow", [1])
+            with pytest.raises(BadRequest):
+                await service.start_run("main", "m", "flow", [1, 2])
+            with pytest.raises(BadRequest):
+                await service.start_run("main", "m", "child", [1]) if False else await service.start_run(
+                    "main", "m", "flow", "not a list"
+                )
+
+    run(scenario)
+
+
+async def _start_parent(service: ProjectService, worker: FakeWorker) -> dict[str, Any]:
+    await service.start_run("main", "m", "flow", [1])
+    return await worker.next("execute")
+
+
+def _submit(parent: dict[str, Any], request_id: int, call_index: int, awaits: bool = True,
+            **options: Any) -> dict[str, Any]:
+    return {"type": "submit", "request_id": request_id, "parent_execution_id": parent["execution_id"],
+            "module": "m", "target": "child", "target_type": "task", "arguments": [request_id],
+            "call_index": call_index, "await": awaits, "options": options}
+
+
+def test_waiting_parent_gives_its_slot_to_the_child(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=1)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 7, 0))
+            submitted = await worker.next("submitted")
+            child = await worker.next("execute")  # concurrency 1, yet the child is dispatched
+            assert child["execution_id"] == submitted["execution_id"]
+            assert child["step_id"] == submitted["step_id"]
+            worker.complete(child["execution_id"], ok(49))
+            resolved = await worker.next("resolved")
+            assert resolved["request_id"] == 7 and resolved["outcome"] == ok(49)
+
+    run(scenario)
+
+
+def test_resent_submit_with_same_call_index_is_not_duplicated(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 1, 0, awaits=False))
+            first = await worker.next("submitted")
+            worker.say(**_submit(parent, 1, 0, awaits=False))
+            again = await worker.next("submitted")
+            assert again["execution_id"] == first["execution_id"]
+            view = await service.get_run(parent["run_id"])
+            assert len(view["steps"]) == 2
+
+    run(scenario)
+
+
+def test_submit_from_an_execution_the_worker_does_not_hold_is_refused(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello()
+            with pytest.raises(BadRequest):
+                worker.say(**_submit({"execution_id": "Rnope:1:1"}, 1, 0))
+
+    run(scenario)
+
+
+def test_retries_make_new_attempts_until_the_limit(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 1, 0, retries={"limit": 2}))
+            failure = {"state": "failed", "error": {"type": "builtins.RuntimeError", "message": "no"}}
+            for attempt in (1, 2, 3):
+                execute = await worker.next("execute")
+                assert execute["attempt"] == attempt
+                worker.complete(execute["execution_id"], failure)
+            resolved = await worker.next("resolved")
+            assert resolved["outcome"]["state"] == "failed"
+            view = await service.get_run(parent["run_id"])
+            assert [e["state"] for e in view["steps"][1]["executions"]] == ["failed"] * 3
+
+    run(scenario)
+
+
+def test_retry_when_filters_by_exception_type(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 1, 0, retries={"limit": 3, "when": ["builtins.TimeoutError"]}))
+            execute = await worker.next("execute")
+            error = {"type": "builtins.ValueError", "message": "not retryable"}
+            worker.complete(execute["execution_id"], {"state": "failed", "error": error})
+            resolved = await worker.next("resolved")
+            assert resolved["outcome"]["error"] == error
+
+    run(scenario)
+
+
+def test_reconnect_within_timeout_keeps_work_and_late_one_abandons(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        timing = Timing(reconnect_timeout=0.3, heartbeat_interval=0.1, heartbeat_timeout=5)
+        async with open_service(tmp_path, timing) as service:
+            worker = FakeWorker(service)
+            session = worker.hello()
+            parent = await _start_parent(service, worker)
+            worker.disconnect()
+            back = FakeWorker(service)
+            back.hello(session_id=session.session_id, running=[parent["execution_id"]])
+            assert (await back.next("welcome"))["session_id"] == session.session_id
+            back.complete(parent["execution_id"], ok(1))
+            await back.next("ack")
+            assert (await service.get_run(parent["run_id"]))["status"] == "succeeded"
+
+            second = await service.start_run("main", "m", "flow", [2])
+            execute = await back.next("execute")
+            back.disconnect()
+            await asyncio.sleep(1.2)
+            view = await service.get_run(second)
+            assert view["steps"][0]["executions"][0]["state"] == "abandoned"
+            assert view["status"] == "failed"
+            assert execute["execution_id"] not in service.engine.executions
+
+    run(scenario)
+
+
+def test_missed_heartbeats_close_the_connection(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        timing = Timing(reconnect_timeout=10, heartbeat_interval=0.1, heartbeat_timeout=0.3)
+        async with open_service(tmp_path, timing) as service:
+            worker = FakeWorker(service)
+            worker.hello()
+            await asyncio.sleep(1.0)
+            assert worker.closed is not None and worker.closed[0] == 4001
+
+    run(scenario)
+
+
+def test_restart_rebuilds_in_flight_work_and_the_worker_reclaims_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            session = worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 1, 0))
+            child = await worker.next("execute")
+            worker.complete(child["execution_id"], ok(10))
+            await worker.next("ack")
+        async with open_service(tmp_path) as service:
+            assert parent["execution_id"] in service.engine.executions
+            worker = FakeWorker(service)
+            worker.hello(session_id=session.session_id, running=[parent["execution_id"]])
+            worker.say(**_submit(parent, 1, 0))  # re-sent after the reconnect: the same child
+            resolved = await worker.next("resolved")
+            assert resolved["outcome"] == ok(10)
+            worker.complete(parent["execution_id"], ok(11))
+            await worker.next("ack")
+            view = await service.get_run(parent["run_id"])
+            assert view["status"] == "succeeded" and view["result"] == 11 and len(view["steps"]) == 2
+
+    run(scenario)
+
+
+def test_cancel_cascades_to_children_and_aborts_them(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 1, 0))
+            child = await worker.next("execute")
+            await service.cancel_execution(parent["execution_id"])
+            aborted = {(await worker.next("abort"))["execution_id"], (await worker.next("abort"))["execution_id"]}
+            assert aborted == {parent["execution_id"], child["execution_id"]}
+            view = await service.get_run(parent["run_id"])
+            assert view["status"] == "cancelled"
+            assert view["steps"][1]["executions"][0]["state"] == "cancelled"
+            worker.complete(child["execution_id"], ok(1))  # a late result is acknowledged and dropped
+            await worker.next("ack")
+            view = await service.get_run(parent["run_id"])
+            assert view["steps"][1]["executions"][0]["state"] == "cancelled"
+
+    run(scenario)
+
+
+def test_timeout_marks_the_execution_timed_out(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 1, 0, timeout=0.2))
+            await worker.next("execute")
+            resolved = await worker.next("resolved")
+            assert resolved["outcome"] == {"state": "timed_out"}
+
+    run(scenario)
+
+
+def test_a_handshake_with_another_protocol_version_is_refused(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            hello = {"type": "hello", "protocol": 99, "workspace": "main", "concurrency": 1, "targets": []}
+            with pytest.raises(ProtocolError):
+                service.connect(hello, lambda m: None, lambda c, r: None)
+
+    run(scenario)

@@ -1,0 +1,549 @@
+"""The worker against a scripted fake server: a real tornado websocket server on 127.0.0.1 that
+checks every frame the worker sends with ``protocol.decode_from_worker`` and answers as scripted."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+import tornado.websocket
+
+import coflux.worker as cf
+from coflux import protocol
+from coflux.errors import ExecutionCancelled, NotFound, ProtocolError, Unauthorized
+from coflux.protocol import Message
+from coflux.worker.runner import run_worker
+
+WAIT = 10.0
+
+
+# -- targets the worker serves ----------------------------------------------------------------------
+
+
+@cf.task()
+def add(a: int, b: int = 100) -> int:
+    return a + b
+
+
+@cf.task(retries=cf.Retries(2, when=lambda e: "transient" in str(e)))
+def explode(message: str) -> None:
+    raise ValueError(message)
+
+
+@cf.workflow()
+def parent(x: int) -> int:
+    awaited = add(x, b=5)  # submit with await: true
+    handle = add.submit(x + 2)  # submit, then a separate wait
+    return awaited + handle.result()
+
+
+@cf.workflow()
+def careful() -> str:
+    try:
+        add(1)
+    except KeyError as err:
+        return f"caught {err.args[0]}"
+    except NotFound as err:
+        return f"refused: {err.message}"
+    except ExecutionCancelled:
+        return "child cancelled"
+    return "no error"
+
+
+@cf.workflow()
+def fan_out(n: int) -> list[str]:
+    handles = [add.submit(i) for i in range(n)]
+    return [h.id for h in handles]
+
+
+@cf.task()
+def chatty() -> int:
+    print("hello from the task")
+    cf.log_info("processed {count} rows", count=3)
+    return 1
+
+
+@cf.task()
+def blocked() -> None:
+    add(0)  # never resolved: the server aborts this execution
+
+
+@cf.task()
+def big(data: bytes) -> bytes:
+    return data * 2
+
+
+# -- the fake server ---------------------------------------------------------------------------------
+
+
+class FakeServer:
+    """Answers ``hello`` with ``welcome`` (session ``S1``); everything else is up to the test."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.inbox: queue.Queue[Message] = queue.Queue()
+        self.hellos: list[Message] = []
+        self.requests: list[tuple[dict[str, str], str]] = []
+        self.blobs: dict[str, bytes] = {}
+        self.socket: tornado.websocket.WebSocketHandler | None = None
+        self.refuse_with: str | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._listen(), self.loop).result(WAIT)
+
+    async def _listen(self) -> None:
+        app = tornado.web.Application(
+            [
+                (r"/coflux/ws/worker", _Socket, {"server": self}),
+                (r"/coflux/api/projects/([^/]+)/blobs/([0-9a-f]{64})", _Blob, {"server": self}),
+            ]
+        )
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        self.http = tornado.httpserver.HTTPServer(app)
+        self.http.add_sockets(sockets)
+        self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/coflux"
+
+    def stop(self) -> None:
+        async def close() -> None:
+            self.http.stop()
+            if self.socket is not None:
+                self.socket.close()
+            await self.http.close_all_connections()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(WAIT)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(WAIT)
+        self.loop.close()
+
+    def send(self, message: Message) -> None:
+        def write() -> None:
+            assert self.socket is not None, "no worker connected"
+            self.socket.write_message(json.dumps(message))
+
+        self.loop.call_soon_threadsafe(write)
+
+    def drop(self) -> None:
+        self.loop.call_soon_threadsafe(lambda: self.socket and self.socket.close())
+
+    def expect(self, kind: str, skip: tuple[str, ...] = ("heartbeat", "log", "started")) -> Message:
+        """The next frame of type ``kind``; frames of the ``skip`` types may come first."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            message = self.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
+            assert message["type"] != "invalid", message["error"]
+            if message["type"] == kind:
+                return message
+            assert message["type"] in skip, f"expected {kind}, got {message}"
+
+    def quiet(self, seconds: float, skip: tuple[str, ...] = ("heartbeat",)) -> None:
+        """Assert that nothing but ``skip`` frames arrives for ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                message = self.inbox.get(timeout=left)
+            except queue.Empty:
+                return
+            assert message["type"] in skip, f"unexpected {message}"
+
+    def execute(self, execution_id: str, target: cf.Target[..., Any], *arguments: Any) -> None:
+        self.send(
+            {
+                "type": "execute",
+                "execution_id": execution_id,
+                "step_id": execution_id.rsplit(":", 1)[0],
+                "run_id": execution_id.split(":")[0],
+                "module": target.module,
+                "target": target.name,
+                "arguments": list(arguments),
+                "workspace": "dev",
+                "attempt": 1,
+            }
+        )
+
+
+class _Socket(tornado.websocket.WebSocketHandler):
+    def initialize(self, server: FakeServer) -> None:
+        self.server = server
+
+    def open(self) -> None:
+        headers = dict(self.request.headers)
+        self.server.requests.append((headers, self.get_argument("project")))
+        self.server.socket = self
+
+    def on_message(self, frame: str | bytes) -> None:
+        try:
+            message = protocol.decode_from_worker(frame)
+        except ProtocolError as err:
+            self.server.inbox.put({"type": "invalid", "error": f"{err}: {frame!r}"})
+            return
+        if message["type"] == "hello":
+            self.server.hellos.append(message)
+            if self.server.refuse_with is not None:
+                error = {"type": "error", "code": self.server.refuse_with, "message": "no"}
+                self.write_message(json.dumps(error))
+                self.close()
+                return
+            welcome = {
+                "type": "welcome",
+                "protocol": 1,
+                "session_id": "S1",
+                "heartbeat_interval": 0.2,
+            }
+            self.write_message(json.dumps(welcome))
+        self.server.inbox.put(message)
+
+    def on_close(self) -> None:
+        if self.server.socket is self:
+            self.server.socket = None
+
+
+class _Blob(tornado.web.RequestHandler):
+    def initialize(self, server: FakeServer) -> None:
+        self.server = server
+
+    def put(self, project: str, key: str) -> None:
+        assert self.request.headers.get("Authorization") == "token T"
+        assert hashlib.sha256(self.request.body).hexdigest() == key
+        self.server.blobs[key] = self.request.body
+
+    def get(self, project: str, key: str) -> None:
+        self.write(self.server.blobs[key])
+
+
+@pytest.fixture
+def server() -> Iterator[FakeServer]:
+    fake = FakeServer()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def worker(server: FakeServer) -> Iterator[Callable[..., cf.Worker]]:
+    started: list[cf.Worker] = []
+
+    def start(targets: list[cf.Target[..., Any]], **options: Any) -> cf.Worker:
+        options = {"token": "T", "project": "proj", "workspace": "dev", **options}
+        instance = cf.Worker(targets, url=server.url, concurrency=2, **options)
+        instance.start()
+        started.append(instance)
+        instance.wait_connected(WAIT)
+        server.expect("hello")
+        return instance
+
+    yield start
+    for instance in started:
+        instance.stop(timeout=0.5)
+
+
+# -- tests -------------------------------------------------------------------------------------------
+
+
+def test_hello_execute_complete_ack(server: FakeServer, worker: Callable[..., cf.Worker]) -> None:
+    worker([add, parent], register=True, provides={"gpu": ["a100"]})
+    hello = server.hellos[0]
+    assert hello["protocol"] == 1
+    assert hello["workspace"] == "dev"
+    assert hello["session_id"] is None
+    assert (hello["concurrency"], hello["register"], hello["running"]) == (2, True, [])
+    assert hello["provides"] == {"gpu": ["a100"]}
+    assert hello["targets"] == [add.definition.to_json(), parent.definition.to_json()]
+    headers, project = server.requests[0]
+    assert headers["Authorization"] == "token T"
+    assert project == "proj"
+
+    server.execute("Rabc:1:1", add, 1, 2)
+    assert server.expect("started") == {"type": "started", "execution_id": "Rabc:1:1"}
+    complete = server.expect("complete")
+    assert complete["execution_id"] == "Rabc:1:1"
+    assert complete["outcome"] == {"state": "succeeded", "value": 3}
+    server.send({"type": "ack", "seqs": [complete["seq"]]})
+    assert server.expect("heartbeat")["running"] == []
+
+
+def test_unacknowledged_results_are_resent_after_a_reconnect(
+    server: FakeServer, worker: Callable[..., cf.Worker]
+) -> None:
+    instance = worker([add])
+    server.execute("Rabc:1:1", add, 40, 2)
+    first = server.expect("complete")
+    server.drop()  # before acknowledging
+
+    second_hello = server.expect("hello")
+    assert second_hello["session_id"] == "S1"
+    assert second_hello["running"] == ["Rabc:1:1"]  # still held: don't abandon it
+    again = server.expect("complete")
+    assert again == first
+    server.send({"type": "ack", "seqs": [first["seq"]]})
+
+    server.execute("Rabc:2:1", add, 1)
+    server.expect("started")
+    later = server.expect("complete")
+    assert (later["execution_id"], later["seq"]) == ("Rabc:2:1", first["seq"] + 1)
+    server.send({"type": "ack", "seqs": [later["seq"]]})
+    server.quiet(0.3)
+    server.drop()
+    assert server.expect("hello")["running"] == []
+    server.quiet(0.5)  # acknowledged results are not sent again
+    assert instance.connected
+
+
+def test_child_submit_and_resolved_round_trip(
+    server: FakeServer, worker: Callable[..., cf.Worker]
+) -> None:
+    worker([add, parent])
+    server.execute("Rp:1:1", parent, 10)
+    server.expect("started")
+
+    awaited = server.expect("submit")
+    assert awaited["parent_execution_id"] == "Rp:1:1"
+    assert awaited["call_index"] == 0
+    assert (awaited["module"], awaited["target"], awaited["target_type"]) == (
+        add.module,
+        "add",
+        "task",
+    )
+    assert awaited["arguments"] == [10, 5]
+    assert awaited["await"] is True
+    assert awaited["options"] == add.definition.options.to_json()
+    server.send(
+        {
+            "type": "submitted",
+            "request_id": awaited["request_id"],
+            "execution_id": "Rp:2:1",
+            "step_id": "Rp:2",
+        }
+    )
+    server.send(
+        {
+            "type": "resolved",
+            "request_id": awaited["request_id"],
+            "execution_id": "Rp:2:1",
+            "outcome": {"state": "succeeded", "value": 15},
+        }
+    )
+
+    submitted = server.expect("submit")
+    assert (submitted["call_index"], submitted["await"], submitted["arguments"]) == (
+        1,
+        False,
+        [12, 100],
+    )
+    server.send(
+        {"type": "submitted", "request_id": submitted["request_id"], "execution_id": "Rp:3:1"}
+    )
+    wait = server.expect("wait")
+    assert (wait["execution_id"], wait["from_execution_id"]) == ("Rp:3:1", "Rp:1:1")
+    assert wait["request_id"] not in (awaited["request_id"], submitted["request_id"])
+    outcome = {"state": "succeeded", "value": 112}
+    server.send(
+        {
+            "type": "resolved",
+            "request_id": wait["request_id"],
+            "execution_id": "Rp:3:1",
+            "outcome": outcome,
+        }
+    )
+
+    complete = server.expect("complete")
+    assert complete["outcome"] == {"state": "succeeded", "value": 127}
+
+
+def test_submits_are_pipelined(server: FakeServer, worker: Callable[..., cf.Worker]) -> None:
+    """A fan-out doesn't wait for each submit's answer: all 300 arrive before any is answered."""
+    worker([add, fan_out])
+    server.execute("Rf:1:1", fan_out, 300)
+    server.expect("started")
+    submits = [server.expect("submit") for _ in range(300)]
+    assert [s["call_index"] for s in submits] == list(range(300))
+    for number, submit in enumerate(submits, start=2):
+        server.send(
+            {
+                "type": "submitted",
+                "request_id": submit["request_id"],
+                "execution_id": f"Rf:{number}:1",
+            }
+        )
+    complete = server.expect("complete")
+    assert complete["outcome"]["value"] == [f"Rf:{n}:1" for n in range(2, 302)]
+
+
+def test_failed_task_sends_type_message_and_traceback(
+    server: FakeServer, worker: Callable[..., cf.Worker]
+) -> None:
+    worker([explode])
+    server.execute("Re:1:1", explode, "transient glitch")
+    outcome = server.expect("complete")["outcome"]
+    assert outcome["state"] == "failed"
+    assert outcome["retryable"] is True  # the Retries.when predicate ran on the worker
+    error = outcome["error"]
+    assert (error["type"], error["message"]) == ("builtins.ValueError", "transient glitch")
+    assert "in explode" in error["traceback"]
+    assert "ValueError: transient glitch" in error["traceback"]
+
+    server.execute("Re:2:1", explode, "bad input")
+    assert server.expect("complete")["outcome"]["retryable"] is False
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            {
+                "outcome": {
+                    "state": "failed",
+                    "error": {"type": "builtins.KeyError", "message": "k"},
+                }
+            },
+            "caught k",
+        ),
+        ({"outcome": {"state": "cancelled"}}, "child cancelled"),
+        ({"error": {"code": "not_found", "message": "no target add"}}, "refused: no target add"),
+    ],
+)
+def test_child_failures_raise_in_the_parent(
+    server: FakeServer,
+    worker: Callable[..., cf.Worker],
+    answer: dict[str, Any],
+    expected: str,
+) -> None:
+    worker([careful])
+    server.execute("Rc:1:1", careful)
+    submit = server.expect("submit")
+    if "error" in answer:
+        server.send({"type": "error", "request_id": submit["request_id"], **answer["error"]})
+    else:
+        resolved = {
+            "type": "resolved",
+            "request_id": submit["request_id"],
+            "execution_id": "Rc:2:1",
+        }
+        server.send({**resolved, **answer})
+    assert server.expect("complete")["outcome"] == {"state": "succeeded", "value": expected}
+
+
+def test_pending_submit_is_resent_after_a_reconnect(
+    server: FakeServer, worker: Callable[..., cf.Worker]
+) -> None:
+    worker([add, careful])
+    server.execute("Rr:1:1", careful)
+    first = server.expect("submit")
+    server.drop()
+    assert server.expect("hello")["running"] == ["Rr:1:1"]
+    again = server.expect("submit")
+    assert again == first  # same request_id and call_index: the server de-duplicates
+    server.send(
+        {
+            "type": "resolved",
+            "request_id": again["request_id"],
+            "execution_id": "Rr:2:1",
+            "outcome": {"state": "succeeded", "value": 2},
+        }
+    )
+    assert server.expect("complete")["outcome"]["value"] == "no error"
+
+
+def test_print_and_log_calls_go_to_the_execution_log(
+    server: FakeServer, worker: Callable[..., cf.Worker]
+) -> None:
+    worker([chatty])
+    server.execute("Rl:1:1", chatty)
+    entries: list[dict[str, Any]] = []
+    while len(entries) < 2:
+        log = server.expect("log", skip=("heartbeat", "started"))
+        assert log["execution_id"] == "Rl:1:1"
+        entries.extend(log["entries"])
+    assert [(e["level"], e["message"]) for e in entries] == [
+        ("stdout", "hello from the task"),
+        ("info", "processed 3 rows"),
+    ]
+    assert all(isinstance(e["timestamp"], float) for e in entries)
+    server.expect("complete", skip=("heartbeat", "log"))
+
+
+def test_abort_drops_the_result_and_wakes_blocked_waits(
+    server: FakeServer, worker: Callable[..., cf.Worker]
+) -> None:
+    worker([blocked, add])
+    server.execute("Ra:1:1", blocked)
+    server.expect("submit")
+    assert server.expect("heartbeat")["running"] == ["Ra:1:1"]
+    server.send({"type": "abort", "execution_id": "Ra:1:1"})
+    server.execute("Ra:2:1", add, 1)
+    complete = server.expect("complete")
+    assert complete["execution_id"] == "Ra:2:1"  # nothing for the aborted one
+    server.send({"type": "ack", "seqs": [complete["seq"]]})
+    assert server.expect("heartbeat")["running"] == []
+    server.quiet(0.3)
+
+
+def test_large_values_travel_as_blobs(server: FakeServer, worker: Callable[..., cf.Worker]) -> None:
+    worker([big])
+    data = b"0123456789" * 5_000
+    key = hashlib.sha256(data).hexdigest()
+    server.blobs[key] = data
+    server.execute("Rb:1:1", big, {"$c": "bytes", "blob": key, "size": len(data)})
+    value = server.expect("complete")["outcome"]["value"]
+    assert value["$c"] == "bytes"
+    assert server.blobs[value["blob"]] == data * 2
+
+
+def test_unknown_target_fails_the_execution(
+    server: FakeServer, worker: Callable[..., cf.Worker]
+) -> None:
+    worker([add])
+    server.execute("Ru:1:1", chatty)
+    outcome = server.expect("complete")["outcome"]
+    assert outcome["state"] == "failed"
+    assert outcome["error"]["type"] == "coflux.errors.NotFound"
+
+
+def test_a_refused_handshake_is_reported(server: FakeServer) -> None:
+    server.refuse_with = "unauthorized"
+    instance = cf.Worker([add], url=server.url, token="wrong", project="proj")
+    with instance, pytest.raises(Unauthorized):
+        instance.wait_connected(WAIT)
+
+
+def test_run_worker_serves_a_module_file_and_reloads_it(server: FakeServer, tmp_path: Path) -> None:
+    module = tmp_path / "flows_under_test.py"
+    module.write_text(
+        "import coflux.worker as cf\n\n@cf.workflow()\ndef hello(name):\n    return 'hi ' + name\n"
+    )
+    stop = threading.Event()
+    runner = threading.Thread(
+        target=run_worker,
+        args=([str(module)], "proj", "dev", server.url, "T"),
+        kwargs={"dev": True, "stop": stop},
+    )
+    runner.start()
+    try:
+        hello = server.expect("hello")
+        [target] = hello["targets"]
+        assert (target["module"], target["name"], hello["register"]) == (
+            "flows_under_test",
+            "hello",
+            True,
+        )
+        time.sleep(0.3)  # let the watcher start
+        module.write_text(module.read_text().replace("'hi '", "'hello '"))
+        declare = server.expect("declare")
+        assert declare["register"] is True
+        assert declare["targets"][0]["version"] != target["version"]
+    finally:
+        stop.set()
+        runner.join(WAIT)
+    assert not runner.is_alive()
