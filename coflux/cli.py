@@ -95,9 +95,7 @@ def main() -> None:
 @click.option("--data-dir", default="./.coflux", show_default=True)
 @click.option("--database-url", default=None, help="PostgreSQL URL (default: SQLite files).")
 @click.option("--token", default=None, help="Fix the access token (default: generated).")
-def server(
-    host: str, port: int, data_dir: str, database_url: str | None, token: str | None
-) -> None:
+def server(host: str, port: int, data_dir: str, database_url: str | None, token: str | None) -> None:
     """Run a headless Jupyter server hosting only the Coflux extension."""
     run_server = _lazy("jupyter_ext.app", "run_server")
     run_server(host=host, port=port, data_dir=data_dir, database_url=database_url, token=token)

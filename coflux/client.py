@@ -192,9 +192,7 @@ class Client:
         try:
             return json.loads(raw)
         except ValueError as err:
-            raise RequestError(
-                f"the server sent a response that is not JSON: {raw[:200]!r}"
-            ) from err
+            raise RequestError(f"the server sent a response that is not JSON: {raw[:200]!r}") from err
 
     def _project_path(self, *segments: str) -> str:
         return "/".join(["projects", _quote(self.project), *(_quote(s) for s in segments)])
@@ -230,9 +228,7 @@ class Client:
 
     # -- runs --------------------------------------------------------------------------------------
 
-    def start_run(
-        self, target: str, *args: Any, workspace: str | None = None, **kwargs: Any
-    ) -> Run:
+    def start_run(self, target: str, *args: Any, workspace: str | None = None, **kwargs: Any) -> Run:
         """Start a run of ``"module:workflow"``. Keyword arguments are bound to the workflow's
         parameters as the server lists them (``workflows()``)."""
         module, _, name = target.rpartition(":")
@@ -249,10 +245,7 @@ class Client:
 
     def _parameters(self, module: str, name: str, workspace: str) -> list[dict[str, Any]]:
         for workflow in self.workflows(workspace):
-            if (
-                workflow.get("module") == module
-                and workflow.get("name", workflow.get("target")) == name
-            ):
+            if workflow.get("module") == module and workflow.get("name", workflow.get("target")) == name:
                 return list(workflow.get("parameters") or [])
         raise request_error("not_found", f"no workflow {module}:{name} in workspace {workspace}")
 
@@ -298,9 +291,7 @@ def _error_from_response(status: int, body: bytes) -> RequestError:
         return request_error(code, f"HTTP {status}" + (f": {text}" if text else ""))
 
 
-def _bind_keywords(
-    args: list[Any], kwargs: dict[str, Any], parameters: list[dict[str, Any]]
-) -> list[Any]:
+def _bind_keywords(args: list[Any], kwargs: dict[str, Any], parameters: list[dict[str, Any]]) -> list[Any]:
     positional = ("positional_only", "positional_or_keyword")
     names = [str(p["name"]) for p in parameters if p.get("kind", positional[1]) in positional]
     unknown = set(kwargs) - set(names)

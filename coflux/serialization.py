@@ -148,9 +148,7 @@ def _reference_of(value: Any) -> tuple[str, str] | None:
         or reference[0] not in _REFERENCE_TAGS
         or not isinstance(reference[1], str)
     ):
-        raise BadRequest(
-            f"__coflux_reference__ of {_class_name(type(value))} returned {reference!r}"
-        )
+        raise BadRequest(f"__coflux_reference__ of {_class_name(type(value))} returned {reference!r}")
     return reference[0], reference[1]
 
 
@@ -372,9 +370,7 @@ def canonical(data: JSON) -> bytes:
 
 
 def _dumps(data: JSON) -> str:
-    return json.dumps(
-        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _normalize(data: JSON) -> JSON:

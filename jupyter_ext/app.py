@@ -35,7 +35,7 @@ _ROUTES: list[tuple[str, Any]] = [
 ]
 
 
-class Coflux(ExtensionApp):  # type: ignore[misc]
+class Coflux(ExtensionApp):
     """Hosts one orchestrator per project inside the Jupyter server."""
 
     name = "jupyter_ext"
@@ -80,15 +80,23 @@ class Coflux(ExtensionApp):  # type: ignore[misc]
         self.settings["coflux_hub"] = self.hub
 
     def initialize_handlers(self) -> None:
-        base = self.serverapp.base_url
-        self.serverapp.web_app.add_handlers(
+        serverapp = self.serverapp
+        assert serverapp is not None
+        base = serverapp.base_url
+        serverapp.web_app.add_handlers(
             ".*$", [(url_path_join(base, "coflux", path), handler) for path, handler in _ROUTES]
         )
-        self.serverapp.web_app.settings["coflux_hub"] = self.hub
+        serverapp.web_app.settings["coflux_hub"] = self.hub
+        self._publish()
 
     async def _start_jupyter_server_extension(self, serverapp: ServerApp) -> None:
-        # Only now is the port final; kernels started from here on inherit these.
-        os.environ["COFLUX_URL"] = coflux_url(serverapp)
+        # The port is final only now (it may have moved since loading, e.g. with --port=0).
+        self._publish()
+
+    def _publish(self) -> None:
+        """Kernels that this server starts inherit the environment: they connect back with these."""
+        assert self.serverapp is not None
+        os.environ["COFLUX_URL"] = coflux_url(self.serverapp)
         os.environ["COFLUX_TOKEN"] = self.hub.worker_token("default")
 
     async def stop_extension(self) -> None:
@@ -111,7 +119,7 @@ def _secret(data_dir: Path) -> bytes:
     return path.read_text().strip().encode()
 
 
-class _HeadlessServer(ServerApp):  # type: ignore[misc]
+class _HeadlessServer(ServerApp):
     """A Jupyter server that loads only this extension."""
 
     def find_server_extensions(self) -> None:

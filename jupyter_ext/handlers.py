@@ -36,7 +36,7 @@ def authorize(handler: Any, hub: Hub, project: str | None) -> None:
         raise Unauthorized("this token does not grant access here")
 
 
-class CofluxHandler(APIHandler):  # type: ignore[misc]
+class CofluxHandler(APIHandler):
     """Base: our own auth (Jupyter's, or a project token), JSON errors, body limits."""
 
     @property

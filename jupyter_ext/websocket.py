@@ -20,7 +20,7 @@ from jupyter_ext.handlers import authorize
 log = logging.getLogger(__name__)
 
 
-class _Socket(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):  # type: ignore[misc]
+class _Socket(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
     project_service: ProjectService | None = None
 
     @property

@@ -62,7 +62,11 @@ class ProjectService:
         self.engine = Engine(self.writer, self._publish)
         self.workspaces = Workspaces(self.writer, self.store.workspaces(), self.store.targets())
         self.sessions = WorkerSessions(
-            self.engine, self.workspaces, self._lookup, self._find_child, self.timing.heartbeat_interval
+            self.engine,
+            self.workspaces,
+            self._lookup,
+            self._find_child,
+            self.timing.heartbeat_interval,
         )
         self._restore()
 
@@ -79,9 +83,16 @@ class ProjectService:
         steps: dict[str, Step] = {}
         for row in step_rows:
             step = Step(
-                row["step_id"], runs[row["run_id"]], row["number"], row["parent_execution_id"],
-                row["module"], row["target"], TargetType(row["type"]), json.loads(row["arguments"]),
-                StepOptions.from_json(json.loads(row["options"])), row["call_index"],
+                row["step_id"],
+                runs[row["run_id"]],
+                row["number"],
+                row["parent_execution_id"],
+                row["module"],
+                row["target"],
+                TargetType(row["type"]),
+                json.loads(row["arguments"]),
+                StepOptions.from_json(json.loads(row["options"])),
+                row["call_index"],
             )
             steps[step.step_id] = step
             self.engine.runs[step.run.run_id] = step.run
@@ -92,7 +103,11 @@ class ProjectService:
             step = steps[row["step_id"]]
             step.attempts = max(step.attempts, row["attempt"])
             execution = Execution(
-                row["execution_id"], step, row["attempt"], row["workspace_id"], row["execute_after"],
+                row["execution_id"],
+                step,
+                row["attempt"],
+                row["workspace_id"],
+                row["execute_after"],
                 restored=True,
             )
             self.engine.executions[execution.execution_id] = execution
@@ -102,14 +117,26 @@ class ProjectService:
                 continue
             session = self.engine.sessions.get(session_id)
             if session is None:
-                session = Session(SessionId(session_id), execution.workspace_id, 0, {}, set(), None, None, now, now)
+                session = Session(
+                    SessionId(session_id),
+                    execution.workspace_id,
+                    0,
+                    {},
+                    set(),
+                    None,
+                    None,
+                    now,
+                    now,
+                )
                 self.engine.sessions[session_id] = session
             execution.state = ExecutionState.ASSIGNED
             execution.session = session
             session.executions[execution.execution_id] = execution
             session.busy += 1
         for step in steps.values():
-            parent = self.engine.executions.get(step.parent_execution_id) if step.parent_execution_id else None
+            parent = (
+                self.engine.executions.get(step.parent_execution_id) if step.parent_execution_id else None
+            )
             if parent is not None:
                 parent.children.append(step)
 
@@ -257,9 +284,16 @@ class ProjectService:
             run = Run(row["run_id"], run_row["workspace_id"], count + 1)
             self.engine.runs[run.run_id] = run
         step = Step(
-            row["step_id"], run, row["number"], row["parent_execution_id"], row["module"],
-            row["target"], TargetType(row["type"]), json.loads(row["arguments"]),
-            StepOptions.from_json(json.loads(row["options"])), row["call_index"],
+            row["step_id"],
+            run,
+            row["number"],
+            row["parent_execution_id"],
+            row["module"],
+            row["target"],
+            TargetType(row["type"]),
+            json.loads(row["arguments"]),
+            StepOptions.from_json(json.loads(row["options"])),
+            row["call_index"],
         )
         step.attempts = len(self.store.executions_of_step(step_key))
         return step

@@ -69,12 +69,14 @@ class WorkerSessions:
         session.provides = _provides(hello.get("provides"))
         self._declare(session, targets, bool(hello.get("register")))
         self._reconcile(session, hello.get("running") or [])
-        send({
-            "type": "welcome",
-            "protocol": 1,
-            "session_id": session.session_id,
-            "heartbeat_interval": self.heartbeat_interval,
-        })
+        send(
+            {
+                "type": "welcome",
+                "protocol": 1,
+                "session_id": session.session_id,
+                "heartbeat_interval": self.heartbeat_interval,
+            }
+        )
         self.engine.writer.schedule()
         return session
 
@@ -87,7 +89,9 @@ class WorkerSessions:
     def _declare(self, session: Session, targets: list[TargetDefinition], register: bool) -> None:
         session.targets |= {t.key for t in targets}
         if register:
-            self.workspaces.register(session.workspace_id, [t for t in targets if t.type is TargetType.WORKFLOW])
+            self.workspaces.register(
+                session.workspace_id, [t for t in targets if t.type is TargetType.WORKFLOW]
+            )
         self.workspaces.remember(session.workspace_id, targets)
 
     def _reconcile(self, session: Session, running: list[Any]) -> None:
@@ -155,12 +159,14 @@ class WorkerSessions:
         for entry in message["entries"]:
             if not isinstance(entry, dict):
                 raise ProtocolError("malformed", "log entries must be objects")
-            self.engine.writer.batch.logs.append({
-                "execution_id": execution_id,
-                "timestamp": float(entry.get("timestamp") or time.time()),
-                "level": str(entry.get("level") or "info"),
-                "message": str(entry.get("message") or ""),
-            })
+            self.engine.writer.batch.logs.append(
+                {
+                    "execution_id": execution_id,
+                    "timestamp": float(entry.get("timestamp") or time.time()),
+                    "level": str(entry.get("level") or "info"),
+                    "message": str(entry.get("message") or ""),
+                }
+            )
         self.engine.writer.schedule()
 
     def _parent(self, session: Session, execution_id: str) -> Execution:
@@ -225,7 +231,14 @@ class WorkerSessions:
             raise BadRequest(str(err)) from err
         self._wait(session, parent, step_key, message["request_id"], message["execution_id"])
 
-    def _wait(self, session: Session, parent: Execution, step_key: str, request_id: int, target_id: str | None = None) -> None:
+    def _wait(
+        self,
+        session: Session,
+        parent: Execution,
+        step_key: str,
+        request_id: int,
+        target_id: str | None = None,
+    ) -> None:
         if parent.blocked == 0 and parent.session is session:
             session.busy -= 1
         parent.blocked += 1
@@ -236,12 +249,15 @@ class WorkerSessions:
                 parent.blocked -= 1
                 if parent.blocked == 0 and parent.session is session:
                     session.busy += 1
-            self.engine.send_to(session, {
-                "type": "resolved",
-                "request_id": request_id,
-                "execution_id": shown_id,
-                "outcome": outcome,
-            })
+            self.engine.send_to(
+                session,
+                {
+                    "type": "resolved",
+                    "request_id": request_id,
+                    "execution_id": shown_id,
+                    "outcome": outcome,
+                },
+            )
 
         if not self.engine.add_waiter(step_key, resolved, self.lookup):
             resolved_error = NotFound(f"no execution {shown_id}")
@@ -269,4 +285,3 @@ def _provides(raw: Any) -> dict[str, list[str]]:
     if not isinstance(raw, dict):
         raise ProtocolError("malformed", "provides must be an object of tag -> values")
     return {str(k): [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in raw.items()}
-

@@ -121,11 +121,22 @@ def _status(root: dict[str, Any] | None, results: dict[str, Row]) -> tuple[str, 
     if state in ("succeeded", "cached") and row is not None:
         return "succeeded", json.loads(row["value"]) if row["value"] is not None else None, None
     if state == "cancelled":
-        return "cancelled", None, {"type": "coflux.ExecutionCancelled", "message": "the run was cancelled"}
+        return (
+            "cancelled",
+            None,
+            {"type": "coflux.ExecutionCancelled", "message": "the run was cancelled"},
+        )
     if state == "failed" and row is not None and row["error"] is not None:
         error = json.loads(row["error"])
         return "failed", None, {"type": error.get("type"), "message": error.get("message")}
     if state in ("timed_out", "abandoned"):
         kind = "ExecutionTimeout" if state == "timed_out" else "ExecutionAbandoned"
-        return "failed", None, {"type": f"coflux.{kind}", "message": f"the workflow's execution {state.replace('_', ' ')}"}
+        return (
+            "failed",
+            None,
+            {
+                "type": f"coflux.{kind}",
+                "message": f"the workflow's execution {state.replace('_', ' ')}",
+            },
+        )
     return "running", None, None

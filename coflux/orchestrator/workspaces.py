@@ -62,13 +62,15 @@ class Workspaces:
             raise BadRequest(f"invalid workspace name {name!r}")
         workspace = Workspace(max(self.by_id, default=0) + 1, name, base_id, WorkspaceState.ACTIVE)
         self._add(workspace)
-        self._writer.batch.workspaces.append({
-            "id": workspace.id,
-            "name": name,
-            "base_id": base_id,
-            "state": workspace.state.value,
-            "created_at": time.time(),
-        })
+        self._writer.batch.workspaces.append(
+            {
+                "id": workspace.id,
+                "name": name,
+                "base_id": base_id,
+                "state": workspace.state.value,
+                "created_at": time.time(),
+            }
+        )
         self._writer.schedule()
         return workspace
 
@@ -82,14 +84,16 @@ class Workspaces:
             if table.get(definition.key) == definition:
                 continue
             table[definition.key] = definition
-            self._writer.batch.targets.append({
-                "workspace_id": workspace_id,
-                "module": definition.module,
-                "name": definition.name,
-                "type": definition.type.value,
-                "definition": dumps(definition.to_json()),
-                "registered_at": time.time(),
-            })
+            self._writer.batch.targets.append(
+                {
+                    "workspace_id": workspace_id,
+                    "module": definition.module,
+                    "name": definition.name,
+                    "type": definition.type.value,
+                    "definition": dumps(definition.to_json()),
+                    "registered_at": time.time(),
+                }
+            )
         self._writer.schedule()
 
     def remember(self, workspace_id: int, targets: list[TargetDefinition]) -> None:

@@ -230,8 +230,7 @@ class SqlStore:
     def child_step(self, parent_execution_id: str, call_index: int) -> Row | None:
         rows = self._all(
             sa.select(t.steps).where(
-                (t.steps.c.parent_execution_id == parent_execution_id)
-                & (t.steps.c.call_index == call_index)
+                (t.steps.c.parent_execution_id == parent_execution_id) & (t.steps.c.call_index == call_index)
             )
         )
         return rows[0] if rows else None

@@ -21,9 +21,7 @@ UNLIMITED_RETRIES: Final = 2**31 - 1
 _DEFAULT_UNLIMITED_BACKOFF: Final = (1.0, 60.0)
 
 ErrorPredicate: TypeAlias = Callable[[BaseException], bool]
-RetryWhen: TypeAlias = (
-    "type[BaseException] | tuple[type[BaseException], ...] | ErrorPredicate | None"
-)
+RetryWhen: TypeAlias = "type[BaseException] | tuple[type[BaseException], ...] | ErrorPredicate | None"
 Seconds: TypeAlias = "float | int | datetime.timedelta"
 
 
@@ -59,9 +57,7 @@ class Retries:
             raise ValueError("Retries.backoff must be (min, max) with min <= max")
         object.__setattr__(self, "backoff", (low, high))
         if self.when is not None and not callable(self.when) and not _is_type_tuple(self.when):
-            raise TypeError(
-                "Retries.when must be an exception type, a tuple of them or a predicate"
-            )
+            raise TypeError("Retries.when must be an exception type, a tuple of them or a predicate")
 
     def policy(self) -> RetryPolicy:
         limit = UNLIMITED_RETRIES if self.limit is None else self.limit

@@ -4,6 +4,7 @@ threading primitives its caller blocks on until the event loop records the answe
 from __future__ import annotations
 
 import threading
+
 from coflux.models import JSON, ExecutionId, StepId
 from coflux.protocol import Message
 

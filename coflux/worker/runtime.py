@@ -42,9 +42,7 @@ def run(ctx: ExecutionContext, target: Target[..., Any], arguments: list[JSON]) 
     ctx.channel.complete(ctx, outcome)
 
 
-def _outcome(
-    ctx: ExecutionContext, target: Target[..., Any], arguments: list[JSON]
-) -> dict[str, JSON]:
+def _outcome(ctx: ExecutionContext, target: Target[..., Any], arguments: list[JSON]) -> dict[str, JSON]:
     try:
         args = [values.decode(argument, ctx.channel) for argument in arguments]
         result = target.fn(*args)

@@ -336,6 +336,4 @@ class Session:
         if request is not None:
             request.on_error(error)
         else:
-            _logger.warning(
-                "coflux: the server reported %s: %s", message["code"], message["message"]
-            )
+            _logger.warning("coflux: the server reported %s: %s", message["code"], message["message"])

@@ -84,9 +84,7 @@ def _code_fingerprint(code: types.CodeType) -> bytes:
     return b"\x00".join(parts)
 
 
-def bind_arguments(
-    signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> list[Any]:
+def bind_arguments(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
     """The positional argument list for a call: keywords bound to their parameters, defaults
     applied, ``*args`` extras appended. Keyword-only parameters and ``**kwargs`` can't travel (the
     wire has only positions): they must be left at their defaults."""
@@ -187,9 +185,7 @@ class Target(Generic[P, R]):
         if ctx.aborted:
             raise ExecutionCancelled(ctx.execution_id, f"{ctx.execution_id} was aborted")
         channel = ctx.channel
-        arguments = [
-            values.encode(v, channel) for v in bind_arguments(self.signature, args, kwargs)
-        ]
+        arguments = [values.encode(v, channel) for v in bind_arguments(self.signature, args, kwargs)]
         message = {
             "type": "submit",
             "request_id": channel.next_request_id(),
@@ -231,9 +227,7 @@ class Task(Target[P, R]):
 class Workflow(Target[P, R]):
     type = TargetType.WORKFLOW
 
-    def run(
-        self, *args: Any, project: str | None = None, workspace: str | None = None, **kwargs: Any
-    ) -> Run:
+    def run(self, *args: Any, project: str | None = None, workspace: str | None = None, **kwargs: Any) -> Run:
         """Start a run of this workflow on the server (settings as for ``cf.Client``)."""
         from coflux.client import Client
 

@@ -101,6 +101,9 @@ class Connection:
     async def _serve(self) -> bool:
         """One connection: handshake, then read until it closes. Whether it got welcomed."""
         ws = await websocket_connect(self._request(), max_message_size=protocol.MAX_FRAME_BYTES)
+        if ws.protocol is not None:
+            # Small frames back to back (started, log, complete) must not wait on Nagle + delayed ACK.
+            ws.protocol.set_nodelay(True)
         heartbeat: asyncio.Task[None] | None = None
         try:
             welcome = await self._handshake(ws)

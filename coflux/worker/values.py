@@ -20,9 +20,7 @@ def encode(value: Any, channel: Channel) -> JSON:
 
 def decode(data: JSON, channel: Channel) -> Any:
     """The Python value of tagged JSON; referenced executions become ``Execution`` handles."""
-    return serialization.deserialize(
-        data, channel.get_blob, execution=channel.execution, asset=channel.asset
-    )
+    return serialization.deserialize(data, channel.get_blob, execution=channel.execution, asset=channel.asset)
 
 
 @dataclass(frozen=True)

@@ -118,9 +118,7 @@ class Worker:
         if session is None:
             raise CofluxError("the worker is not started")
         with session.status:
-            done = session.status.wait_for(
-                lambda: session.connected or session.refusal is not None, timeout
-            )
+            done = session.status.wait_for(lambda: session.connected or session.refusal is not None, timeout)
             if session.connected:
                 return
             if session.refusal is not None:

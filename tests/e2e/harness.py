@@ -67,8 +67,19 @@ class Server:
     def start(self) -> Server:
         log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "coflux.cli", "server", "--port", str(self.port),
-             "--data-dir", str(self.data_dir), "--token", self.token, *self.extra],
+            [
+                sys.executable,
+                "-m",
+                "coflux.cli",
+                "server",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--token",
+                self.token,
+                *self.extra,
+            ],
             env=environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -85,8 +96,14 @@ class Server:
         except OSError:
             return False
 
-    def request(self, method: str, path: str, body: Any = None, token: str | None = "default",
-                raw: bytes | None = None) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = "default",
+        raw: bytes | None = None,
+    ) -> Response:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         request = urllib.request.Request(f"{self.url}/{path}", data=data, method=method)
         used = self.token if token == "default" else token
@@ -117,12 +134,33 @@ class Server:
 
 
 class Worker:
-    def __init__(self, server: Server, module: str = "e2e_flows", *args: str,
-                 project: str = "default", workspace: str = "main", token: str | None = None) -> None:
+    def __init__(
+        self,
+        server: Server,
+        module: str = "e2e_flows",
+        *args: str,
+        project: str = "default",
+        workspace: str = "main",
+        token: str | None = None,
+    ) -> None:
         self.server = server
-        self.command = [sys.executable, "-m", "coflux.cli", "worker", module, "--url", server.url,
-                        "--token", token or server.token, "--project", project,
-                        "--workspace", workspace, "--register", *args]
+        self.command = [
+            sys.executable,
+            "-m",
+            "coflux.cli",
+            "worker",
+            module,
+            "--url",
+            server.url,
+            "--token",
+            token or server.token,
+            "--project",
+            project,
+            "--workspace",
+            workspace,
+            "--register",
+            *args,
+        ]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
@@ -149,12 +187,19 @@ class Worker:
                 self.kill()
 
 
-def start_run(server: Server, workflow: str, *arguments: Any, project: str = "default",
-              workspace: str = "main") -> str:
+def start_run(
+    server: Server,
+    workflow: str,
+    *arguments: Any,
+    project: str = "default",
+    workspace: str = "main",
+) -> str:
     module, target = workflow.split(":")
     path = f"api/projects/{project}/workspaces/{workspace}/runs"
     response = wait_until(
-        lambda: _try_start(server, path, module, target, list(arguments)), 30, f"{workflow} to be registered"
+        lambda: _try_start(server, path, module, target, list(arguments)),
+        30,
+        f"{workflow} to be registered",
     )
     run_id: str = response.json()["run_id"]
     return run_id
@@ -175,7 +220,9 @@ def run_data(server: Server, run_id: str, project: str = "default") -> dict[str,
     return data
 
 
-def wait_for_run(server: Server, run_id: str, timeout: float = 60, project: str = "default") -> dict[str, Any]:
+def wait_for_run(
+    server: Server, run_id: str, timeout: float = 60, project: str = "default"
+) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         data = run_data(server, run_id, project)
         return data if data["status"] != "running" else None

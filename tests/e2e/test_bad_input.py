@@ -81,7 +81,9 @@ def test_http_errors_are_clear_and_the_server_keeps_serving(server: Server, work
     assert data["status"] == "succeeded" and data["result"] == 5
 
 
-async def _connect(server: Server, token: str | None, project: str = "default") -> websocket.WebSocketClientConnection:
+async def _connect(
+    server: Server, token: str | None, project: str = "default"
+) -> websocket.WebSocketClientConnection:
     url = server.url.replace("http://", "ws://") + f"/ws/worker?project={project}"
     headers = {"Authorization": f"token {token}"} if token else {}
     return await websocket.websocket_connect(httpclient.HTTPRequest(url, headers=headers))
@@ -150,7 +152,10 @@ def test_project_isolation(server: Server) -> None:
         assert server.request("GET", f"api/projects/beta/runs/{run_id}").status == 404
         # alpha's token works for alpha's API, not beta's
         assert server.request("GET", f"api/projects/alpha/runs/{run_id}", token=alpha_token).status == 200
-        assert server.request("GET", "api/projects/beta/workspaces", token=alpha_token).status in (401, 403)
+        assert server.request("GET", "api/projects/beta/workspaces", token=alpha_token).status in (
+            401,
+            403,
+        )
     finally:
         worker.stop()
 

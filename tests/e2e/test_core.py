@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Server, Worker, environment, run_data, start_run, wait_for_run, wait_until
+from tests.e2e.harness import (
+    Server,
+    Worker,
+    environment,
+    run_data,
+    start_run,
+    wait_for_run,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +65,9 @@ def test_fanout_over_rest_and_submit(server: Server, workers: list[Worker]) -> N
     completed = subprocess.run(
         [sys.executable, "-m", "coflux.cli", "submit", "e2e_flows:fanout", "7", "--json"],
         env=environment(COFLUX_URL=server.url, COFLUX_TOKEN=server.token),
-        capture_output=True, timeout=60, check=False,
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr.decode()
     report = json.loads(completed.stdout)
@@ -76,7 +86,9 @@ def test_remote_value_error_is_caught_as_value_error(server: Server, workers: li
     assert "Traceback" in failed["error"]["traceback"]
 
 
-def test_retry_after_one_failure_has_two_executions(server: Server, workers: list[Worker], tmp_path: Path) -> None:
+def test_retry_after_one_failure_has_two_executions(
+    server: Server, workers: list[Worker], tmp_path: Path
+) -> None:
     data = wait_for_run(server, start_run(server, "e2e_flows:flaky_flow", str(tmp_path / "marker")))
     assert data["status"] == "succeeded"
     assert data["result"] == "second time lucky"
@@ -89,7 +101,9 @@ def test_failed_run_reports_error_and_submit_exits_1(server: Server, workers: li
     completed = subprocess.run(
         [sys.executable, "-m", "coflux.cli", "submit", "e2e_flows:add", "1", '"x"'],
         env=environment(COFLUX_URL=server.url, COFLUX_TOKEN=server.token),
-        capture_output=True, timeout=60, check=False,
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
     assert completed.returncode == 1
     assert b"TypeError" in completed.stdout + completed.stderr
@@ -145,7 +159,9 @@ def test_server_killed_mid_run_resumes_on_restart(tmp_path: Path) -> None:
         wait_until(lambda: len(run_data(server, run_id)["steps"]) >= 8, 30, "a few steps to finish")
         before = run_data(server, run_id)
         done_before = {
-            e["execution_id"]: e["state"] for s in before["steps"] for e in s["executions"]
+            e["execution_id"]: e["state"]
+            for s in before["steps"]
+            for e in s["executions"]
             if e["state"] == "succeeded"
         }
         server.kill()

@@ -35,11 +35,23 @@ class FakeWorker:
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
 
-    def hello(self, concurrency: int = 2, session_id: str | None = None, running: list[str] | None = None,
-              targets: list[dict[str, Any]] | None = None) -> Session:
-        message = {"type": "hello", "protocol": 1, "workspace": "main", "concurrency": concurrency,
-                   "targets": targets if targets is not None else [FLOW, TASK], "register": True,
-                   "session_id": session_id, "running": running or []}
+    def hello(
+        self,
+        concurrency: int = 2,
+        session_id: str | None = None,
+        running: list[str] | None = None,
+        targets: list[dict[str, Any]] | None = None,
+    ) -> Session:
+        message = {
+            "type": "hello",
+            "protocol": 1,
+            "workspace": "main",
+            "concurrency": concurrency,
+            "targets": targets if targets is not None else [FLOW, TASK],
+            "register": True,
+            "session_id": session_id,
+            "running": running or [],
+        }
         self.session = self.service.connect(message, self.send, self.close)
         return self.session
 
@@ -126,11 +138,21 @@ async def _start_parent(service: ProjectService, worker: FakeWorker) -> dict[str
     return await worker.next("execute")
 
 
-def _submit(parent: dict[str, Any], request_id: int, call_index: int, awaits: bool = True,
-            **options: Any) -> dict[str, Any]:
-    return {"type": "submit", "request_id": request_id, "parent_execution_id": parent["execution_id"],
-            "module": "m", "target": "child", "target_type": "task", "arguments": [request_id],
-            "call_index": call_index, "await": awaits, "options": options}
+def _submit(
+    parent: dict[str, Any], request_id: int, call_index: int, awaits: bool = True, **options: Any
+) -> dict[str, Any]:
+    return {
+        "type": "submit",
+        "request_id": request_id,
+        "parent_execution_id": parent["execution_id"],
+        "module": "m",
+        "target": "child",
+        "target_type": "task",
+        "arguments": [request_id],
+        "call_index": call_index,
+        "await": awaits,
+        "options": options,
+    }
 
 
 def test_waiting_parent_gives_its_slot_to_the_child(tmp_path: Path) -> None:
@@ -186,7 +208,10 @@ def test_retries_make_new_attempts_until_the_limit(tmp_path: Path) -> None:
             worker.hello(concurrency=4)
             parent = await _start_parent(service, worker)
             worker.say(**_submit(parent, 1, 0, retries={"limit": 2}))
-            failure = {"state": "failed", "error": {"type": "builtins.RuntimeError", "message": "no"}}
+            failure = {
+                "state": "failed",
+                "error": {"type": "builtins.RuntimeError", "message": "no"},
+            }
             for attempt in (1, 2, 3):
                 execute = await worker.next("execute")
                 assert execute["attempt"] == attempt
@@ -288,7 +313,10 @@ def test_cancel_cascades_to_children_and_aborts_them(tmp_path: Path) -> None:
             worker.say(**_submit(parent, 1, 0))
             child = await worker.next("execute")
             await service.cancel_execution(parent["execution_id"])
-            aborted = {(await worker.next("abort"))["execution_id"], (await worker.next("abort"))["execution_id"]}
+            aborted = {
+                (await worker.next("abort"))["execution_id"],
+                (await worker.next("abort"))["execution_id"],
+            }
             assert aborted == {parent["execution_id"], child["execution_id"]}
             view = await service.get_run(parent["run_id"])
             assert view["status"] == "cancelled"
@@ -318,7 +346,13 @@ def test_timeout_marks_the_execution_timed_out(tmp_path: Path) -> None:
 def test_a_handshake_with_another_protocol_version_is_refused(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            hello = {"type": "hello", "protocol": 99, "workspace": "main", "concurrency": 1, "targets": []}
+            hello = {
+                "type": "hello",
+                "protocol": 99,
+                "workspace": "main",
+                "concurrency": 1,
+                "targets": [],
+            }
             with pytest.raises(ProtocolError):
                 service.connect(hello, lambda m: None, lambda c, r: None)
 

@@ -120,9 +120,7 @@ def run_json(status: str, **extra: Any) -> dict[str, Any]:
             "parent_step_id": None,
             "module": "flows",
             "target": "main",
-            "executions": [
-                {"execution_id": "Rx:1:1", "attempt": 1, "workspace": "dev", "state": status}
-            ],
+            "executions": [{"execution_id": "Rx:1:1", "attempt": 1, "workspace": "dev", "state": status}],
         }
     ]
     return {"run_id": "Rx", "workspace": "dev", "status": status, "steps": steps, **extra}
@@ -277,8 +275,7 @@ def test_settings_defaults() -> None:
 
 def test_settings_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "coflux.toml").write_text(
-        '[coflux]\nurl = "http://toml/coflux/"\ntoken = "t-toml"\nproject = "p-toml"\n'
-        'workspace = "w-toml"\n'
+        '[coflux]\nurl = "http://toml/coflux/"\ntoken = "t-toml"\nproject = "p-toml"\nworkspace = "w-toml"\n'
     )
     nested = tmp_path / "a" / "b"
     nested.mkdir(parents=True)

@@ -301,9 +301,7 @@ def test_unacknowledged_results_are_resent_after_a_reconnect(
     assert instance.connected
 
 
-def test_child_submit_and_resolved_round_trip(
-    server: FakeServer, worker: Callable[..., cf.Worker]
-) -> None:
+def test_child_submit_and_resolved_round_trip(server: FakeServer, worker: Callable[..., cf.Worker]) -> None:
     worker([add, parent])
     server.execute("Rp:1:1", parent, 10)
     server.expect("started")
@@ -342,9 +340,7 @@ def test_child_submit_and_resolved_round_trip(
         False,
         [12, 100],
     )
-    server.send(
-        {"type": "submitted", "request_id": submitted["request_id"], "execution_id": "Rp:3:1"}
-    )
+    server.send({"type": "submitted", "request_id": submitted["request_id"], "execution_id": "Rp:3:1"})
     wait = server.expect("wait")
     assert (wait["execution_id"], wait["from_execution_id"]) == ("Rp:3:1", "Rp:1:1")
     assert wait["request_id"] not in (awaited["request_id"], submitted["request_id"])
@@ -501,9 +497,7 @@ def test_large_values_travel_as_blobs(server: FakeServer, worker: Callable[..., 
     assert server.blobs[value["blob"]] == data * 2
 
 
-def test_unknown_target_fails_the_execution(
-    server: FakeServer, worker: Callable[..., cf.Worker]
-) -> None:
+def test_unknown_target_fails_the_execution(server: FakeServer, worker: Callable[..., cf.Worker]) -> None:
     worker([add])
     server.execute("Ru:1:1", chatty)
     outcome = server.expect("complete")["outcome"]

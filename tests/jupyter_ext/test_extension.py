@@ -1,0 +1,86 @@
+"""The server extension inside a real Jupyter server (pytest-jupyter), with a real kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+pytest_plugins = ("pytest_jupyter.jupyter_server",)
+
+
+@pytest.fixture
+def jp_server_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    # The extension publishes these for its kernels; restore the test process's own afterwards.
+    for name in ("COFLUX_URL", "COFLUX_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyter_ext": True}},
+        "Coflux": {"data_dir": str(tmp_path / "coflux-data")},
+    }
+
+
+async def _json(jp_fetch: Any, *path: str, **kwargs: Any) -> Any:
+    response = await jp_fetch("coflux", "api", *path, **kwargs)
+    return json.loads(response.body)
+
+
+async def test_rest_through_jupyter_auth(jp_fetch: Any) -> None:
+    created = await _json(jp_fetch, "projects", method="POST", body=json.dumps({"name": "demo"}))
+    assert created == {"name": "demo"}
+    assert {"name": "demo"} in (await _json(jp_fetch, "projects"))["projects"]
+    workspace = await _json(
+        jp_fetch, "projects", "demo", "workspaces", method="POST", body=json.dumps({"name": "prod"})
+    )
+    assert workspace == {"name": "prod", "base": None, "state": "active"}
+    child = {"name": "dev/ana", "base": "prod"}
+    await _json(jp_fetch, "projects", "demo", "workspaces", method="POST", body=json.dumps(child))
+    listed = (await _json(jp_fetch, "projects", "demo", "workspaces"))["workspaces"]
+    assert {"name": "dev/ana", "base": "prod", "state": "active"} in listed
+    workflows = await _json(jp_fetch, "projects", "demo", "workspaces", "prod", "workflows")
+    assert workflows == {"workflows": []}
+
+
+async def test_errors_are_json_with_a_code(jp_fetch: Any) -> None:
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("coflux", "api", "projects", "nope", "runs", "R1")
+    assert info.value.code == 404
+    assert info.value.response is not None
+    assert json.loads(info.value.response.body)["error"]["code"] == "not_found"
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("coflux", "api", "projects", headers={"Authorization": ""})
+    assert info.value.code in (401, 403)
+
+
+async def test_kernels_inherit_url_and_token_and_reach_the_server(jp_fetch: Any, jp_serverapp: Any) -> None:
+    assert os.environ["COFLUX_URL"] == f"http://127.0.0.1:{jp_serverapp.port}{jp_serverapp.base_url}coflux"
+    response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
+    kernel_id = json.loads(response.body)["id"]
+    client = jp_serverapp.kernel_manager.get_kernel(kernel_id).client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        outputs: list[str] = []
+
+        def collect(message: dict[str, Any]) -> None:
+            if message["msg_type"] == "stream":
+                outputs.append(message["content"]["text"])
+
+        code = (
+            "import coflux as cf\n"
+            "client = cf.Client()\n"
+            "client.create_workspace('from-kernel')\n"
+            "print(sorted(w['name'] for w in client.workspaces()))\n"
+        )
+        reply = await client.execute_interactive(code, output_hook=collect, timeout=60)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert "from-kernel" in "".join(outputs)
+    finally:
+        client.stop_channels()
+        await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id, now=True)
+    listed = (await _json(jp_fetch, "projects", "default", "workspaces"))["workspaces"]
+    assert any(w["name"] == "from-kernel" for w in listed)
