@@ -51,6 +51,8 @@ def execution_id(step: StepId, attempt: int) -> ExecutionId:
 
 def split_execution_id(value: str) -> tuple[RunId, StepId, int]:
     """Parse ``R…:N:A`` into its run, step and attempt; raises ``ValueError`` on anything else."""
+    if len(value) > 64:
+        raise ValueError(f"not an execution id: {value[:70]!r}...")
     parts = value.split(":")
     if len(parts) != 3 or not parts[0].startswith("R") or not parts[1].isdigit():
         raise ValueError(f"not an execution id: {value!r}")

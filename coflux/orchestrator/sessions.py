@@ -156,17 +156,23 @@ class WorkerSessions:
 
     def _on_log(self, session: Session, message: dict[str, Any]) -> None:
         execution_id = str(message["execution_id"])
+        try:
+            split_execution_id(execution_id)
+        except ValueError as err:
+            raise BadRequest(str(err)) from err
+        rows = []
         for entry in message["entries"]:
             if not isinstance(entry, dict):
                 raise ProtocolError("malformed", "log entries must be objects")
-            self.engine.writer.batch.logs.append(
+            rows.append(
                 {
                     "execution_id": execution_id,
                     "timestamp": float(entry.get("timestamp") or time.time()),
-                    "level": str(entry.get("level") or "info"),
+                    "level": str(entry.get("level") or "info")[:16],
                     "message": str(entry.get("message") or ""),
                 }
             )
+        self.engine.writer.batch.logs.extend(rows)
         self.engine.writer.schedule()
 
     def _parent(self, session: Session, execution_id: str) -> Execution:

@@ -65,9 +65,16 @@ def _sqlite_engine(path: Path) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")  # as PostgreSQL enforces them
         cursor.close()
 
     return engine
+
+
+def _without_nul(row: Row) -> Row:
+    """PostgreSQL refuses NUL characters in text; both backends store U+FFFD in their place."""
+    message = row["message"]
+    return {**row, "message": message.replace("\x00", "\ufffd")} if "\x00" in message else row
 
 
 def schema_name(project: str) -> str:
@@ -131,7 +138,7 @@ class SqlStore:
                     (t.executions, batch.executions),
                     (t.assignments, batch.assignments),
                     (t.results, batch.results),
-                    (t.logs, batch.logs),
+                    (t.logs, [_without_nul(row) for row in batch.logs]),
                 ):
                     if rows:
                         conn.execute(table.insert(), rows)
@@ -141,6 +148,8 @@ class SqlStore:
                 raise
 
     def _upsert_targets(self, rows: list[Row]) -> None:
+        latest = {(r["workspace_id"], r["module"], r["name"]): r for r in rows}  # the last one wins
+        rows = list(latest.values())
         for row in rows:
             self._conn.execute(
                 t.targets.delete().where(
@@ -260,9 +269,10 @@ def list_projects(data_dir: Path, database_url: str | None = None) -> list[str]:
             with _wrapped("listing projects"), engine.connect() as conn:
                 names = conn.execute(
                     sa.text(
-                        "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :prefix"
+                        "SELECT schema_name FROM information_schema.schemata"
+                        " WHERE left(schema_name, :length) = :prefix"
                     ),
-                    {"prefix": _SCHEMA_PREFIX + "%"},
+                    {"prefix": _SCHEMA_PREFIX, "length": len(_SCHEMA_PREFIX)},
                 ).scalars()
                 return sorted(n[len(_SCHEMA_PREFIX) :] for n in names)
         finally:

@@ -40,12 +40,13 @@ def seconds(value: Seconds | None, option: str) -> float | None:
 
 @dataclass(frozen=True)
 class Retries:
-    """Retry a failed step up to ``limit`` times (``None``: until it succeeds), waiting between
-    ``backoff[0]`` and ``backoff[1]`` seconds on a ramp. ``when`` narrows which failures qualify: an
+    """Retry a failed step up to ``limit`` times (``None``, as in Coflux: until it succeeds, waiting
+    1 to 60 s unless ``backoff`` says otherwise), waiting ``backoff[0]`` to ``backoff[1]`` seconds
+    on a ramp. ``when`` narrows which failures qualify: an
     exception type, a tuple of them, or a predicate called with the exception on the worker.
     Timed-out and abandoned executions are retried regardless of ``when``; cancelled ones never."""
 
-    limit: int | None = 3
+    limit: int | None = None
     backoff: tuple[float, float] = (0.0, 0.0)
     when: RetryWhen = None
 

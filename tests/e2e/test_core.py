@@ -98,6 +98,7 @@ def test_retry_after_one_failure_has_two_executions(
 
 
 def test_failed_run_reports_error_and_submit_exits_1(server: Server, workers: list[Worker]) -> None:
+    wait_for_run(server, start_run(server, "e2e_flows:add", 1, 2))  # the workers have registered
     completed = subprocess.run(
         [sys.executable, "-m", "coflux.cli", "submit", "e2e_flows:add", "1", '"x"'],
         env=environment(COFLUX_URL=server.url, COFLUX_TOKEN=server.token),

@@ -67,6 +67,15 @@ def fan_out(n: int) -> list[str]:
     return [h.id for h in handles]
 
 
+@cf.workflow()
+def impatient() -> str:
+    with cf.group("batch"):
+        handle = add.submit(1)
+    first = handle.poll(timeout=0.05, default="pending")
+    handle.cancel()
+    return str(first)
+
+
 @cf.task()
 def chatty() -> int:
     print("hello from the task")
@@ -136,7 +145,11 @@ class FakeServer:
         self.loop.call_soon_threadsafe(write)
 
     def drop(self) -> None:
-        self.loop.call_soon_threadsafe(lambda: self.socket and self.socket.close())
+        def close() -> None:
+            if self.socket is not None:
+                self.socket.close()
+
+        self.loop.call_soon_threadsafe(close)
 
     def expect(self, kind: str, skip: tuple[str, ...] = ("heartbeat", "log", "started")) -> Message:
         """The next frame of type ``kind``; frames of the ``skip`` types may come first."""
@@ -182,6 +195,7 @@ class _Socket(tornado.websocket.WebSocketHandler):
         headers = dict(self.request.headers)
         self.server.requests.append((headers, self.get_argument("project")))
         self.server.socket = self
+        self.set_nodelay(True)
 
     def on_message(self, frame: str | bytes) -> None:
         try:
@@ -429,6 +443,20 @@ def test_child_failures_raise_in_the_parent(
         }
         server.send({**resolved, **answer})
     assert server.expect("complete")["outcome"] == {"state": "succeeded", "value": expected}
+
+
+def test_poll_cancel_and_group(server: FakeServer, worker: Callable[..., cf.Worker]) -> None:
+    worker([impatient])
+    server.execute("Ri:1:1", impatient)
+    submit = server.expect("submit")
+    assert submit["options"]["group"] == "batch"
+    server.send({"type": "submitted", "request_id": submit["request_id"], "execution_id": "Ri:2:1"})
+    wait = server.expect("wait")
+    assert wait["execution_id"] == "Ri:2:1"
+    cancel = server.expect("cancel")
+    assert cancel["execution_id"] == "Ri:2:1"
+    server.send({"type": "reply", "request_id": cancel["request_id"]})
+    assert server.expect("complete")["outcome"] == {"state": "succeeded", "value": "pending"}
 
 
 def test_pending_submit_is_resent_after_a_reconnect(

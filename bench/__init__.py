@@ -1,0 +1,1 @@
+"""Benchmarks for Coflux for Jupyter (never run as tests). Entry point: ``bench/run.py``."""

@@ -1,0 +1,41 @@
+"""Targets run by the benchmark's ``coflux worker bench.flows`` process.
+
+The tasks are trivial on purpose: every figure measured with them is pure orchestration overhead.
+None of them caches or memoises, so each repetition does the full work.
+"""
+
+from __future__ import annotations
+
+import coflux as cf
+
+
+@cf.task()
+def inc(x: int) -> int:
+    return x + 1
+
+
+@cf.task()
+def noop(i: int) -> int:
+    return i
+
+
+@cf.workflow()
+def chain(steps: int) -> int:
+    """``steps`` dependent calls: each ``inc`` waits for the previous one's value."""
+    x = 0
+    for _ in range(steps):
+        x = inc(x)
+    return x
+
+
+@cf.workflow()
+def fanout(n: int) -> int:
+    """Submit ``n`` independent ``noop`` tasks, then gather every result."""
+    executions = [noop.submit(i) for i in range(n)]
+    return sum(execution.result() for execution in executions)
+
+
+@cf.workflow()
+def empty(value: int) -> int:
+    """No child steps: the fixed cost of one run (start, dispatch, complete, poll the result)."""
+    return value
