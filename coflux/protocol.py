@@ -26,6 +26,9 @@ Server -> worker
     ack         seqs
     submitted   request_id, execution_id, step_id
     resolved    request_id, execution_id, outcome
+    outcome     parent_execution_id, step_id, outcome: a child of an execution the worker holds is
+                final and nobody waits on it yet; the worker keeps it so that a later ``result()``
+                needs no round trip (a fan-out's gather)
     reply       request_id
     error       code, message, request_id (optional); fatal ones close the connection
 
@@ -83,6 +86,7 @@ SERVER_MESSAGES: Final[dict[str, dict[str, type | tuple[type, ...]]]] = {
     "ack": {"seqs": _LIST},
     "submitted": {"request_id": _INT, "execution_id": _STR},
     "resolved": {"request_id": _INT, "execution_id": _STR, "outcome": _DICT},
+    "outcome": {"parent_execution_id": _STR, "step_id": _STR, "outcome": _DICT},
     "reply": {"request_id": _INT},
     "error": {"code": _STR, "message": _STR},
 }

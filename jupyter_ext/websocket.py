@@ -41,6 +41,10 @@ class _Socket(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
             status = 401 if err.code == "unauthorized" else 400
             raise web.HTTPError(status, err.message) from err
 
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        # Replies are small frames written back to back: without this, each waits on a delayed ACK.
+        self.set_nodelay(True)
+
     def send(self, message: dict[str, Any]) -> None:
         try:
             self.write_message(protocol.encode(message))
@@ -101,6 +105,7 @@ class EventsSocket(_Socket):
         await super().get(*args, **kwargs)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
+        super().open(*args, **kwargs)
         assert self.project_service is not None
         self._unsubscribe = self.project_service.subscribe(self._event)
 

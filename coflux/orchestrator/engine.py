@@ -38,7 +38,13 @@ def outcome_state(outcome: Outcome) -> ExecutionState:
 
 
 class Engine:
-    def __init__(self, writer: Writer, events: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        events: Callable[[dict[str, Any]], None],
+        workspace_name: Callable[[int], str],
+    ) -> None:
+        self.workspace_name = workspace_name
         self.writer = writer
         self.publish = events
         self.runs: dict[RunId, Run] = {}
@@ -208,7 +214,7 @@ class Engine:
             "module": step.module,
             "target": step.target,
             "arguments": step.arguments,
-            "workspace_id": execution.workspace_id,
+            "workspace": self.workspace_name(execution.workspace_id),
             "attempt": execution.attempt,
         }
         self.writer.after_commit(lambda: self._send(session, message))
@@ -301,12 +307,28 @@ class Engine:
         waiters, step.waiters = step.waiters, []
         for waiter in waiters:
             self.writer.after_commit(lambda w=waiter: w(outcome))  # type: ignore[misc]
+        if not waiters:
+            self._push_to_parent(step, outcome)
         if step.parent_execution_id is None:
             run_id = step.run.run_id
             status = _run_status(outcome)
             self.writer.after_commit(
                 lambda: self.publish({"type": "run", "run_id": run_id, "status": status})
             )
+
+    def _push_to_parent(self, step: Step, outcome: Outcome) -> None:
+        """Tell the worker running the parent, so that its ``result()`` needs no round trip."""
+        parent = self.executions.get(step.parent_execution_id) if step.parent_execution_id else None
+        session = parent.session if parent is not None else None
+        if parent is None or session is None:
+            return
+        message = {
+            "type": "outcome",
+            "parent_execution_id": parent.execution_id,
+            "step_id": step.step_id,
+            "outcome": outcome,
+        }
+        self.writer.after_commit(lambda: self._send(session, message))
 
     def _event_execution(self, execution: Execution) -> None:
         event = {

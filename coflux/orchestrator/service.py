@@ -59,8 +59,8 @@ class ProjectService:
     def _load(self) -> None:
         self._pending_enqueue: list[Execution] = []
         self.writer = Writer(self.store, self._before_commit, self._on_failure)
-        self.engine = Engine(self.writer, self._publish)
         self.workspaces = Workspaces(self.writer, self.store.workspaces(), self.store.targets())
+        self.engine = Engine(self.writer, self._publish, lambda i: self.workspaces.by_id[i].name)
         self.sessions = WorkerSessions(
             self.engine,
             self.workspaces,

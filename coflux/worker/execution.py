@@ -88,6 +88,11 @@ class Execution(Generic[T]):
         with self._lock:
             if self._resolution is None:
                 channel = self._channel_or_current()
+                step_id = self.id.rsplit(":", 1)[0]
+                known = channel.known_outcome(self._waiter_id(), step_id)
+                if known is not None:
+                    self._resolution = PendingRequest.answered(self.id, known)
+                    return self._resolution
                 message = {
                     "type": "wait",
                     "request_id": channel.next_request_id(),

@@ -41,6 +41,13 @@ class PendingRequest:
         self._submitted = threading.Event()
         self._finished = threading.Event()
 
+    @classmethod
+    def answered(cls, execution_id: ExecutionId, outcome: dict[str, JSON]) -> PendingRequest:
+        """A ``wait`` that the server's pushed ``outcome`` already answered: never sent."""
+        request = cls({"type": "wait", "request_id": 0, "execution_id": execution_id}, None)
+        request.on_resolved(execution_id, outcome)
+        return request
+
     @property
     def kind(self) -> str:
         return str(self.message["type"])

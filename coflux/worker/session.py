@@ -72,6 +72,8 @@ class Session:
         self._held: dict[ExecutionId, int] = {}
         self._running: dict[ExecutionId, ExecutionContext] = {}
         self._requests: dict[int, PendingRequest] = {}
+        # Outcomes of children the server pushed, by parent: read from execution threads.
+        self._outcomes: dict[ExecutionId, dict[str, dict[str, JSON]]] = {}
         self._backlog: deque[Message] = deque(maxlen=BACKLOG_LIMIT)
         self._all_acked: asyncio.Event | None = None
         self._handlers: dict[str, Callable[[Message], None]] = {
@@ -80,6 +82,7 @@ class Session:
             "ack": self._on_ack,
             "submitted": self._on_submitted,
             "resolved": self._on_resolved,
+            "outcome": self._on_outcome,
             "reply": self._on_reply,
             "error": self._on_error,
         }
@@ -118,6 +121,10 @@ class Session:
         request = PendingRequest(message, owner)
         self._post("request", request)
         return request
+
+    def known_outcome(self, parent: ExecutionId, step_id: str) -> dict[str, JSON] | None:
+        """A child's final outcome if the server has already pushed it (thread-safe read)."""
+        return self._outcomes.get(parent, {}).get(step_id)
 
     def log(self, execution_id: ExecutionId, level: str, message: str) -> None:
         self._post("log", (execution_id, log_entry(level, message)))
@@ -194,6 +201,7 @@ class Session:
     def _send_complete(self, ctx: ExecutionContext, outcome: dict[str, JSON]) -> None:
         execution_id = ctx.execution_id
         self._running.pop(execution_id, None)
+        self._outcomes.pop(execution_id, None)
         if ctx.aborted:
             return
         self._seq += 1
@@ -297,6 +305,7 @@ class Session:
         if ctx is None:
             return
         ctx.aborted = True
+        self._outcomes.pop(execution_id, None)
         for request_id, request in list(self._requests.items()):
             if request.owner == execution_id:
                 del self._requests[request_id]
@@ -323,6 +332,11 @@ class Session:
         request = self._requests.pop(message["request_id"], None)
         if request is not None:
             request.on_resolved(ExecutionId(message["execution_id"]), message["outcome"])
+
+    def _on_outcome(self, message: Message) -> None:
+        parent = ExecutionId(message["parent_execution_id"])
+        if parent in self._running:
+            self._outcomes.setdefault(parent, {})[message["step_id"]] = message["outcome"]
 
     def _on_reply(self, message: Message) -> None:
         request = self._requests.pop(message["request_id"], None)
