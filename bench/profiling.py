@@ -96,10 +96,13 @@ class Profile:
             return profile
         for line in path.read_text(errors="replace").splitlines():
             stack, _, count_text = line.rpartition(" ")
-            if not stack or not count_text.isdigit():
+            if not count_text.isdigit():
                 continue
             count = int(count_text)
-            names = [frame_name(frame) for frame in stack.split(";")]
+            # An empty stack: a sample of a thread with no Python frame (starting, or in native code).
+            names = (
+                [frame_name(frame) for frame in stack.split(";")] if stack else [("<no Python frame>", "")]
+            )
             profile.samples += count
             leaf, leaf_file = names[-1]
             profile.self_counts[leaf] += count

@@ -18,6 +18,7 @@ against the targets, never asserted. Raw results go to ``--json`` (default: ``be
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -202,13 +203,21 @@ def print_summary(
 
 def source_state() -> dict[str, Any]:
     """The commit measured, and the files that differ from it (the tree may carry uncommitted work)."""
+    commands = {
+        "commit": ["git", "rev-parse", "HEAD"],
+        "dirty": ["git", "status", "--short"],
+        "diff": ["git", "diff", "HEAD", "--", "coflux", "jupyter_ext"],
+    }
     state: dict[str, Any] = {}
-    for key, command in (("commit", ["git", "rev-parse", "HEAD"]), ("dirty", ["git", "status", "--short"])):
+    for key, command in commands.items():
         try:
             done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
         except (OSError, subprocess.SubprocessError):
             continue
-        state[key] = done.stdout.strip() if key == "commit" else done.stdout.splitlines()
+        if key == "diff":  # a fingerprint of uncommitted changes, to tell runs of the same commit apart
+            state["diff_sha256"] = hashlib.sha256(done.stdout.encode()).hexdigest()[:16]
+        else:
+            state[key] = done.stdout.strip() if key == "commit" else done.stdout.splitlines()
     return state
 
 
@@ -223,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_sigterm()
     repetitions = args.repetitions or (3 if args.quick else 7)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    source = source_state()  # before the server starts: the code it imports
     with tempfile.TemporaryDirectory(prefix="coflux-bench-") as folder:
         measured = measure_coflux(args, repetitions, Path(folder))
     rows, medians = coflux_rows(measured)
@@ -237,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print_summary(rows, medians, peer_figures, header)
     payload = {
         "started": started,
-        "source": source_state(),
+        "source": source,
         "experiment": args.experiment,
         "repetitions": repetitions,
         "concurrency": args.concurrency,
