@@ -37,6 +37,8 @@ else:  # pragma: no cover - exercised only on Python 3.10
 DEFAULT_URL = "http://127.0.0.1:8888/coflux"
 DEFAULT_PROJECT = "default"
 DEFAULT_WORKSPACE = "main"
+LONG_POLL = 30.0
+"""Seconds the server may hold a request for a run's result before answering "still running"."""
 CONFIG_FILE = "coflux.toml"
 _SETTINGS = ("url", "token", "project", "workspace")
 _STATUS_CODES = {
@@ -163,7 +165,9 @@ class Client:
 
     # -- transport ---------------------------------------------------------------------------------
 
-    def _send(self, method: str, path: str, data: bytes | None, content_type: str) -> bytes:
+    def _send(
+        self, method: str, path: str, data: bytes | None, content_type: str, timeout: float | None = None
+    ) -> bytes:
         request = urllib.request.Request(f"{self.url}/api/{path}", data=data, method=method)
         request.add_header("Accept", "application/json")
         if data is not None:
@@ -171,7 +175,7 @@ class Client:
         if self.token:
             request.add_header("Authorization", f"token {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
                 body: bytes = response.read()
                 return body
         except urllib.error.HTTPError as err:
@@ -184,9 +188,9 @@ class Client:
                 " (is it running? set COFLUX_URL or --url)"
             ) from err
 
-    def _request(self, method: str, path: str, body: JSON = None) -> JSON:
+    def _request(self, method: str, path: str, body: JSON = None, timeout: float | None = None) -> JSON:
         data = None if body is None else json.dumps(body).encode("utf-8")
-        raw = self._send(method, path, data, "application/json")
+        raw = self._send(method, path, data, "application/json", timeout)
         if not raw.strip():
             return None
         try:
@@ -249,12 +253,14 @@ class Client:
                 return list(workflow.get("parameters") or [])
         raise request_error("not_found", f"no workflow {module}:{name} in workspace {workspace}")
 
-    def run_data(self, run_id: str, workspace: str | None = None) -> dict[str, Any]:
-        """The run as the server describes it (DESIGN §5), seen from ``workspace`` if given."""
+    def run_data(self, run_id: str, workspace: str | None = None, wait: float = 0.0) -> dict[str, Any]:
+        """The run as the server describes it (DESIGN §5), seen from ``workspace`` if given. With
+        ``wait``, the server first waits up to that many seconds for the run to finish."""
         path = self._project_path("runs", run_id)
-        if workspace:
-            path += "?" + urllib.parse.urlencode({"workspace": workspace})
-        return dict(self._request("GET", path))
+        query = {k: v for k, v in (("workspace", workspace), ("wait", wait)) if v}
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        return dict(self._request("GET", path, timeout=wait + 30 if wait else None))
 
     def get_run(self, run_id: str, workspace: str | None = None) -> Run:
         data = self.run_data(run_id, workspace)
@@ -348,15 +354,12 @@ class Run:
         """Wait for the run to finish and return its value. Raises the workflow's error (an
         :class:`~coflux.errors.ExecutionError`), ``ExecutionCancelled``, or ``TimeoutError``."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
         data = self.data()
         while data["status"] == "running":
-            if deadline is not None and time.monotonic() >= deadline:
+            remaining = LONG_POLL if deadline is None else min(LONG_POLL, deadline - time.monotonic())
+            if remaining <= 0:
                 raise TimeoutError(f"run {self.id} still running after {timeout} s")
-            pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
-            time.sleep(pause)
-            delay = min(delay * 2, 0.2)
-            data = self.data()
+            self._data = data = self.client.run_data(self.id, self._view, wait=remaining)
         return self._outcome(data)
 
     def _outcome(self, data: dict[str, Any]) -> Any:

@@ -11,7 +11,8 @@ Worker -> server
     declare     targets (a notebook cell re-run re-declares)
     submit      request_id, parent_execution_id, call_index, module, target, target_type,
                 arguments, options, await
-                -> ``submitted`` (the child is durable); with ``await`` also ``resolved`` later
+                -> ``submitted`` (the child is durable); with ``await`` instead only ``resolved``
+                (carrying the execution id) once the child is final
     wait        request_id, execution_id, from_execution_id -> ``resolved`` when it is final
     complete    seq, execution_id, outcome -> ``ack`` once durable (the worker buffers it until then)
     started     execution_id

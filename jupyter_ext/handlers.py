@@ -15,6 +15,7 @@ from coflux.orchestrator import Hub, ProjectService
 from jupyter_ext.errors import CODE_BY_STATUS, code_of, error_body, status_of
 
 MAX_JSON_BODY = 16 * 1024 * 1024
+MAX_LONG_POLL = 60.0
 
 
 def request_token(handler: web.RequestHandler) -> str | None:
@@ -189,7 +190,11 @@ class RunHandler(CofluxHandler):
         async def action() -> None:
             service = await self.service(project)
             workspace = self.get_query_argument("workspace", None)
-            self.reply(await service.get_run(run_id, workspace))
+            try:
+                wait = min(float(self.get_query_argument("wait", "0")), MAX_LONG_POLL)
+            except ValueError as err:
+                raise BadRequest("wait must be a number of seconds") from err
+            self.reply(await service.get_run(run_id, workspace, wait))
 
         await self.guarded(action)
 

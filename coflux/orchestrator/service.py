@@ -248,8 +248,31 @@ class ProjectService:
         self._publish({"type": "run", "run_id": run.run_id, "status": "running"})
         return run.run_id
 
-    async def get_run(self, run_id: str, workspace: str | None = None) -> dict[str, Any]:
+    async def get_run(self, run_id: str, workspace: str | None = None, wait: float = 0.0) -> dict[str, Any]:
+        """The run as seen from ``workspace``; with ``wait``, first wait up to that many seconds
+        for it to finish (a long poll: no polling loop in clients)."""
+        if wait > 0:
+            await self._until_resolved(f"{run_id}:1", wait)
         return run_view(self.store, self.workspaces, self.engine, run_id, workspace)
+
+    async def _until_resolved(self, root_step: str, timeout: float) -> None:
+        step = self.engine.steps.get(root_step)
+        if step is None:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def resolved(outcome: Outcome) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        step.waiters.append(resolved)
+        try:
+            await asyncio.wait_for(asyncio.shield(done), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if resolved in step.waiters:
+                step.waiters.remove(resolved)
 
     async def rerun_step(self, step_key: str, workspace: str | None) -> ExecutionId:
         try:

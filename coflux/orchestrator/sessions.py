@@ -208,15 +208,18 @@ class WorkerSessions:
             )
             self.engine.new_execution(step, parent.workspace_id, options.delay)
             step_key, attempts = step.step_id, step.attempts
+        execution_id = f"{step_key}:{max(attempts, 1)}"
+        if message.get("await"):
+            # The caller only wants the value: ``resolved`` will carry the execution id.
+            self._wait(session, parent, step_key, request_id, execution_id)
+            return
         reply = {
             "type": "submitted",
             "request_id": request_id,
-            "execution_id": f"{step_key}:{max(attempts, 1)}",
+            "execution_id": execution_id,
             "step_id": step_key,
         }
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, reply))
-        if message.get("await"):
-            self._wait(session, parent, step_key, request_id)
 
     def _existing_child(self, parent: Execution, call_index: int | None) -> tuple[str, int] | None:
         """A submit re-sent after a reconnect names a child that already exists: reuse it."""

@@ -27,6 +27,11 @@ from coflux.storage import tables as t
 Row = dict[str, Any]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# Built once: SQLAlchemy memoizes a statement's cache key, which a fresh insert() would recompute.
+_INSERT = {
+    table.name: table.insert()
+    for table in (t.runs, t.steps, t.executions, t.assignments, t.results, t.logs, t.targets)
+}
 _SCHEMA_PREFIX = "coflux_"
 
 
@@ -132,16 +137,16 @@ class SqlStore:
                     values = {k: v for k, v in row.items() if k != "id"}
                     conn.execute(t.workspaces.update().where(t.workspaces.c.id == row["id"]).values(**values))
                 self._upsert_targets(batch.targets)
-                for table, rows in (
-                    (t.runs, batch.runs),
-                    (t.steps, batch.steps),
-                    (t.executions, batch.executions),
-                    (t.assignments, batch.assignments),
-                    (t.results, batch.results),
-                    (t.logs, [_without_nul(row) for row in batch.logs]),
+                for statement, rows in (
+                    (_INSERT["runs"], batch.runs),
+                    (_INSERT["steps"], batch.steps),
+                    (_INSERT["executions"], batch.executions),
+                    (_INSERT["assignments"], batch.assignments),
+                    (_INSERT["results"], batch.results),
+                    (_INSERT["logs"], [_without_nul(row) for row in batch.logs]),
                 ):
                     if rows:
-                        conn.execute(table.insert(), rows)
+                        conn.execute(statement, rows)
                 conn.commit()
             except BaseException:
                 conn.rollback()
@@ -159,7 +164,7 @@ class SqlStore:
                 )
             )
         if rows:
-            self._conn.execute(t.targets.insert(), rows)
+            self._conn.execute(_INSERT["targets"], rows)
 
     # -- reading -------------------------------------------------------------------------------
 

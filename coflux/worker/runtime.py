@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import queue
 import threading
 from typing import Any
 
@@ -24,12 +25,41 @@ from coflux.worker.targets import Target
 _logger = logging.getLogger("coflux.worker")
 
 
-def start(ctx: ExecutionContext, target: Target[..., Any], arguments: list[JSON]) -> None:
-    """Run the execution on a new daemon thread."""
-    thread = threading.Thread(
-        target=run, args=(ctx, target, arguments), name=f"coflux {ctx.execution_id}", daemon=True
-    )
-    thread.start()
+class Runner:
+    """Runs executions on threads that are kept and reused: starting a thread blocks the event loop
+    until the thread runs, which a fan-out would pay a thousand times. Idle threads wait for work;
+    a new thread starts only when none is idle (an execution blocked on a child keeps its thread)."""
+
+    def __init__(self, idle_timeout: float = 30.0) -> None:
+        self._work: queue.SimpleQueue[tuple[ExecutionContext, Target[..., Any], list[JSON]]] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._idle_timeout = idle_timeout
+
+    def start(self, ctx: ExecutionContext, target: Target[..., Any], arguments: list[JSON]) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+        self._work.put((ctx, target, arguments))
+        if spawn:
+            threading.Thread(target=self._serve, name="coflux-execution", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                ctx, target, arguments = self._work.get(timeout=self._idle_timeout)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0 and self._work.empty():
+                        self._idle -= 1
+                        return
+                continue
+            run(ctx, target, arguments)
+            with self._lock:
+                self._idle += 1
 
 
 def run(ctx: ExecutionContext, target: Target[..., Any], arguments: list[JSON]) -> None:

@@ -72,6 +72,7 @@ class Session:
         self._held: dict[ExecutionId, int] = {}
         self._running: dict[ExecutionId, ExecutionContext] = {}
         self._requests: dict[int, PendingRequest] = {}
+        self._runner = runtime.Runner()
         # Outcomes of children the server pushed, by parent: read from execution threads.
         self._outcomes: dict[ExecutionId, dict[str, dict[str, JSON]]] = {}
         self._backlog: deque[Message] = deque(maxlen=BACKLOG_LIMIT)
@@ -297,7 +298,7 @@ class Session:
             self._send_complete(ctx, runtime.failed_outcome(error, None))
             return
         self._send_or_keep({"type": "started", "execution_id": execution_id})
-        runtime.start(ctx, target, message["arguments"])
+        self._runner.start(ctx, target, message["arguments"])
 
     def _on_abort(self, message: Message) -> None:
         execution_id = ExecutionId(message["execution_id"])

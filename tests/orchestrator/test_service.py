@@ -162,13 +162,13 @@ def test_waiting_parent_gives_its_slot_to_the_child(tmp_path: Path) -> None:
             worker.hello(concurrency=1)
             parent = await _start_parent(service, worker)
             worker.say(**_submit(parent, 7, 0))
-            submitted = await worker.next("submitted")
             child = await worker.next("execute")  # concurrency 1, yet the child is dispatched
-            assert child["execution_id"] == submitted["execution_id"]
-            assert child["step_id"] == submitted["step_id"]
             worker.complete(child["execution_id"], ok(49))
             resolved = await worker.next("resolved")
             assert resolved["request_id"] == 7 and resolved["outcome"] == ok(49)
+            assert resolved["execution_id"] == child["execution_id"]
+            # an awaited submit needs no ``submitted`` frame: ``resolved`` names the execution
+            assert not [m for m in worker.inbox if m["type"] == "submitted"]
 
     run(scenario)
 
