@@ -253,11 +253,16 @@ class Client:
                 return list(workflow.get("parameters") or [])
         raise request_error("not_found", f"no workflow {module}:{name} in workspace {workspace}")
 
-    def run_data(self, run_id: str, workspace: str | None = None, wait: float = 0.0) -> dict[str, Any]:
+    def run_data(
+        self, run_id: str, workspace: str | None = None, wait: float = 0.0, steps: bool = True
+    ) -> dict[str, Any]:
         """The run as the server describes it (DESIGN §5), seen from ``workspace`` if given. With
-        ``wait``, the server first waits up to that many seconds for the run to finish."""
+        ``wait``, the server first waits up to that many seconds for the run to finish; without
+        ``steps``, only the status and result come back."""
         path = self._project_path("runs", run_id)
-        query = {k: v for k, v in (("workspace", workspace), ("wait", wait)) if v}
+        query: dict[str, Any] = {k: v for k, v in (("workspace", workspace), ("wait", wait)) if v}
+        if not steps:
+            query["steps"] = "false"
         if query:
             path += "?" + urllib.parse.urlencode(query)
         return dict(self._request("GET", path, timeout=wait + 30 if wait else None))
@@ -354,12 +359,12 @@ class Run:
         """Wait for the run to finish and return its value. Raises the workflow's error (an
         :class:`~coflux.errors.ExecutionError`), ``ExecutionCancelled``, or ``TimeoutError``."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        data = self.data()
+        data = self.client.run_data(self.id, self._view, steps=False)
         while data["status"] == "running":
             remaining = LONG_POLL if deadline is None else min(LONG_POLL, deadline - time.monotonic())
             if remaining <= 0:
                 raise TimeoutError(f"run {self.id} still running after {timeout} s")
-            self._data = data = self.client.run_data(self.id, self._view, wait=remaining)
+            data = self.client.run_data(self.id, self._view, wait=remaining, steps=False)
         return self._outcome(data)
 
     def _outcome(self, data: dict[str, Any]) -> Any:
@@ -391,7 +396,8 @@ def root_execution_id(data: dict[str, Any], *, live: bool = False) -> str | None
     """The root step's first execution; with ``live``, its latest unfinished one if there is one."""
     steps = data.get("steps") or []
     if not steps or not steps[0].get("executions"):
-        return None
+        root = data.get("root_execution_id")  # a summary (``steps=false``) names the latest one
+        return str(root) if root else None
     executions = steps[0]["executions"]
     if live:
         for execution in reversed(executions):

@@ -1,7 +1,9 @@
 """The worker protocol, version 1: JSON text frames over the ``coflux/ws/worker`` websocket.
 
-Every frame is an object with a ``type``. No I/O here: only the message shapes, and :func:`decode`,
-which checks a frame's shape and raises :class:`~coflux.errors.ProtocolError` on anything malformed.
+Every message is an object with a ``type``; a frame holds one message, or a JSON array of messages
+that a peer wrote in the same turn of its event loop (so a burst costs one write, not many).
+No I/O here: only the message shapes, and the decoders, which check a frame's shape and raise
+:class:`~coflux.errors.ProtocolError` on anything malformed.
 
 Handshake: the worker sends ``hello``; the server answers ``welcome`` (or ``error`` and closes).
 
@@ -134,6 +136,28 @@ def _parse(frame: str | bytes) -> Any:
         return json.loads(frame)
     except ValueError as err:
         raise ProtocolError("malformed", f"frame is not JSON: {err}") from err
+
+
+def _check_all(frame: str | bytes, schema: dict[str, dict[str, type | tuple[type, ...]]]) -> list[Message]:
+    parsed = _parse(frame)
+    if isinstance(parsed, list):
+        return [_check(message, schema) for message in parsed]
+    return [_check(parsed, schema)]
+
+
+def encode_batch(encoded: list[str]) -> str:
+    """One frame for several already-encoded messages (a JSON array), or the one message itself."""
+    return encoded[0] if len(encoded) == 1 else "[" + ",".join(encoded) + "]"
+
+
+def decode_batch_from_worker(frame: str | bytes) -> list[Message]:
+    """The messages of a frame a worker sent (one, or an array); raises ``ProtocolError``."""
+    return _check_all(frame, WORKER_MESSAGES)
+
+
+def decode_batch_from_server(frame: str | bytes) -> list[Message]:
+    """The messages of a frame the server sent (one, or an array); raises ``ProtocolError``."""
+    return _check_all(frame, SERVER_MESSAGES)
 
 
 def decode_from_worker(frame: str | bytes) -> Message:

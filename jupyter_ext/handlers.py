@@ -194,7 +194,8 @@ class RunHandler(CofluxHandler):
                 wait = min(float(self.get_query_argument("wait", "0")), MAX_LONG_POLL)
             except ValueError as err:
                 raise BadRequest("wait must be a number of seconds") from err
-            self.reply(await service.get_run(run_id, workspace, wait))
+            with_steps = self.get_query_argument("steps", "true").lower() not in ("false", "0", "no")
+            self.reply(await service.get_run(run_id, workspace, wait, with_steps))
 
         await self.guarded(action)
 

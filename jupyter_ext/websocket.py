@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -45,11 +46,23 @@ class _Socket(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
         # Replies are small frames written back to back: without this, each waits on a delayed ACK.
         self.set_nodelay(True)
 
+    _outbox: list[str] | None = None
+
     def send(self, message: dict[str, Any]) -> None:
+        """Queue a message; everything queued in one turn of the loop leaves as one frame."""
+        if self._outbox is None:
+            self._outbox = []
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox.append(protocol.encode(message))
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox, None
+        if not outbox:
+            return
         try:
-            self.write_message(protocol.encode(message))
+            self.write_message(protocol.encode_batch(outbox))
         except websocket.WebSocketClosedError:
-            log.debug("dropped a message to a closed socket")
+            log.debug("dropped %d messages to a closed socket", len(outbox))
 
 
 class WorkerSocket(_Socket):
@@ -61,25 +74,31 @@ class WorkerSocket(_Socket):
         await super().get(*args, **kwargs)
 
     def _close(self, code: int, reason: str) -> None:
+        self._flush()
         self.close(code, reason)
 
     def on_message(self, frame: str | bytes) -> None:
         service = self.project_service
         assert service is not None
-        request_id: Any = None
         try:
-            message = protocol.decode_from_worker(frame)
-            request_id = message.get("request_id")
-            if self.session is None:
-                if message["type"] != "hello":
-                    raise ProtocolError("handshake", "the first message must be 'hello'")
-                self.session = service.connect(message, self.send, self._close)
-            else:
-                service.receive(self.session, message)
+            messages = protocol.decode_batch_from_worker(frame)
         except ProtocolError as err:
-            self._refuse(err.code, err.message, request_id, fatal=self.session is None)
-        except (RequestError, StorageError) as err:
-            self._refuse(code_of(err), str(err), request_id, fatal=self.session is None)
+            self._refuse(err.code, err.message, None, fatal=self.session is None)
+            return
+        for message in messages:
+            request_id = message.get("request_id")
+            try:
+                if self.session is None:
+                    if message["type"] != "hello":
+                        raise ProtocolError("handshake", "the first message must be 'hello'")
+                    self.session = service.connect(message, self.send, self._close, self._flush)
+                else:
+                    service.receive(self.session, message)
+            except ProtocolError as err:
+                self._refuse(err.code, err.message, request_id, fatal=self.session is None)
+            except (RequestError, StorageError) as err:
+                self._refuse(code_of(err), str(err), request_id, fatal=self.session is None)
+        self._flush()
 
     def _refuse(self, code: str, message: str, request_id: Any, fatal: bool) -> None:
         error: dict[str, Any] = {"type": "error", "code": code, "message": message}
@@ -87,7 +106,7 @@ class WorkerSocket(_Socket):
             error["request_id"] = request_id
         self.send(error)
         if fatal:
-            self.close(4002, message[:120])
+            self._close(4002, message[:120])
 
     def on_close(self) -> None:
         if self.session is not None and self.project_service is not None:

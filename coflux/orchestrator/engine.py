@@ -53,6 +53,7 @@ class Engine:
         self.sessions: dict[str, Session] = {}
         self.queue: dict[int, OrderedDict[ExecutionId, Execution]] = {}
         self.recent: OrderedDict[str, Outcome] = OrderedDict()
+        self._dirty: set[Session] = set()
 
     # -- creating work -------------------------------------------------------------------------
 
@@ -97,6 +98,8 @@ class Engine:
         self._track_step(step)
         if parent is not None:
             parent.children.append(step)
+            if call_index is not None:
+                parent.calls[call_index] = step
         self.writer.batch.steps.append(
             {
                 "step_id": step.step_id,
@@ -225,6 +228,14 @@ class Engine:
     def _send(self, session: Session, message: dict[str, Any]) -> None:
         if session.send is not None:
             session.send(message)
+            self._dirty.add(session)
+
+    def flush_sessions(self) -> None:
+        """Write what each session was sent during this commit's effects: one frame each."""
+        dirty, self._dirty = self._dirty, set()
+        for session in dirty:
+            if session.flush is not None:
+                session.flush()
 
     def _time_out(self, execution: Execution) -> None:
         execution.timer = None
@@ -365,8 +376,7 @@ class Engine:
             self.finish(execution, {"state": ExecutionState.ABANDONED.value})
 
     def send_to(self, session: Session, message: dict[str, Any]) -> None:
-        if session.send is not None:
-            session.send(message)
+        self._send(session, message)
 
     def encode(self, message: dict[str, Any]) -> str:
         return protocol.encode(message)

@@ -58,7 +58,7 @@ class ProjectService:
 
     def _load(self) -> None:
         self._pending_enqueue: list[Execution] = []
-        self.writer = Writer(self.store, self._before_commit, self._on_failure)
+        self.writer = Writer(self.store, self._before_commit, self._on_failure, self._after_effects)
         self.workspaces = Workspaces(self.writer, self.store.workspaces(), self.store.targets())
         self.engine = Engine(self.writer, self._publish, lambda i: self.workspaces.by_id[i].name)
         self.sessions = WorkerSessions(
@@ -120,13 +120,14 @@ class ProjectService:
                 session = Session(
                     SessionId(session_id),
                     execution.workspace_id,
-                    0,
-                    {},
-                    set(),
-                    None,
-                    None,
-                    now,
-                    now,
+                    concurrency=0,
+                    provides={},
+                    targets=set(),
+                    send=None,
+                    close=None,
+                    flush=None,
+                    last_seen=now,
+                    disconnected_at=now,
                 )
                 self.engine.sessions[session_id] = session
             execution.state = ExecutionState.ASSIGNED
@@ -139,6 +140,8 @@ class ProjectService:
             )
             if parent is not None:
                 parent.children.append(step)
+                if step.call_index is not None:
+                    parent.calls[step.call_index] = step
 
     async def start(self) -> None:
         pending, self._pending_enqueue = self._pending_enqueue, []
@@ -171,6 +174,9 @@ class ProjectService:
 
     def _before_commit(self) -> None:
         self.engine.dispatch()
+
+    def _after_effects(self) -> None:
+        self.engine.flush_sessions()
 
     def _on_failure(self, error: Exception) -> None:
         for session in list(self.engine.sessions.values()):
@@ -207,8 +213,11 @@ class ProjectService:
 
     # -- workers -------------------------------------------------------------------------------
 
-    def connect(self, hello: dict[str, Any], send: Send, close: Close) -> Session:
-        return self.sessions.connect(hello, send, close)
+    def connect(
+        self, hello: dict[str, Any], send: Send, close: Close, flush: Callable[[], None] | None = None
+    ) -> Session:
+        """A worker said hello. ``send`` may queue; ``flush`` (if given) writes what is queued."""
+        return self.sessions.connect(hello, send, close, flush)
 
     def receive(self, session: Session, message: dict[str, Any]) -> None:
         self.sessions.receive(session, message)
@@ -248,12 +257,15 @@ class ProjectService:
         self._publish({"type": "run", "run_id": run.run_id, "status": "running"})
         return run.run_id
 
-    async def get_run(self, run_id: str, workspace: str | None = None, wait: float = 0.0) -> dict[str, Any]:
+    async def get_run(
+        self, run_id: str, workspace: str | None = None, wait: float = 0.0, with_steps: bool = True
+    ) -> dict[str, Any]:
         """The run as seen from ``workspace``; with ``wait``, first wait up to that many seconds
-        for it to finish (a long poll: no polling loop in clients)."""
+        for it to finish (a long poll: no polling loop in clients). Without ``with_steps``, the
+        status and result only (``steps`` is null)."""
         if wait > 0:
             await self._until_resolved(f"{run_id}:1", wait)
-        return run_view(self.store, self.workspaces, self.engine, run_id, workspace)
+        return run_view(self.store, self.workspaces, self.engine, run_id, workspace, with_steps)
 
     async def _until_resolved(self, root_step: str, timeout: float) -> None:
         step = self.engine.steps.get(root_step)

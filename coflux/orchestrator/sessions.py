@@ -47,7 +47,9 @@ class WorkerSessions:
 
     # -- connection ----------------------------------------------------------------------------
 
-    def connect(self, hello: dict[str, Any], send: Send, close: Close) -> Session:
+    def connect(
+        self, hello: dict[str, Any], send: Send, close: Close, flush: Callable[[], None] | None = None
+    ) -> Session:
         if hello.get("protocol") != 1:
             raise ProtocolError("unsupported_protocol", f"protocol {hello.get('protocol')!r} is not 1")
         workspace = self.workspaces.ensure(str(hello["workspace"]))
@@ -59,11 +61,11 @@ class WorkerSessions:
         now = time.time()
         if session is None:
             session_id = SessionId(requested if isinstance(requested, str) else secrets.token_hex(8))
-            session = Session(session_id, workspace, 0, {}, set(), None, None, now)
+            session = Session(session_id, workspace, 0, {}, set(), None, None, None, now)
             self.engine.sessions[session_id] = session
         if session.close is not None and session.send != send:
             session.close(4000, "replaced by a newer connection")
-        session.send, session.close = send, close
+        session.send, session.close, session.flush = send, close, flush
         session.last_seen, session.disconnected_at = now, None
         session.concurrency = max(1, int(hello["concurrency"]))
         session.provides = _provides(hello.get("provides"))
@@ -104,7 +106,7 @@ class WorkerSessions:
     def disconnected(self, session: Session, send: Send) -> None:
         if session.send != send:
             return  # an older connection of a session that has already reconnected
-        session.send = session.close = None
+        session.send = session.close = session.flush = None
         session.disconnected_at = time.time()
         for execution in session.executions.values():
             execution.blocked = 0
@@ -225,9 +227,9 @@ class WorkerSessions:
         """A submit re-sent after a reconnect names a child that already exists: reuse it."""
         if call_index is None:
             return None
-        for step in parent.children:
-            if step.call_index == call_index:
-                return step.step_id, step.attempts
+        step = parent.calls.get(call_index)
+        if step is not None:
+            return step.step_id, step.attempts
         if parent.restored:
             return self.find_child(parent.execution_id, call_index)
         return None

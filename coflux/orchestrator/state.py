@@ -66,6 +66,8 @@ class Execution:
     session: Session | None = None
     blocked: int = 0
     children: list[Step] = field(default_factory=list)
+    calls: dict[int, Step] = field(default_factory=dict)
+    """Children by ``call_index``: a submit re-sent after a reconnect finds its step here."""
     timer: Any = None
     restored: bool = False
     """Loaded from storage after a restart: its children may exist only in storage."""
@@ -86,6 +88,7 @@ class Session:
     targets: set[tuple[str, str]]
     send: Callable[[dict[str, Any]], None] | None
     close: Callable[[int, str], None] | None
+    flush: Callable[[], None] | None
     last_seen: float
     disconnected_at: float | None = None
     executions: dict[ExecutionId, Execution] = field(default_factory=dict)

@@ -36,14 +36,20 @@ def _lineage(workspaces: Workspaces, workspace_id: int) -> list[int]:
 
 
 def run_view(
-    store: SqlStore, workspaces: Workspaces, engine: Engine, run_id: str, workspace: str | None
+    store: SqlStore,
+    workspaces: Workspaces,
+    engine: Engine,
+    run_id: str,
+    workspace: str | None,
+    with_steps: bool = True,
 ) -> dict[str, Any]:
+    """The run's tree; without ``with_steps`` only its root step is read (status and result)."""
     run = store.run(run_id)
     if run is None:
         raise NotFound(f"no run {run_id}")
     view_id = workspaces.get(workspace).id if workspace else run["workspace_id"]
     visible = set(_lineage(workspaces, view_id))
-    steps, executions, results, assignments = store.run_history(run_id)
+    steps, executions, results, assignments = store.run_history(run_id, only_root=not with_steps)
     by_result = {r["execution_id"]: r for r in results}
     assigned = {a["execution_id"]: a for a in assignments}
     per_step: dict[str, list[dict[str, Any]]] = {}
@@ -65,7 +71,8 @@ def run_view(
         "result": serialization.describe(result) if result is not None else None,
         "result_value": result,
         "error": error,
-        "steps": shown,
+        "root_execution_id": root["executions"][-1]["execution_id"] if root and root["executions"] else None,
+        "steps": shown if with_steps else None,
     }
 
 

@@ -21,7 +21,9 @@ class Writer:
         store: SqlStore,
         before_commit: Callable[[], None],
         on_failure: Callable[[Exception], None],
+        after_effects: Callable[[], None] = lambda: None,
     ) -> None:
+        self._after_effects = after_effects
         self.store = store
         self.batch = Batch()
         self._effects: list[Effect] = []
@@ -71,3 +73,4 @@ class Writer:
                 effect()
             except Exception:
                 log.exception("an after-commit effect failed")
+        self._after_effects()

@@ -9,9 +9,10 @@ own schema through SQLAlchemy's schema translation.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,15 @@ Row = dict[str, Any]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Built once: SQLAlchemy memoizes a statement's cache key, which a fresh insert() would recompute.
-_INSERT = {
-    table.name: table.insert()
-    for table in (t.runs, t.steps, t.executions, t.assignments, t.results, t.logs, t.targets)
+_HISTORY = (t.runs, t.steps, t.executions, t.assignments, t.results, t.logs, t.targets)
+_INSERT = {table.name: table.insert() for table in _HISTORY}
+_SQLITE_INSERT = {
+    table.name: "INSERT INTO {} ({}) VALUES ({})".format(
+        table.name,
+        ", ".join(c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)),
+        ", ".join(":" + c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)),
+    )
+    for table in _HISTORY
 }
 _SCHEMA_PREFIX = "coflux_"
 
@@ -50,14 +57,24 @@ class Batch:
     logs: list[Row] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return any(getattr(self, f.name) for f in fields(self))
+        return bool(
+            self.workspaces
+            or self.workspace_updates
+            or self.targets
+            or self.runs
+            or self.steps
+            or self.executions
+            or self.assignments
+            or self.results
+            or self.logs
+        )
 
 
 @contextmanager
 def _wrapped(action: str) -> Iterator[None]:
     try:
         yield
-    except SQLAlchemyError as err:
+    except (SQLAlchemyError, sqlite3.Error) as err:
         raise StorageError(f"{action} failed: {err.__class__.__name__}: {err}") from err
 
 
@@ -99,6 +116,13 @@ class SqlStore:
         with _wrapped("opening the database"):
             self._conn: Connection = engine.connect().execution_options(**options)
             self._migrate()
+        # On SQLite the append-only history goes straight through the driver: SQLAlchemy's
+        # per-statement work is most of the cost of a small insert, and these run for every step.
+        self._raw: sqlite3.Connection | None = None
+        if engine.dialect.name == "sqlite":
+            driver = self._conn.connection.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            self._raw = driver
 
     @classmethod
     def open(cls, project: str, data_dir: Path, database_url: str | None = None) -> SqlStore:
@@ -137,20 +161,38 @@ class SqlStore:
                     values = {k: v for k, v in row.items() if k != "id"}
                     conn.execute(t.workspaces.update().where(t.workspaces.c.id == row["id"]).values(**values))
                 self._upsert_targets(batch.targets)
-                for statement, rows in (
-                    (_INSERT["runs"], batch.runs),
-                    (_INSERT["steps"], batch.steps),
-                    (_INSERT["executions"], batch.executions),
-                    (_INSERT["assignments"], batch.assignments),
-                    (_INSERT["results"], batch.results),
-                    (_INSERT["logs"], [_without_nul(row) for row in batch.logs]),
+                for name, rows in (
+                    ("runs", batch.runs),
+                    ("steps", batch.steps),
+                    ("executions", batch.executions),
+                    ("assignments", batch.assignments),
+                    ("results", batch.results),
+                    ("logs", [_without_nul(row) for row in batch.logs]),
                 ):
                     if rows:
-                        conn.execute(statement, rows)
-                conn.commit()
+                        self._insert(name, rows)
+                self._commit()
             except BaseException:
-                conn.rollback()
+                self._rollback()
                 raise
+
+    def _insert(self, table: str, rows: list[Row]) -> None:
+        if self._raw is None:
+            self._conn.execute(_INSERT[table], rows)
+        else:
+            self._raw.executemany(_SQLITE_INSERT[table], rows)
+
+    def _commit(self) -> None:
+        if self._conn.in_transaction():
+            self._conn.commit()  # also commits what went through the driver on the same connection
+        if self._raw is not None:
+            self._raw.commit()
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction():
+            self._conn.rollback()
+        if self._raw is not None:
+            self._raw.rollback()
 
     def _upsert_targets(self, rows: list[Row]) -> None:
         latest = {(r["workspace_id"], r["module"], r["name"]): r for r in rows}  # the last one wins
@@ -219,9 +261,14 @@ class SqlStore:
         rows = self._all(sa.select(t.runs).where(t.runs.c.run_id == run_id))
         return rows[0] if rows else None
 
-    def run_history(self, run_id: str) -> tuple[list[Row], list[Row], list[Row], list[Row]]:
-        """Steps, executions, results and assignments of one run."""
-        steps = self._all(sa.select(t.steps).where(t.steps.c.run_id == run_id).order_by(t.steps.c.number))
+    def run_history(
+        self, run_id: str, only_root: bool = False
+    ) -> tuple[list[Row], list[Row], list[Row], list[Row]]:
+        """Steps, executions, results and assignments of one run (or of its root step only)."""
+        query = sa.select(t.steps).where(t.steps.c.run_id == run_id)
+        if only_root:
+            query = query.where(t.steps.c.number == 1)
+        steps = self._all(query.order_by(t.steps.c.number))
         step_ids = [s["step_id"] for s in steps]
         if not step_ids:
             return steps, [], [], []

@@ -39,6 +39,8 @@ _logger = logging.getLogger("coflux.worker")
 BACKLOG_LIMIT: Final = 10_000
 
 TargetKey = tuple[str, str]
+STARTED_AFTER = 0.01
+"""Seconds an execution runs before the worker reports it as running."""
 
 
 class Session:
@@ -190,6 +192,7 @@ class Session:
                 self._send_declare(payload)
         if batch is not None:
             self._send_or_keep(batch)
+        self.connection.flush()
 
     def _send_or_keep(self, message: Message) -> None:
         if not self.connection.send(message):
@@ -297,8 +300,13 @@ class Session:
             error = NotFound(f"target {name} is not declared by this worker")
             self._send_complete(ctx, runtime.failed_outcome(error, None))
             return
-        self._send_or_keep({"type": "started", "execution_id": execution_id})
+        # Short executions go straight from assigned to their outcome: one frame less each.
+        self._loop.call_later(STARTED_AFTER, self._report_started, execution_id)
         self._runner.start(ctx, target, message["arguments"])
+
+    def _report_started(self, execution_id: ExecutionId) -> None:
+        if execution_id in self._running:
+            self._send_or_keep({"type": "started", "execution_id": execution_id})
 
     def _on_abort(self, message: Message) -> None:
         execution_id = ExecutionId(message["execution_id"])

@@ -9,6 +9,7 @@ values in parameter order with defaults applied.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import inspect
 import textwrap
@@ -84,10 +85,21 @@ def _code_fingerprint(code: types.CodeType) -> bytes:
     return b"\x00".join(parts)
 
 
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain(signature: inspect.Signature) -> bool:
+    """Whether every parameter is positional (so a full positional call binds as it is)."""
+    return all(p.kind in _POSITIONAL for p in signature.parameters.values())
+
+
 def bind_arguments(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
     """The positional argument list for a call: keywords bound to their parameters, defaults
     applied, ``*args`` extras appended. Keyword-only parameters and ``**kwargs`` can't travel (the
     wire has only positions): they must be left at their defaults."""
+    if not kwargs and len(args) == len(signature.parameters) and _plain(signature):
+        return list(args)  # the common case, without Signature.bind's cost on every call
     bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
     result: list[Any] = []
@@ -202,17 +214,23 @@ class Target(Generic[P, R]):
         return Execution(channel, request=request, owner=ctx.execution_id)
 
     def _submit_options(self) -> JSON:
-        options: dict[str, JSON] = self.options.step.to_json()
+        options: dict[str, JSON] = self._options_json
         group = context.current_group()
         if group is not None:
-            options["group"] = group
+            options = {**options, "group": group}
         return options
+
+    @functools.cached_property
+    def _options_json(self) -> dict[str, JSON]:
+        step_options: dict[str, JSON] = self.options.step.to_json()
+        return step_options
 
     def with_options(self, **options: Unpack[Options]) -> Target[P, R]:
         """A copy of this target with some options replaced, for one call site:
         ``load.with_options(timeout=10).submit(url)``."""
         copy = type(self).__new__(type(self))
         copy.__dict__.update(self.__dict__)
+        copy.__dict__.pop("_options_json", None)
         copy.options = self.options.updated(**options)
         return copy
 

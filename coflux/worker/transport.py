@@ -53,21 +53,32 @@ class Connection:
         self._ws: WebSocketClientConnection | None = None
         self._closing = False
         self._wake = asyncio.Event()
+        self._outbox: list[str] = []
 
     @property
     def connected(self) -> bool:
         return self._ws is not None
 
     def send(self, message: Message) -> bool:
-        """Write one frame now; ``False`` when there is no live connection to write to."""
-        ws = self._ws
-        if ws is None:
+        """Queue a message; ``False`` when there is no live connection. What is queued leaves as one
+        frame at :meth:`flush`, which the session calls when it finishes a unit of work (a drain, a
+        received frame); a flush at the next turn of the loop catches anything else."""
+        if self._ws is None:
             return False
-        try:
-            ws.write_message(protocol.encode(message)).add_done_callback(_consume)
-        except WebSocketClosedError:
-            return False
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._outbox.append(protocol.encode(message))
         return True
+
+    def flush(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        ws = self._ws
+        if ws is None or not outbox:
+            return  # lost with the connection: the session re-sends what matters after welcome
+        try:
+            ws.write_message(protocol.encode_batch(outbox)).add_done_callback(_consume)
+        except WebSocketClosedError:
+            _logger.debug("coflux: %d messages lost with the connection", len(outbox))
 
     async def run(self) -> None:
         """Connect and serve until :meth:`close`; reconnect after every loss, backing off."""
@@ -155,14 +166,16 @@ class Connection:
             if frame is None:
                 return
             try:
-                message = protocol.decode_from_server(frame)
+                messages = protocol.decode_batch_from_server(frame)
             except ProtocolError as err:
                 _logger.warning("coflux: ignoring a bad frame from the server: %s", err)
                 continue
-            try:
-                self._handler.received(message)
-            except Exception:
-                _logger.exception("coflux: failed to handle %s", message.get("type"))
+            for message in messages:
+                try:
+                    self._handler.received(message)
+                except Exception:
+                    _logger.exception("coflux: failed to handle %s", message.get("type"))
+            self.flush()
 
     async def _beat(self, interval: float) -> None:
         while True:

@@ -71,13 +71,12 @@ def test_child_is_submitted_and_resolved(tmp_path: Path, pg_project: tuple[str, 
             worker.hello(concurrency=1)
             parent = await _start_parent(service, worker)
             worker.say(**_submit(parent, 7, 0))
-            submitted = await worker.next("submitted")
             child = await worker.next("execute")  # concurrency 1: the waiting parent gave up its slot
-            assert child["execution_id"] == submitted["execution_id"]
             worker.complete(child["execution_id"], ok(49))
             resolved = await worker.next("resolved")
             assert resolved["request_id"] == 7 and resolved["outcome"] == ok(49)
-            worker.say(**_submit(parent, 7, 0))  # a re-sent submit finds the stored child
+            assert resolved["execution_id"] == child["execution_id"]
+            worker.say(**_submit(parent, 8, 0, awaits=False))  # a re-sent submit finds the stored child
             assert (await worker.next("submitted"))["execution_id"] == child["execution_id"]
             view = await service.get_run(parent["run_id"])
             assert len(view["steps"]) == 2 and view["steps"][1]["executions"][0]["state"] == "succeeded"

@@ -58,8 +58,9 @@ class FakeServer:
                 self.blobs[key] = record.body
                 return 204, None
             return (200, self.blobs[key]) if key in self.blobs else (404, None)
-        # A long poll (``wait=S``) is answered like the plain request; the fake doesn't hold it.
-        path = re.sub(r"[?&]wait=[^&]*", "", record.path)
+        # A long poll (``wait=S``) or a summary (``steps=false``) is answered like the plain
+        # request: the fake neither holds requests nor trims its canned runs.
+        path = re.sub(r"[?&](wait|steps)=[^&]*", "", record.path)
         answers = self.routes.get((record.method, path))
         if not answers:
             return 404, {"error": {"code": "not_found", "message": f"no route {record.path}"}}
@@ -247,8 +248,9 @@ def test_cancelled_run_and_timeout(fake: FakeServer, client: Client) -> None:
     fake.on("GET", "projects/proj/runs/Ry", (200, run_json("running")))
     with pytest.raises(TimeoutError):
         client.get_run("Ry").result(timeout=0.05)
-    # result() long-polls: the server holds the request instead of the client polling in a loop
-    assert "wait=" in fake.requests[-1].path
+    # result() long-polls for a summary: the server holds the request instead of the client
+    # polling in a loop, and leaves out the steps the client doesn't need
+    assert "wait=" in fake.requests[-1].path and "steps=false" in fake.requests[-1].path
 
 
 def test_run_cancel_and_rerun(fake: FakeServer, client: Client) -> None:
