@@ -92,12 +92,14 @@ class WorkerSocket(_Socket):
                     if message["type"] != "hello":
                         raise ProtocolError("handshake", "the first message must be 'hello'")
                     self.session = service.connect(message, self.send, self._close, self._flush)
+                    self._flush()  # the welcome travels alone: the handshake is one message
                 else:
                     service.receive(self.session, message)
             except ProtocolError as err:
                 self._refuse(err.code, err.message, request_id, fatal=self.session is None)
             except (RequestError, StorageError) as err:
                 self._refuse(code_of(err), str(err), request_id, fatal=self.session is None)
+        service.commit_now()  # the frame's events in one transaction, without waiting a loop turn
         self._flush()
 
     def _refuse(self, code: str, message: str, request_id: Any, fatal: bool) -> None:

@@ -222,6 +222,11 @@ class ProjectService:
     def receive(self, session: Session, message: dict[str, Any]) -> None:
         self.sessions.receive(session, message)
 
+    def commit_now(self) -> None:
+        """Commit what is pending now rather than at the end of the loop's turn (a worker's frame
+        is a natural group; a commit scheduled for later finds nothing left to do)."""
+        self.writer.flush_if_scheduled()
+
     def disconnected(self, session: Session, send: Send) -> None:
         self.sessions.disconnected(session, send)
 

@@ -47,7 +47,16 @@ class Writer:
     def schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self._scheduled_flush)
+
+    def flush_if_scheduled(self) -> None:
+        """Flush now what a scheduled flush would (that one then finds nothing to do)."""
+        if self._scheduled:
+            self.flush()
+
+    def _scheduled_flush(self) -> None:
+        if self._scheduled:
+            self.flush()
 
     def flush(self) -> None:
         self._scheduled = False

@@ -54,6 +54,7 @@ class Connection:
         self._closing = False
         self._wake = asyncio.Event()
         self._outbox: list[str] = []
+        self._early: list[Message] = []
 
     @property
     def connected(self) -> bool:
@@ -122,6 +123,8 @@ class Connection:
                 return False
             self._ws = ws
             self._handler.welcomed(welcome)
+            early, self._early = self._early, []
+            self._deliver(early)
             _logger.info("coflux: connected to %s", self._settings.url)
             interval = float(welcome.get("heartbeat_interval") or 2.0)
             heartbeat = asyncio.create_task(self._beat(interval))
@@ -151,13 +154,14 @@ class Connection:
         frame = await asyncio.wait_for(ws.read_message(), HANDSHAKE_TIMEOUT)
         if frame is None:
             raise WebSocketClosedError("closed during the handshake")
-        message = protocol.decode_from_server(frame)
+        message, *rest = protocol.decode_batch_from_server(frame)
         if message["type"] == "error":
             self._handler.refused(request_error(message["code"], message["message"]))
             _logger.warning("coflux: the server refused the worker: %s", message["message"])
             return None
         if message["type"] != "welcome" or message["protocol"] != protocol.PROTOCOL_VERSION:
             raise ProtocolError("unexpected", f"expected welcome (protocol 1), got {message!r}")
+        self._early = rest  # anything that shared the welcome's frame, handled once welcomed
         return message
 
     async def _read(self, ws: WebSocketClientConnection) -> None:
@@ -170,12 +174,15 @@ class Connection:
             except ProtocolError as err:
                 _logger.warning("coflux: ignoring a bad frame from the server: %s", err)
                 continue
-            for message in messages:
-                try:
-                    self._handler.received(message)
-                except Exception:
-                    _logger.exception("coflux: failed to handle %s", message.get("type"))
-            self.flush()
+            self._deliver(messages)
+
+    def _deliver(self, messages: list[Message]) -> None:
+        for message in messages:
+            try:
+                self._handler.received(message)
+            except Exception:
+                _logger.exception("coflux: failed to handle %s", message.get("type"))
+        self.flush()
 
     async def _beat(self, interval: float) -> None:
         while True:

@@ -108,6 +108,7 @@ class FakeServer:
         self.blobs: dict[str, bytes] = {}
         self.socket: tornado.websocket.WebSocketHandler | None = None
         self.refuse_with: str | None = None
+        self.with_welcome: list[Message] = []  # sent in the welcome's frame, as one JSON array
 
     def start(self) -> None:
         self.thread.start()
@@ -220,7 +221,7 @@ class _Socket(tornado.websocket.WebSocketHandler):
                 "session_id": "S1",
                 "heartbeat_interval": 0.2,
             }
-            self.write_message(json.dumps(welcome))
+            self.write_message(json.dumps([welcome, *self.server.with_welcome]))
         self.server.inbox.put(message)
 
     def on_close(self) -> None:
@@ -290,6 +291,23 @@ def test_hello_execute_complete_ack(server: FakeServer, worker: Callable[..., cf
     assert complete["outcome"] == {"state": "succeeded", "value": 3}
     server.send({"type": "ack", "seqs": [complete["seq"]]})
     assert server.expect("heartbeat")["running"] == []
+
+
+def test_messages_that_share_the_welcomes_frame_are_handled(
+    server: FakeServer, worker: Callable[..., cf.Worker]
+) -> None:
+    server.with_welcome = [
+        {
+            "type": "execute",
+            "execution_id": "Rw:1:1",
+            "module": add.module,
+            "target": add.name,
+            "arguments": [5, 6],
+        }
+    ]
+    worker([add])
+    complete = server.expect("complete")
+    assert (complete["execution_id"], complete["outcome"]) == ("Rw:1:1", {"state": "succeeded", "value": 11})
 
 
 def test_an_execution_that_runs_a_while_is_reported_started(
