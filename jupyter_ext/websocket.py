@@ -45,6 +45,7 @@ class _Socket(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
     def open(self, *args: Any, **kwargs: Any) -> None:
         # Replies are small frames written back to back: without this, each waits on a delayed ACK.
         self.set_nodelay(True)
+        super().open(*args, **kwargs)  # Jupyter's keepalive pings
 
     _outbox: list[str] | None = None
 

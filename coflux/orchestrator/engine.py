@@ -197,6 +197,7 @@ class Engine:
         return best
 
     def assign(self, execution: Execution, session: Session) -> None:
+        execution.assigned_at = time.time()
         execution.state = ExecutionState.ASSIGNED
         execution.session = session
         session.executions[execution.execution_id] = execution

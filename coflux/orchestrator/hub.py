@@ -6,8 +6,10 @@ Nothing mutable is shared between projects' services, so one could move to its o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,8 @@ class HubSettings:
     database_url: str | None = None
     blob_store: str | None = None
     timing: Timing = field(default_factory=Timing)
+    idle_timeout: float = 300.0
+    """Seconds a project's orchestrator stays up with nothing to do before it stops."""
 
 
 class Hub:
@@ -33,6 +37,8 @@ class Hub:
         self._services: dict[str, ProjectService] = {}
         self._opening: dict[str, asyncio.Lock] = {}
         self._blobs: dict[str, BlobStore] = {}
+        self._idle_since: dict[str, float] = {}
+        self._reaper: asyncio.Task[None] | None = None
 
     def list_projects(self) -> list[str]:
         stored = list_projects(self.settings.data_dir, self.settings.database_url)
@@ -67,7 +73,30 @@ class Hub:
             service = ProjectService(name, store, self.settings.timing)
             await service.start()
             self._services[name] = service
+            if self._reaper is None:
+                self._reaper = asyncio.get_running_loop().create_task(self._reap())
             return service
+
+    async def _reap(self) -> None:
+        """Stop orchestrators that have been idle for ``idle_timeout`` (they start again on use)."""
+        interval = max(0.05, min(30.0, self.settings.idle_timeout / 2))
+        while True:
+            await asyncio.sleep(interval)
+            await self.stop_idle(time.monotonic())
+
+    async def stop_idle(self, now: float) -> list[str]:
+        stopped = []
+        for name, service in list(self._services.items()):
+            if not service.idle:
+                self._idle_since.pop(name, None)
+                continue
+            since = self._idle_since.setdefault(name, now)
+            if now - since >= self.settings.idle_timeout:
+                del self._services[name]
+                del self._idle_since[name]
+                await service.close()
+                stopped.append(name)
+        return stopped
 
     def worker_token(self, project: str) -> str:
         """A token that grants access to ``project`` only: an HMAC of its name under the secret."""
@@ -85,7 +114,17 @@ class Hub:
             self._blobs[project] = store
         return store
 
+    @property
+    def running(self) -> list[str]:
+        """Projects whose orchestrator is running now."""
+        return sorted(self._services)
+
     async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
         services, self._services = self._services, {}
         for service in services.values():
             await service.close()

@@ -30,7 +30,7 @@ from coflux.models import (
 from coflux.orchestrator.engine import Engine
 from coflux.orchestrator.sessions import Close, Send, WorkerSessions
 from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step
-from coflux.orchestrator.views import outcome_from_row, run_view
+from coflux.orchestrator.views import lineage, outcome_from_row, run_view
 from coflux.orchestrator.workspaces import Workspaces
 from coflux.orchestrator.writer import Writer
 from coflux.storage import SqlStore
@@ -74,30 +74,7 @@ class ProjectService:
         """Rebuild live runs, steps and executions from storage; sessions come back as ghosts that
         their workers can reclaim within the reconnect timeout."""
         step_rows, execution_rows, assigned = self.store.unfinished()
-        run_ids = sorted({s["run_id"] for s in step_rows})
-        counts = self.store.step_counts(run_ids)
-        runs = {
-            r["run_id"]: Run(r["run_id"], r["workspace_id"], counts.get(r["run_id"], 0) + 1)
-            for r in self.store.runs_of(run_ids)
-        }
-        steps: dict[str, Step] = {}
-        for row in step_rows:
-            step = Step(
-                row["step_id"],
-                runs[row["run_id"]],
-                row["number"],
-                row["parent_execution_id"],
-                row["module"],
-                row["target"],
-                TargetType(row["type"]),
-                json.loads(row["arguments"]),
-                StepOptions.from_json(json.loads(row["options"])),
-                row["call_index"],
-            )
-            steps[step.step_id] = step
-            self.engine.runs[step.run.run_id] = step.run
-            self.engine.steps[step.step_id] = step
-            step.run.live_steps += 1
+        steps = self._restore_steps(step_rows)
         now = time.time()
         for row in execution_rows:
             step = steps[row["step_id"]]
@@ -108,6 +85,7 @@ class ProjectService:
                 row["attempt"],
                 row["workspace_id"],
                 row["execute_after"],
+                assigned_at=now,
                 restored=True,
             )
             self.engine.executions[execution.execution_id] = execution
@@ -115,21 +93,9 @@ class ProjectService:
             if session_id is None:
                 self._pending_enqueue.append(execution)
                 continue
-            session = self.engine.sessions.get(session_id)
-            if session is None:
-                session = Session(
-                    SessionId(session_id),
-                    execution.workspace_id,
-                    concurrency=0,
-                    provides={},
-                    targets=set(),
-                    send=None,
-                    close=None,
-                    flush=None,
-                    last_seen=now,
-                    disconnected_at=now,
-                )
-                self.engine.sessions[session_id] = session
+            session = self.engine.sessions.get(session_id) or self._ghost(
+                session_id, execution.workspace_id, now
+            )
             execution.state = ExecutionState.ASSIGNED
             execution.session = session
             session.executions[execution.execution_id] = execution
@@ -142,6 +108,39 @@ class ProjectService:
                 parent.children.append(step)
                 if step.call_index is not None:
                     parent.calls[step.call_index] = step
+
+    def _restore_steps(self, rows: list[dict[str, Any]]) -> dict[str, Step]:
+        run_ids = sorted({s["run_id"] for s in rows})
+        counts = self.store.step_counts(run_ids)
+        runs = {
+            r["run_id"]: Run(r["run_id"], r["workspace_id"], counts.get(r["run_id"], 0) + 1)
+            for r in self.store.runs_of(run_ids)
+        }
+        steps: dict[str, Step] = {}
+        for row in rows:
+            step = _step_from_row(row, runs[row["run_id"]])
+            steps[step.step_id] = step
+            self.engine.runs[step.run.run_id] = step.run
+            self.engine.steps[step.step_id] = step
+            step.run.live_steps += 1
+        return steps
+
+    def _ghost(self, session_id: str, workspace_id: int, now: float) -> Session:
+        """A session known only from storage: its worker may come back and reclaim it."""
+        session = Session(
+            SessionId(session_id),
+            workspace_id,
+            concurrency=0,
+            provides={},
+            targets=set(),
+            send=None,
+            close=None,
+            flush=None,
+            last_seen=now,
+            disconnected_at=now,
+        )
+        self.engine.sessions[session_id] = session
+        return session
 
     async def start(self) -> None:
         pending, self._pending_enqueue = self._pending_enqueue, []
@@ -197,6 +196,12 @@ class ProjectService:
         if row is None:
             return None
         return row["step_id"], len(self.store.executions_of_step(row["step_id"]))
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to do and nobody attached: no sessions (not even ones that may come back), no
+        live executions, no listeners, nothing waiting to be written."""
+        return not (self.engine.sessions or self.engine.executions or self._listeners or self.writer.batch)
 
     # -- events --------------------------------------------------------------------------------
 
@@ -300,7 +305,7 @@ class ProjectService:
         run_row = self.store.run(run_id)
         assert run_row is not None
         target_ws = self.workspaces.get(workspace).id if workspace else run_row["workspace_id"]
-        if run_row["workspace_id"] not in _lineage_ids(self.workspaces, target_ws):
+        if run_row["workspace_id"] not in lineage(self.workspaces, target_ws):
             raise BadRequest("a step can be re-run only in its own workspace or a descendant of it")
         for live in [e for e in self.engine.executions.values() if e.step is step]:
             if live.workspace_id == target_ws:
@@ -323,18 +328,7 @@ class ProjectService:
             count = self.store.step_counts([row["run_id"]]).get(row["run_id"], 0)
             run = Run(row["run_id"], run_row["workspace_id"], count + 1)
             self.engine.runs[run.run_id] = run
-        step = Step(
-            row["step_id"],
-            run,
-            row["number"],
-            row["parent_execution_id"],
-            row["module"],
-            row["target"],
-            TargetType(row["type"]),
-            json.loads(row["arguments"]),
-            StepOptions.from_json(json.loads(row["options"])),
-            row["call_index"],
-        )
+        step = _step_from_row(row, run)
         step.attempts = len(self.store.executions_of_step(step_key))
         return step
 
@@ -361,10 +355,16 @@ class ProjectService:
         return self.store.logs(execution_id)
 
 
-def _lineage_ids(workspaces: Workspaces, workspace_id: int) -> list[int]:
-    chain: list[int] = []
-    current: int | None = workspace_id
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = workspaces.by_id[current].base_id
-    return chain
+def _step_from_row(row: dict[str, Any], run: Run) -> Step:
+    return Step(
+        row["step_id"],
+        run,
+        row["number"],
+        row["parent_execution_id"],
+        row["module"],
+        row["target"],
+        TargetType(row["type"]),
+        json.loads(row["arguments"]),
+        StepOptions.from_json(json.loads(row["options"])),
+        row["call_index"],
+    )

@@ -136,7 +136,13 @@ class WorkerSessions:
         handler(session, message)
 
     def _on_heartbeat(self, session: Session, message: dict[str, Any]) -> None:
-        return None
+        """A live worker that no longer holds an execution lost it (its thread or process died and
+        came back): that execution is abandoned. Recent assignments may still be on their way."""
+        running = {str(r) for r in message["running"]}
+        settled = time.time() - 2 * self.heartbeat_interval
+        for execution in list(session.executions.values()):
+            if execution.execution_id not in running and execution.assigned_at < settled:
+                self.engine.finish(execution, {"state": ExecutionState.ABANDONED.value})
 
     def _on_declare(self, session: Session, message: dict[str, Any]) -> None:
         self._declare(session, self._declarations(message["targets"]), bool(message.get("register")))

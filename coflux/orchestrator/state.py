@@ -69,6 +69,7 @@ class Execution:
     calls: dict[int, Step] = field(default_factory=dict)
     """Children by ``call_index``: a submit re-sent after a reconnect finds its step here."""
     timer: Any = None
+    assigned_at: float = 0.0
     restored: bool = False
     """Loaded from storage after a restart: its children may exist only in storage."""
 

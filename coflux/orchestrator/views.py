@@ -25,7 +25,7 @@ def outcome_from_row(row: Row) -> Outcome:
     return outcome
 
 
-def _lineage(workspaces: Workspaces, workspace_id: int) -> list[int]:
+def lineage(workspaces: Workspaces, workspace_id: int) -> list[int]:
     """The workspace and its ancestors, nearest first."""
     chain: list[int] = []
     current: int | None = workspace_id
@@ -48,7 +48,7 @@ def run_view(
     if run is None:
         raise NotFound(f"no run {run_id}")
     view_id = workspaces.get(workspace).id if workspace else run["workspace_id"]
-    visible = set(_lineage(workspaces, view_id))
+    visible = set(lineage(workspaces, view_id))
     steps, executions, results, assignments = store.run_history(run_id, only_root=not with_steps)
     by_result = {r["execution_id"]: r for r in results}
     assigned = {a["execution_id"]: a for a in assignments}

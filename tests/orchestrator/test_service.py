@@ -267,6 +267,26 @@ def test_reconnect_within_timeout_keeps_work_and_late_one_abandons(tmp_path: Pat
     run(scenario)
 
 
+def test_a_heartbeat_without_an_assigned_execution_abandons_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        timing = Timing(reconnect_timeout=10, heartbeat_interval=0.05, heartbeat_timeout=5)
+        async with open_service(tmp_path, timing) as service:
+            worker = FakeWorker(service)
+            worker.hello()
+            parent = await _start_parent(service, worker)
+            worker.say(type="heartbeat", running=[])  # too soon: the execute may be in flight
+            assert parent["execution_id"] in service.engine.executions
+            await asyncio.sleep(0.2)
+            worker.say(type="heartbeat", running=[parent["execution_id"]])
+            assert parent["execution_id"] in service.engine.executions
+            worker.say(type="heartbeat", running=[])  # the worker lost it
+            await asyncio.sleep(0.05)
+            view = await service.get_run(parent["run_id"])
+            assert view["steps"][0]["executions"][0]["state"] == "abandoned"
+
+    run(scenario)
+
+
 def test_missed_heartbeats_close_the_connection(tmp_path: Path) -> None:
     async def scenario() -> None:
         timing = Timing(reconnect_timeout=10, heartbeat_interval=0.1, heartbeat_timeout=0.3)

@@ -1,0 +1,66 @@
+"""The hub: projects on first use, tokens, and orchestrators that stop when idle."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from coflux.errors import BadRequest, Conflict, NotFound
+from coflux.orchestrator import Hub, HubSettings
+from tests.orchestrator.test_service import FakeWorker, run
+
+
+def _hub(tmp_path: Path, idle_timeout: float = 300.0) -> Hub:
+    return Hub(HubSettings(data_dir=tmp_path, secret=b"s" * 32, idle_timeout=idle_timeout))
+
+
+def test_projects_are_created_listed_and_named_safely(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        hub = _hub(tmp_path)
+        try:
+            with pytest.raises(NotFound):
+                await hub.project("nope")
+            await hub.create_project("alpha")
+            with pytest.raises(Conflict):
+                await hub.create_project("alpha")
+            for bad in ("../up", "a/b", "", ".hidden", "x" * 57):
+                with pytest.raises(BadRequest):
+                    await hub.create_project(bad)
+            assert hub.list_projects() == ["alpha"]
+        finally:
+            await hub.close()
+
+    run(scenario)
+
+
+def test_worker_tokens_grant_their_own_project_only(tmp_path: Path) -> None:
+    hub = _hub(tmp_path)
+    alpha = hub.worker_token("alpha")
+    assert hub.check_worker_token("alpha", alpha)
+    assert not hub.check_worker_token("beta", alpha)
+    assert not hub.check_worker_token("alpha", alpha[:-1] + "0")
+    assert _hub(tmp_path).worker_token("alpha") == alpha  # same secret, same token
+
+
+def test_an_idle_orchestrator_stops_and_starts_again_on_use(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        hub = _hub(tmp_path, idle_timeout=0.2)
+        try:
+            service = await hub.project("alpha", create=True)
+            worker = FakeWorker(service)
+            worker.hello()
+            await asyncio.sleep(0.5)
+            assert hub.running == ["alpha"]  # a connected worker keeps it up
+            worker.disconnect()
+            service.engine.sessions.clear()  # as after the reconnect timeout
+            await asyncio.sleep(0.6)
+            assert hub.running == []
+            again = await hub.project("alpha")
+            assert again is not service
+            assert [w["name"] for w in await again.list_workspaces()] == ["main"]  # nothing lost
+        finally:
+            await hub.close()
+
+    run(scenario)
