@@ -90,11 +90,15 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=7777, show_default=True, type=int)
-@click.option("--data-dir", default="./.coflux", show_default=True)
-@click.option("--database-url", default=None, help="PostgreSQL URL (default: SQLite files).")
-@click.option("--token", default=None, help="Fix the access token (default: generated).")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="COFLUX_HOST")
+@click.option("--port", default=7777, show_default=True, type=int, envvar="COFLUX_PORT")
+@click.option("--data-dir", default="./.coflux", show_default=True, envvar="COFLUX_DATA_DIR")
+@click.option(
+    "--database-url", default=None, envvar="COFLUX_DATABASE_URL", help="PostgreSQL URL (default: SQLite)."
+)
+@click.option(
+    "--token", default=None, envvar="COFLUX_SERVER_TOKEN", help="Fix the access token (default: generated)."
+)
 def server(host: str, port: int, data_dir: str, database_url: str | None, token: str | None) -> None:
     """Run a headless Jupyter server hosting only the Coflux extension."""
     run_server = _lazy("jupyter_ext.app", "run_server")

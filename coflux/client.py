@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from coflux.errors import (
+    TERMINATED_BY_STATE,
     ConfigurationError,
     ExecutionCancelled,
     RequestError,
@@ -373,7 +374,11 @@ class Run:
             return self.client.decode(data.get("result_value", data.get("result")))
         if data["status"] == "cancelled":
             raise ExecutionCancelled(root or self.id)
-        raise execution_error_from_data(data.get("error") or {}, execution_id=root)
+        error = data.get("error") or {}
+        terminated = _TERMINATED_BY_TYPE.get(str(error.get("type")))
+        if terminated is not None:  # the orchestrator stopped it: not an ExecutionError
+            raise terminated(root or self.id, error.get("message"))
+        raise execution_error_from_data(error, execution_id=root)
 
     def cancel(self) -> None:
         """Cancel the run's root execution (its latest live attempt, else its first)."""
@@ -390,6 +395,7 @@ class Run:
 
 
 _LIVE_STATES = ("queued", "assigned", "running")
+_TERMINATED_BY_TYPE = {f"coflux.{cls.__name__}": cls for cls in TERMINATED_BY_STATE.values()}
 
 
 def root_execution_id(data: dict[str, Any], *, live: bool = False) -> str | None:

@@ -11,7 +11,7 @@ import enum
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, NewType
+from typing import Any, ClassVar, NewType
 
 RunId = NewType("RunId", str)
 StepId = NewType("StepId", str)
@@ -124,11 +124,16 @@ class RetryPolicy:
     backoff_max: float = 0.0
     when: tuple[str, ...] = ()
 
+    RAMP: ClassVar[int] = 10
+    """Retries over which the delay climbs from min to max when the limit is larger (or unlimited)."""
+
     def delay(self, retry_number: int) -> float:
-        """Seconds before retry ``retry_number`` (1-based): a linear ramp from min to max."""
-        if self.limit <= 1 or self.backoff_max <= self.backoff_min:
+        """Seconds before retry ``retry_number`` (1-based): a linear ramp from min to max, reached
+        at the last retry, or after ``RAMP`` retries for larger limits."""
+        steps = min(self.limit, self.RAMP)
+        if steps <= 1 or self.backoff_max <= self.backoff_min:
             return self.backoff_min
-        fraction = (retry_number - 1) / (self.limit - 1)
+        fraction = min(1.0, (retry_number - 1) / (steps - 1))
         return self.backoff_min + fraction * (self.backoff_max - self.backoff_min)
 
     def to_json(self) -> JSON:

@@ -30,6 +30,7 @@ _ROUTES: list[tuple[str, Any]] = [
     (f"api/projects/({_SEGMENT})/executions/({_SEGMENT})/cancel", h.CancelHandler),
     (f"api/projects/({_SEGMENT})/executions/({_SEGMENT})/logs", h.LogsHandler),
     (f"api/projects/({_SEGMENT})/blobs/({_SEGMENT})", h.BlobHandler),
+    ("api/.*", h.UnknownRouteHandler),  # last: what nothing above matched
     ("ws/worker", WorkerSocket),
     ("ws/events", EventsSocket),
 ]

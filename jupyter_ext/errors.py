@@ -31,6 +31,7 @@ CODE_BY_STATUS: dict[int, str] = {
     405: "method_not_allowed",
     409: "conflict",
     413: "too_large",
+    500: "internal",
     503: "unavailable",
 }
 

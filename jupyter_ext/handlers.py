@@ -10,7 +10,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from coflux.blobs import blob_key, valid_key
-from coflux.errors import BadRequest, PayloadTooLarge, RequestError, StorageError, Unauthorized
+from coflux.errors import BadRequest, NotFound, PayloadTooLarge, RequestError, StorageError, Unauthorized
 from coflux.orchestrator import Hub, ProjectService
 from jupyter_ext.errors import CODE_BY_STATUS, code_of, error_body, status_of
 
@@ -46,8 +46,10 @@ class CofluxHandler(APIHandler):
         return hub
 
     def check_xsrf_cookie(self) -> None:
-        # A token in a header cannot be forged by another site; cookie sessions still need XSRF.
-        if request_token(self) is not None and "Authorization" in self.request.headers:
+        # Not authenticated by Jupyter (no cookie, no server token): only a project token in a
+        # header can authorize it (see ``authorize``), which another site cannot forge. Anyone
+        # Jupyter authenticated goes through Jupyter's own check (it skips token-authenticated ones).
+        if getattr(self, "_jupyter_current_user", None) is None:
             return
         super().check_xsrf_cookie()
 
@@ -55,9 +57,12 @@ class CofluxHandler(APIHandler):
         exc_info = kwargs.get("exc_info")
         error = exc_info[1] if exc_info else None
         if isinstance(error, web.HTTPError):
-            message = error.log_message or error.reason or "error"
-            if error.args and error.log_message:
-                message = error.log_message % error.args[1:] if len(error.args) > 1 else message
+            message = error.reason or self._reason
+            if error.log_message:
+                try:
+                    message = error.log_message % error.args if error.args else error.log_message
+                except (TypeError, ValueError):
+                    message = error.log_message
         else:
             message = self._reason
         self.set_header("Content-Type", "application/json")
@@ -103,6 +108,15 @@ def _field(data: dict[str, Any], name: str, kind: type, optional: bool = False) 
     if not isinstance(value, kind):
         raise BadRequest(f"field {name!r} must be a {kind.__name__}")
     return value
+
+
+class UnknownRouteHandler(CofluxHandler):
+    """Anything else under ``coflux/api/``: a JSON 404, not Jupyter's HTML page."""
+
+    def _unknown(self, *args: str) -> None:
+        self.fail(NotFound(f"no such endpoint: {self.request.method} {self.request.path}"))
+
+    get = post = put = delete = patch = allow_unauthenticated(_unknown)
 
 
 class ProjectsHandler(CofluxHandler):

@@ -40,7 +40,7 @@ class _Socket(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
             self.project_service = await self.hub.project(project, create=True)
         except RequestError as err:
             status = 401 if err.code == "unauthorized" else 400
-            raise web.HTTPError(status, err.message) from err
+            raise web.HTTPError(status, "%s", err.message) from err
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         # Replies are small frames written back to back: without this, each waits on a delayed ACK.
@@ -100,6 +100,9 @@ class WorkerSocket(_Socket):
                 self._refuse(err.code, err.message, request_id, fatal=self.session is None)
             except (RequestError, StorageError) as err:
                 self._refuse(code_of(err), str(err), request_id, fatal=self.session is None)
+            except Exception:  # a bug of ours: refuse this message, keep serving the connection
+                log.exception("failed to handle a %s message", message.get("type"))
+                self._refuse("internal", "the server failed to handle this message", request_id, fatal=False)
         service.commit_now()  # the frame's events in one transaction, without waiting a loop turn
         self._flush()
 

@@ -2,18 +2,21 @@
 
 All methods run on the project's event loop; every change is written through the :class:`Writer` and
 every message that depends on a change is sent after it commits.
+
+A step resolves only through executions in its home workspace (its parent's, or the run's); a re-run
+in a descendant workspace is an overlay, recorded and shown from that workspace, never seen by the
+base. A retry replaces the execution it follows; callers waiting on the step see only the outcome of
+the last one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from coflux import protocol
 from coflux.models import (
     JSON,
     ExecutionId,
@@ -24,17 +27,13 @@ from coflux.models import (
     execution_id,
     step_id,
 )
-from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step, Waiter
+from coflux.orchestrator import dispatch
+from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step
 from coflux.orchestrator.writer import Writer
 from coflux.storage import dumps
 
-log = logging.getLogger(__name__)
-
 RECENT_OUTCOMES = 10_000
-
-
-def outcome_state(outcome: Outcome) -> ExecutionState:
-    return ExecutionState(outcome["state"])
+TERMINATED = frozenset({ExecutionState.CANCELLED, ExecutionState.TIMED_OUT, ExecutionState.ABANDONED})
 
 
 class Engine:
@@ -49,9 +48,10 @@ class Engine:
         self.publish = events
         self.runs: dict[RunId, Run] = {}
         self.steps: dict[str, Step] = {}
+        """Steps not yet resolved in their home workspace (what callers can wait on)."""
         self.executions: dict[ExecutionId, Execution] = {}
         self.sessions: dict[str, Session] = {}
-        self.queue: dict[int, OrderedDict[ExecutionId, Execution]] = {}
+        self.queue: dispatch.Queue = {}
         self.recent: OrderedDict[str, Outcome] = OrderedDict()
         self._dirty: set[Session] = set()
 
@@ -60,55 +60,40 @@ class Engine:
     def new_run(self, run_id: RunId, workspace_id: int, parent: ExecutionId | None) -> Run:
         run = Run(run_id, workspace_id, next_number=1)
         self.runs[run_id] = run
-        self.writer.batch.runs.append(
-            {
-                "run_id": run_id,
-                "workspace_id": workspace_id,
-                "parent_execution_id": parent,
-                "created_at": time.time(),
-            }
-        )
+        row = {"run_id": run_id, "workspace_id": workspace_id, "parent_execution_id": parent}
+        self.writer.batch.runs.append({**row, "created_at": time.time()})
         return run
 
     def new_step(
         self,
         run: Run,
-        module: str,
-        target: str,
-        type_: TargetType,
+        target: tuple[str, str, TargetType],
         arguments: list[JSON],
         options: StepOptions,
         parent: Execution | None,
         call_index: int | None,
     ) -> Step:
+        module, name, type_ = target
         number = run.next_number
         run.next_number += 1
-        step = Step(
-            step_id(run.run_id, number),
-            run,
-            number,
-            parent.execution_id if parent else None,
-            module,
-            target,
-            type_,
-            arguments,
-            options,
-            call_index,
-        )
-        self._track_step(step)
+        home = parent.workspace_id if parent is not None else run.workspace_id
+        key = step_id(run.run_id, number)
+        parent_id = parent.execution_id if parent else None
+        step = Step(key, run, number, parent_id, module, name, type_, arguments, options, call_index, home)
+        self.steps[key] = step
         if parent is not None:
             parent.children.append(step)
             if call_index is not None:
                 parent.calls[call_index] = step
         self.writer.batch.steps.append(
             {
-                "step_id": step.step_id,
+                "step_id": key,
                 "run_id": run.run_id,
                 "number": number,
-                "parent_execution_id": step.parent_execution_id,
+                "parent_execution_id": parent_id,
                 "call_index": call_index,
                 "module": module,
-                "target": target,
+                "target": name,
                 "type": type_.value,
                 "arguments": dumps(arguments),
                 "options": dumps(options.to_json()),
@@ -117,21 +102,16 @@ class Engine:
         )
         return step
 
-    def _track_step(self, step: Step) -> None:
-        self.steps[step.step_id] = step
-        step.run.live_steps += 1
-
-    def new_execution(self, step: Step, workspace_id: int, delay: float = 0.0) -> Execution:
+    def new_execution(self, step: Step, workspace_id: int, delay: float = 0.0, retry: int = 0) -> Execution:
         step.attempts += 1
         now = time.time()
         after = now + delay if delay > 0 else None
-        execution = Execution(
-            execution_id(step.step_id, step.attempts), step, step.attempts, workspace_id, after
-        )
-        self.executions[execution.execution_id] = execution
+        key = execution_id(step.step_id, step.attempts)
+        execution = Execution(key, step, step.attempts, workspace_id, after, retry)
+        self.track(execution)
         self.writer.batch.executions.append(
             {
-                "execution_id": execution.execution_id,
+                "execution_id": key,
                 "step_id": step.step_id,
                 "attempt": execution.attempt,
                 "workspace_id": workspace_id,
@@ -141,6 +121,14 @@ class Engine:
         )
         self.enqueue(execution)
         return execution
+
+    def track(self, execution: Execution) -> None:
+        """Count a live execution in its step and run (and keep the run known while it has any)."""
+        self.executions[execution.execution_id] = execution
+        execution.step.live[execution.execution_id] = execution
+        run = execution.step.run
+        run.live += 1
+        self.runs[run.run_id] = run
 
     def enqueue(self, execution: Execution) -> None:
         delay = (execution.execute_after or 0.0) - time.time()
@@ -154,47 +142,16 @@ class Engine:
     def _release(self, execution: Execution) -> None:
         execution.timer = None
         execution.execute_after = None
-        if execution.state is ExecutionState.QUEUED:
+        if execution.state is ExecutionState.QUEUED and execution.execution_id in self.executions:
             self.enqueue(execution)
 
     # -- dispatch ------------------------------------------------------------------------------
 
     def dispatch(self) -> None:
         """Assign queued executions to sessions with free slots (runs just before each commit)."""
-        for workspace_id, queue in self.queue.items():
-            if not queue:
-                continue
-            sessions = [
-                s for s in self.sessions.values() if s.workspace_id == workspace_id and s.free_slots > 0
-            ]
-            if not sessions:
-                continue
-            for execution in list(queue.values()):
-                session = self._pick(sessions, execution)
-                if session is None:
-                    continue
-                del queue[execution.execution_id]
-                self.assign(execution, session)
-                if session.free_slots <= 0:
-                    sessions.remove(session)
-                    if not sessions:
-                        break
-
-    @staticmethod
-    def _pick(sessions: list[Session], execution: Execution) -> Session | None:
-        key = execution.step.key
-        requires = execution.step.options.requires
-        best: Session | None = None
-        for session in sessions:
-            if key not in session.targets:
-                continue
-            if requires and not all(
-                set(values) & set(session.provides.get(tag, ())) for tag, values in requires.items()
-            ):
-                continue
-            if best is None or session.free_slots > best.free_slots:
-                best = session
-        return best
+        for execution, session in dispatch.plan(self.queue, list(self.sessions.values())):
+            del self.queue[execution.workspace_id][execution.execution_id]
+            self.assign(execution, session)
 
     def assign(self, execution: Execution, session: Session) -> None:
         execution.assigned_at = time.time()
@@ -206,7 +163,7 @@ class Engine:
             {
                 "execution_id": execution.execution_id,
                 "session_id": session.session_id,
-                "assigned_at": time.time(),
+                "assigned_at": execution.assigned_at,
             }
         )
         step = execution.step
@@ -222,41 +179,60 @@ class Engine:
             "attempt": execution.attempt,
         }
         self.writer.after_commit(lambda: self._send(session, message))
-        if step.options.timeout:
-            loop = asyncio.get_running_loop()
-            execution.timer = loop.call_later(step.options.timeout, self._time_out, execution)
+        self.arm_timeout(execution)
 
-    def _send(self, session: Session, message: dict[str, Any]) -> None:
-        if session.send is not None:
-            session.send(message)
-            self._dirty.add(session)
-
-    def flush_sessions(self) -> None:
-        """Write what each session was sent during this commit's effects: one frame each."""
-        dirty, self._dirty = self._dirty, set()
-        for session in dirty:
-            if session.flush is not None:
-                session.flush()
+    def arm_timeout(self, execution: Execution) -> None:
+        timeout = execution.step.options.timeout
+        if timeout:
+            remaining = max(0.0, execution.assigned_at + timeout - time.time())
+            execution.timer = asyncio.get_running_loop().call_later(remaining, self._time_out, execution)
 
     def _time_out(self, execution: Execution) -> None:
         execution.timer = None
-        if execution.execution_id in self.executions:
-            self.finish(execution, {"state": ExecutionState.TIMED_OUT.value})
+        self.finish(execution, {"state": ExecutionState.TIMED_OUT.value})
+
+    # -- slots ---------------------------------------------------------------------------------
+
+    def block(self, execution: Execution) -> None:
+        """The execution waits on another: its slot is free for other work meanwhile."""
+        if execution.blocked == 0 and execution.session is not None:
+            execution.session.busy -= 1
+        execution.blocked += 1
+
+    def unblock(self, execution: Execution) -> None:
+        if execution.blocked == 0:
+            return
+        execution.blocked -= 1
+        if execution.blocked == 0 and execution.session is not None:
+            execution.session.busy += 1
 
     # -- outcomes ------------------------------------------------------------------------------
 
     def finish(self, execution: Execution, outcome: Outcome) -> None:
-        """Record the final outcome of a live execution, then retry or resolve its step."""
-        state = outcome_state(outcome)
-        self.executions.pop(execution.execution_id, None)
+        """Record the final outcome of a live execution, then retry it or resolve its step."""
+        if self.executions.get(execution.execution_id) is not execution:
+            return  # already final (a late or repeated outcome), or from before a reload
+        self.record(execution, outcome)
+        step = execution.step
+        state = ExecutionState(outcome["state"])
+        if state.retryable and self._should_retry(execution, outcome):
+            delay = step.options.retries.delay(execution.retry + 1)
+            self.new_execution(step, execution.workspace_id, delay, execution.retry + 1)
+        elif execution.workspace_id == step.workspace_id and step.step_id in self.steps:
+            self.resolve_step(step, outcome)
+
+    def record(self, execution: Execution, outcome: Outcome) -> None:
+        """Write the outcome and free everything the execution held; decide nothing about its step."""
+        state = ExecutionState(outcome["state"])
+        del self.executions[execution.execution_id]
+        execution.step.live.pop(execution.execution_id, None)
         if execution.timer is not None:
             execution.timer.cancel()
             execution.timer = None
-        self._unqueue(execution)
-        self._release_slot(
-            execution,
-            abort=state is not ExecutionState.SUCCEEDED and state is not ExecutionState.FAILED,
-        )
+        queue = self.queue.get(execution.workspace_id)
+        if queue is not None:
+            queue.pop(execution.execution_id, None)
+        self._release_slot(execution, abort=state in TERMINATED)
         execution.state = state
         self.writer.batch.results.append(
             {
@@ -268,19 +244,12 @@ class Engine:
             }
         )
         self._event_execution(execution)
-        if state in (ExecutionState.CANCELLED, ExecutionState.TIMED_OUT):
+        run = execution.step.run
+        run.live -= 1
+        if run.live <= 0:
+            self.runs.pop(run.run_id, None)
+        if state in TERMINATED:
             self.cancel_children(execution)
-        step = execution.step
-        if state.retryable and self._should_retry(step, outcome):
-            delay = step.options.retries.delay(execution.attempt)
-            self.new_execution(step, execution.workspace_id, delay)
-            return
-        self.resolve_step(step, outcome)
-
-    def _unqueue(self, execution: Execution) -> None:
-        queue = self.queue.get(execution.workspace_id)
-        if queue is not None:
-            queue.pop(execution.execution_id, None)
 
     def _release_slot(self, execution: Execution, abort: bool) -> None:
         session = execution.session
@@ -296,23 +265,18 @@ class Engine:
         self.writer.schedule()
 
     @staticmethod
-    def _should_retry(step: Step, outcome: Outcome) -> bool:
-        policy = step.options.retries
-        if step.attempts > policy.limit:
+    def _should_retry(execution: Execution, outcome: Outcome) -> bool:
+        policy = execution.step.options.retries
+        if execution.retry >= policy.limit:
             return False
         if outcome["state"] != ExecutionState.FAILED.value:
             return True
         if "retryable" in outcome:
             return bool(outcome["retryable"])
-        if not policy.when:
-            return True
-        return str(outcome.get("error", {}).get("type")) in policy.when
+        return not policy.when or str(outcome.get("error", {}).get("type")) in policy.when
 
     def resolve_step(self, step: Step, outcome: Outcome) -> None:
-        self.steps.pop(step.step_id, None)
-        step.run.live_steps -= 1
-        if step.run.live_steps <= 0:
-            self.runs.pop(step.run.run_id, None)
+        del self.steps[step.step_id]
         self.recent[step.step_id] = outcome
         if len(self.recent) > RECENT_OUTCOMES:
             self.recent.popitem(last=False)
@@ -322,8 +286,7 @@ class Engine:
         if not waiters:
             self._push_to_parent(step, outcome)
         if step.parent_execution_id is None:
-            run_id = step.run.run_id
-            status = _run_status(outcome)
+            run_id, status = step.run.run_id, _run_status(outcome)
             self.writer.after_commit(
                 lambda: self.publish({"type": "run", "run_id": run_id, "status": status})
             )
@@ -353,34 +316,47 @@ class Engine:
         self.writer.after_commit(lambda: self.publish(event))
 
     def cancel_children(self, execution: Execution) -> None:
+        """Nobody will wait for them any more: cancel the live executions of its children."""
         for child in execution.children:
-            for live in [e for e in self.executions.values() if e.step is child]:
+            for live in list(child.live.values()):
                 self.finish(live, {"state": ExecutionState.CANCELLED.value})
 
-    def add_waiter(self, step_key: str, waiter: Waiter, lookup: Callable[[str], Outcome | None]) -> bool:
-        """Call ``waiter`` with the step's final outcome once it is durable. False if unknown."""
+    def live_of(self, execution_key: str) -> list[Execution]:
+        """What cancelling ``execution_key`` reaches: that execution if it is live, else the live
+        attempts that replaced it (its step's retries in the same workspace)."""
+        live = self.executions.get(ExecutionId(execution_key))
+        if live is not None:
+            return [live]
+        step_key = execution_key.rsplit(":", 1)[0]
         step = self.steps.get(step_key)
-        if step is not None:
-            step.waiters.append(waiter)
-            return True
-        outcome = self.recent.get(step_key) or lookup(step_key)
-        if outcome is None:
-            return False
-        self.writer.after_commit(lambda: waiter(outcome))
-        return True
+        return [e for e in step.live.values() if e.workspace_id == step.workspace_id] if step else []
 
     # -- sessions ------------------------------------------------------------------------------
 
     def abandon_session(self, session: Session) -> None:
+        """Its worker is gone: all it held is abandoned, children before their parents (so that a
+        child on the same worker is recorded as abandoned, not as cancelled by its parent)."""
         self.sessions.pop(session.session_id, None)
-        for execution in list(session.executions.values()):
+        self.abandon(list(session.executions.values()))
+
+    def abandon(self, executions: list[Execution]) -> None:
+        for execution in sorted(executions, key=lambda e: -e.step.number):
             self.finish(execution, {"state": ExecutionState.ABANDONED.value})
 
     def send_to(self, session: Session, message: dict[str, Any]) -> None:
         self._send(session, message)
 
-    def encode(self, message: dict[str, Any]) -> str:
-        return protocol.encode(message)
+    def _send(self, session: Session, message: dict[str, Any]) -> None:
+        if session.send is not None:
+            session.send(message)
+            self._dirty.add(session)
+
+    def flush_sessions(self) -> None:
+        """Write what each session was sent during this commit's effects: one frame each."""
+        dirty, self._dirty = self._dirty, set()
+        for session in dirty:
+            if session.flush is not None:
+                session.flush()
 
 
 def _run_status(outcome: Outcome) -> str:

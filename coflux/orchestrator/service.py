@@ -58,6 +58,7 @@ class ProjectService:
 
     def _load(self) -> None:
         self._pending_enqueue: list[Execution] = []
+        self._pending_timeouts: list[Execution] = []
         self.writer = Writer(self.store, self._before_commit, self._on_failure, self._after_effects)
         self.workspaces = Workspaces(self.writer, self.store.workspaces(), self.store.targets())
         self.engine = Engine(self.writer, self._publish, lambda i: self.workspaces.by_id[i].name)
@@ -74,32 +75,36 @@ class ProjectService:
         """Rebuild live runs, steps and executions from storage; sessions come back as ghosts that
         their workers can reclaim within the reconnect timeout."""
         step_rows, execution_rows, assigned = self.store.unfinished()
-        steps = self._restore_steps(step_rows)
+        history = self.store.attempts_of([r["step_id"] for r in step_rows])
+        steps = self._restore_steps(step_rows, history)
         now = time.time()
         for row in execution_rows:
             step = steps[row["step_id"]]
-            step.attempts = max(step.attempts, row["attempt"])
+            workspace, attempt = row["workspace_id"], row["attempt"]
+            earlier = sum(1 for a, w in history[step.step_id] if a < attempt and w == workspace)
+            session_id, assigned_at = assigned.get(row["execution_id"], (None, now))
             execution = Execution(
                 row["execution_id"],
                 step,
-                row["attempt"],
-                row["workspace_id"],
+                attempt,
+                workspace,
                 row["execute_after"],
-                assigned_at=now,
+                retry=earlier,
+                assigned_at=assigned_at,
                 restored=True,
             )
-            self.engine.executions[execution.execution_id] = execution
-            session_id = assigned.get(execution.execution_id)
+            self.engine.track(execution)
+            if workspace == step.workspace_id:
+                self.engine.steps[step.step_id] = step
             if session_id is None:
                 self._pending_enqueue.append(execution)
                 continue
-            session = self.engine.sessions.get(session_id) or self._ghost(
-                session_id, execution.workspace_id, now
-            )
+            session = self.engine.sessions.get(session_id) or self._ghost(session_id, workspace, now)
             execution.state = ExecutionState.ASSIGNED
             execution.session = session
             session.executions[execution.execution_id] = execution
             session.busy += 1
+            self._pending_timeouts.append(execution)
         for step in steps.values():
             parent = (
                 self.engine.executions.get(step.parent_execution_id) if step.parent_execution_id else None
@@ -109,7 +114,9 @@ class ProjectService:
                 if step.call_index is not None:
                     parent.calls[step.call_index] = step
 
-    def _restore_steps(self, rows: list[dict[str, Any]]) -> dict[str, Step]:
+    def _restore_steps(
+        self, rows: list[dict[str, Any]], history: dict[str, list[tuple[int, int]]]
+    ) -> dict[str, Step]:
         run_ids = sorted({s["run_id"] for s in rows})
         counts = self.store.step_counts(run_ids)
         runs = {
@@ -118,11 +125,10 @@ class ProjectService:
         }
         steps: dict[str, Step] = {}
         for row in rows:
-            step = _step_from_row(row, runs[row["run_id"]])
+            attempts = history[row["step_id"]]
+            step = _step_from_row(row, runs[row["run_id"]], home=attempts[0][1])
+            step.attempts = attempts[-1][0]
             steps[step.step_id] = step
-            self.engine.runs[step.run.run_id] = step.run
-            self.engine.steps[step.step_id] = step
-            step.run.live_steps += 1
         return steps
 
     def _ghost(self, session_id: str, workspace_id: int, now: float) -> Session:
@@ -146,6 +152,11 @@ class ProjectService:
         pending, self._pending_enqueue = self._pending_enqueue, []
         for execution in pending:
             self.engine.enqueue(execution)
+        timeouts, self._pending_timeouts = self._pending_timeouts, []
+        for execution in timeouts:
+            self.engine.arm_timeout(execution)
+        if self._checker is not None:
+            self._checker.cancel()
         self._checker = asyncio.get_running_loop().create_task(self._check_loop())
         await self.writer.durable()
 
@@ -164,6 +175,9 @@ class ProjectService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checker
         self.writer.flush()
+        for execution in self.engine.executions.values():
+            if execution.timer is not None:
+                execution.timer.cancel()
         for session in list(self.engine.sessions.values()):
             if session.close is not None:
                 session.close(1001, "server shutting down")
@@ -178,24 +192,34 @@ class ProjectService:
         self.engine.flush_sessions()
 
     def _on_failure(self, error: Exception) -> None:
+        """A commit failed: what was in memory may be ahead of storage. Drop it all and rebuild from
+        storage; workers reconnect and re-send what was not acknowledged."""
+        for execution in self.engine.executions.values():
+            if execution.timer is not None:
+                execution.timer.cancel()
         for session in list(self.engine.sessions.values()):
-            if session.close is not None:
-                session.close(1011, "storage failure; reconnect")
+            close = session.close
+            session.send = session.close = session.flush = None  # stale from now on
+            if close is not None:
+                close(1011, "storage failure; reconnect")
         self._load()
         asyncio.get_running_loop().create_task(self.start())
 
     def _lookup(self, step_key: str) -> Outcome | None:
+        """The outcome of a resolved step: its latest execution in its home workspace."""
         rows = self.store.executions_of_step(step_key)
         if not rows:
             return None
-        row = self.store.result(rows[-1]["execution_id"])
+        home = [r for r in rows if r["workspace_id"] == rows[0]["workspace_id"]]
+        row = self.store.result(home[-1]["execution_id"])
         return outcome_from_row(row) if row is not None else None
 
     def _find_child(self, parent: str, call_index: int) -> tuple[str, int] | None:
         row = self.store.child_step(parent, call_index)
         if row is None:
             return None
-        return row["step_id"], len(self.store.executions_of_step(row["step_id"]))
+        attempts = self.store.executions_of_step(row["step_id"])
+        return row["step_id"], max((r["attempt"] for r in attempts), default=1)
 
     @property
     def idle(self) -> bool:
@@ -260,7 +284,7 @@ class ProjectService:
             raise BadRequest(f"{module}:{target} takes ({names}); got {len(arguments)} argument(s)")
         run = self.engine.new_run(new_run_id(), ws.id, None)
         step = self.engine.new_step(
-            run, module, target, TargetType.WORKFLOW, arguments, definition.options, None, None
+            run, (module, target, TargetType.WORKFLOW), arguments, definition.options, None, None
         )
         self.engine.new_execution(step, ws.id, definition.options.delay)
         await self.writer.durable()
@@ -297,39 +321,42 @@ class ProjectService:
                 step.waiters.remove(resolved)
 
     async def rerun_step(self, step_key: str, workspace: str | None) -> ExecutionId:
+        """A new execution of the step, with the same arguments, in ``workspace`` (the step's own or
+        a descendant of it). A live execution of the step in that workspace is cancelled first."""
         try:
             run_id, _ = split_step_id(step_key)
         except ValueError as err:
             raise BadRequest(str(err)) from err
-        step = self.engine.steps.get(step_key) or self._revive(step_key)
-        run_row = self.store.run(run_id)
-        assert run_row is not None
+        row, run_row = self.store.step(step_key), self.store.run(run_id)
+        if row is None or run_row is None:
+            raise NotFound(f"no step {step_key}")
         target_ws = self.workspaces.get(workspace).id if workspace else run_row["workspace_id"]
         if run_row["workspace_id"] not in lineage(self.workspaces, target_ws):
             raise BadRequest("a step can be re-run only in its own workspace or a descendant of it")
-        for live in [e for e in self.engine.executions.values() if e.step is step]:
-            if live.workspace_id == target_ws:
-                self.engine.finish(live, {"state": ExecutionState.CANCELLED.value})
-        if step.step_id not in self.engine.steps:
-            self.engine.steps[step.step_id] = step
-            step.run.live_steps += 1
+        step = self._live_step(step_key) or self._revive(row, run_row)
+        for live in [e for e in step.live.values() if e.workspace_id == target_ws]:
+            self.engine.record(live, {"state": ExecutionState.CANCELLED.value})  # replaced, not resolved
+        if target_ws == step.workspace_id:
+            self.engine.steps[step.step_id] = step  # it resolves again, with the new execution
         execution = self.engine.new_execution(step, target_ws)
         await self.writer.durable()
         return execution.execution_id
 
-    def _revive(self, step_key: str) -> Step:
-        row = self.store.step(step_key)
-        if row is None:
-            raise NotFound(f"no step {step_key}")
+    def _live_step(self, step_key: str) -> Step | None:
+        step = self.engine.steps.get(step_key)
+        if step is not None:
+            return step
+        return next((e.step for e in self.engine.executions.values() if e.step.step_id == step_key), None)
+
+    def _revive(self, row: dict[str, Any], run_row: dict[str, Any]) -> Step:
+        """A resolved step, rebuilt from storage (in the run's live object if the run has one)."""
         run = self.engine.runs.get(row["run_id"])
         if run is None:
-            run_row = self.store.run(row["run_id"])
-            assert run_row is not None
             count = self.store.step_counts([row["run_id"]]).get(row["run_id"], 0)
             run = Run(row["run_id"], run_row["workspace_id"], count + 1)
-            self.engine.runs[run.run_id] = run
-        step = _step_from_row(row, run)
-        step.attempts = len(self.store.executions_of_step(step_key))
+        attempts = self.store.attempts_of([row["step_id"]])[row["step_id"]]
+        step = _step_from_row(row, run, home=attempts[0][1])
+        step.attempts = attempts[-1][0]
         return step
 
     async def cancel_execution(self, execution_id: str) -> None:
@@ -337,9 +364,10 @@ class ProjectService:
             _, step_key, _ = split_execution_id(execution_id)
         except ValueError as err:
             raise BadRequest(str(err)) from err
-        live = self.engine.executions.get(ExecutionId(execution_id))
-        if live is not None:
+        reached = self.engine.live_of(execution_id)
+        for live in reached:
             self.engine.finish(live, {"state": ExecutionState.CANCELLED.value})
+        if reached:
             await self.writer.durable()
             return
         if not any(r["execution_id"] == execution_id for r in self.store.executions_of_step(step_key)):
@@ -355,16 +383,21 @@ class ProjectService:
         return self.store.logs(execution_id)
 
 
-def _step_from_row(row: dict[str, Any], run: Run) -> Step:
+def _step_from_row(row: dict[str, Any], run: Run, home: int) -> Step:
+    target, kind = row["target"], TargetType(row["type"])
+    options = StepOptions.from_json(json.loads(row["options"]))
+    parent, call_index = row["parent_execution_id"], row["call_index"]
+    arguments = json.loads(row["arguments"])
     return Step(
         row["step_id"],
         run,
         row["number"],
-        row["parent_execution_id"],
+        parent,
         row["module"],
-        row["target"],
-        TargetType(row["type"]),
-        json.loads(row["arguments"]),
-        StepOptions.from_json(json.loads(row["options"])),
-        row["call_index"],
+        target,
+        kind,
+        arguments,
+        options,
+        call_index,
+        home,
     )

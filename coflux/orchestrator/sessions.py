@@ -1,4 +1,8 @@
-"""The server side of the worker protocol: sessions, and what each worker message does."""
+"""The server side of the worker protocol: sessions, and what each worker message does.
+
+Everything a message carries is checked (:mod:`~coflux.orchestrator.checks`) before it changes any
+state, so a refused message leaves nothing behind.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,11 @@ from coflux.models import (
     ExecutionId,
     ExecutionState,
     SessionId,
-    StepOptions,
     TargetDefinition,
     TargetType,
     split_execution_id,
 )
+from coflux.orchestrator import checks
 from coflux.orchestrator.engine import Engine
 from coflux.orchestrator.state import Execution, Outcome, Session
 
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], None]
 Close = Callable[[int, str], None]
+Flush = Callable[[], None]
 
 
 class WorkerSessions:
@@ -47,70 +52,59 @@ class WorkerSessions:
 
     # -- connection ----------------------------------------------------------------------------
 
-    def connect(
-        self, hello: dict[str, Any], send: Send, close: Close, flush: Callable[[], None] | None = None
-    ) -> Session:
+    def connect(self, hello: dict[str, Any], send: Send, close: Close, flush: Flush | None = None) -> Session:
         if hello.get("protocol") != 1:
             raise ProtocolError("unsupported_protocol", f"protocol {hello.get('protocol')!r} is not 1")
-        workspace = self.workspaces.ensure(str(hello["workspace"]))
-        targets = self._declarations(hello["targets"])
-        requested = hello.get("session_id")
-        session = self.engine.sessions.get(requested) if isinstance(requested, str) else None
+        workspace_name = checks.name(hello["workspace"], "workspace")
+        targets = checks.declarations(hello["targets"])
+        concurrency = checks.concurrency(hello["concurrency"])
+        provides = checks.provides(hello.get("provides"))
+        requested = checks.session_id(hello.get("session_id"))
+        running = [str(r) for r in hello.get("running") or []]
+        session = self.engine.sessions.get(requested) if requested else None
+        workspace = self.workspaces.ensure(workspace_name)
         if session is not None and session.workspace_id != workspace:
             raise ProtocolError("conflict", "session belongs to another workspace")
+        # Checked: from here on the hello is accepted.
         now = time.time()
         if session is None:
-            session_id = SessionId(requested if isinstance(requested, str) else secrets.token_hex(8))
-            session = Session(session_id, workspace, 0, {}, set(), None, None, None, now)
-            self.engine.sessions[session_id] = session
+            session = Session(
+                requested or SessionId(secrets.token_hex(8)), workspace, 0, {}, set(), None, None, None, now
+            )
+            self.engine.sessions[session.session_id] = session
         if session.close is not None and session.send != send:
             session.close(4000, "replaced by a newer connection")
         session.send, session.close, session.flush = send, close, flush
         session.last_seen, session.disconnected_at = now, None
-        session.concurrency = max(1, int(hello["concurrency"]))
-        session.provides = _provides(hello.get("provides"))
+        session.concurrency, session.provides = concurrency, provides
         self._declare(session, targets, bool(hello.get("register")))
-        self._reconcile(session, hello.get("running") or [])
-        send(
-            {
-                "type": "welcome",
-                "protocol": 1,
-                "session_id": session.session_id,
-                "heartbeat_interval": self.heartbeat_interval,
-            }
-        )
+        self._reconcile(session, running)
+        welcome = {"type": "welcome", "protocol": 1, "session_id": session.session_id}
+        send({**welcome, "heartbeat_interval": self.heartbeat_interval})
         self.engine.writer.schedule()
         return session
-
-    def _declarations(self, raw: list[Any]) -> list[TargetDefinition]:
-        try:
-            return [TargetDefinition.from_json(t) for t in raw]
-        except (KeyError, ValueError, TypeError, AttributeError) as err:
-            raise ProtocolError("malformed", f"bad target declaration: {err}") from err
 
     def _declare(self, session: Session, targets: list[TargetDefinition], register: bool) -> None:
         session.targets |= {t.key for t in targets}
         if register:
-            self.workspaces.register(
-                session.workspace_id, [t for t in targets if t.type is TargetType.WORKFLOW]
-            )
+            workflows = [t for t in targets if t.type is TargetType.WORKFLOW]
+            self.workspaces.register(session.workspace_id, workflows)
         self.workspaces.remember(session.workspace_id, targets)
 
-    def _reconcile(self, session: Session, running: list[Any]) -> None:
-        """After a reconnect, executions the worker no longer holds were lost with it."""
-        held = {str(r) for r in running}
-        for execution in list(session.executions.values()):
-            if execution.execution_id not in held:
-                self.engine.finish(execution, {"state": ExecutionState.ABANDONED.value})
+    def _reconcile(self, session: Session, running: list[str]) -> None:
+        """After a reconnect: what the server assigned and the worker no longer holds was lost with
+        it (abandoned); what the worker holds and the server no longer assigns it is aborted."""
+        held = set(running)
+        self.engine.abandon([e for e in session.executions.values() if e.execution_id not in held])
+        for stray in held - set(session.executions):
+            message = {"type": "abort", "execution_id": stray}
+            self.engine.writer.after_commit(lambda m=message: self.engine.send_to(session, m))  # type: ignore[misc]
 
     def disconnected(self, session: Session, send: Send) -> None:
         if session.send != send:
             return  # an older connection of a session that has already reconnected
         session.send = session.close = session.flush = None
         session.disconnected_at = time.time()
-        for execution in session.executions.values():
-            execution.blocked = 0
-        session.busy = len(session.executions)
 
     def check(self, reconnect_timeout: float, heartbeat_timeout: float) -> None:
         """Close silent connections; abandon the work of sessions that stayed away too long."""
@@ -129,6 +123,8 @@ class WorkerSessions:
     # -- messages ------------------------------------------------------------------------------
 
     def receive(self, session: Session, message: dict[str, Any]) -> None:
+        if self.engine.sessions.get(session.session_id) is not session:
+            raise ProtocolError("session_closed", "this connection's session is closed; reconnect")
         session.last_seen = time.time()
         handler = getattr(self, "_on_" + message["type"], None)
         if handler is None:
@@ -140,12 +136,15 @@ class WorkerSessions:
         came back): that execution is abandoned. Recent assignments may still be on their way."""
         running = {str(r) for r in message["running"]}
         settled = time.time() - 2 * self.heartbeat_interval
-        for execution in list(session.executions.values()):
-            if execution.execution_id not in running and execution.assigned_at < settled:
-                self.engine.finish(execution, {"state": ExecutionState.ABANDONED.value})
+        lost = [
+            e
+            for e in session.executions.values()
+            if e.execution_id not in running and e.assigned_at < settled
+        ]
+        self.engine.abandon(lost)
 
     def _on_declare(self, session: Session, message: dict[str, Any]) -> None:
-        self._declare(session, self._declarations(message["targets"]), bool(message.get("register")))
+        self._declare(session, checks.declarations(message["targets"]), bool(message.get("register")))
         self.engine.writer.schedule()
 
     def _on_started(self, session: Session, message: dict[str, Any]) -> None:
@@ -155,32 +154,22 @@ class WorkerSessions:
             self.engine._event_execution(execution)
 
     def _on_complete(self, session: Session, message: dict[str, Any]) -> None:
+        outcome = checks.outcome(message["outcome"])
         execution = session.executions.get(ExecutionId(message["execution_id"]))
         if execution is not None:
-            self.engine.finish(execution, message["outcome"])
+            self.engine.finish(execution, outcome)
         # A late or repeated result (abandoned, timed out, already recorded) is acknowledged and dropped.
         seq = message["seq"]
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, {"type": "ack", "seqs": [seq]}))
 
     def _on_log(self, session: Session, message: dict[str, Any]) -> None:
-        execution_id = str(message["execution_id"])
-        try:
-            split_execution_id(execution_id)
-        except ValueError as err:
-            raise BadRequest(str(err)) from err
-        rows = []
-        for entry in message["entries"]:
-            if not isinstance(entry, dict):
-                raise ProtocolError("malformed", "log entries must be objects")
-            rows.append(
-                {
-                    "execution_id": execution_id,
-                    "timestamp": float(entry.get("timestamp") or time.time()),
-                    "level": str(entry.get("level") or "info")[:16],
-                    "message": str(entry.get("message") or ""),
-                }
-            )
-        self.engine.writer.batch.logs.extend(rows)
+        execution_id = checks.execution_id(message["execution_id"])
+        entries = [checks.log_entry(entry) for entry in message["entries"]]
+        now = time.time()
+        self.engine.writer.batch.logs.extend(
+            {"execution_id": execution_id, "timestamp": t or now, "level": level, "message": text}
+            for t, level, text in entries
+        )
         self.engine.writer.schedule()
 
     def _parent(self, session: Session, execution_id: str) -> Execution:
@@ -190,33 +179,24 @@ class WorkerSessions:
         return execution
 
     def _on_submit(self, session: Session, message: dict[str, Any]) -> None:
-        request_id = message["request_id"]
         parent = self._parent(session, message["parent_execution_id"])
-        call_index = message.get("call_index")
-        if call_index is not None and not isinstance(call_index, int):
-            raise BadRequest("call_index must be an integer")
+        call_index = checks.call_index(message.get("call_index"))
         existing = self._existing_child(parent, call_index)
         if existing is not None:
             step_key, attempts = existing
         else:
-            try:
-                options = StepOptions.from_json(message.get("options"))
-                type_ = TargetType(message["target_type"])
-            except (ValueError, TypeError, AttributeError) as err:
-                raise BadRequest(f"bad submit: {err}") from err
-            step = self.engine.new_step(
-                parent.step.run,
-                message["module"],
-                message["target"],
-                type_,
-                message["arguments"],
-                options,
-                parent,
-                call_index,
+            target = (
+                checks.name(message["module"], "module"),
+                checks.name(message["target"], "target"),
+                _target_type(message["target_type"]),
             )
+            options = checks.options(message.get("options"))
+            arguments = [checks.value(a, "an argument") for a in message["arguments"]]
+            step = self.engine.new_step(parent.step.run, target, arguments, options, parent, call_index)
             self.engine.new_execution(step, parent.workspace_id, options.delay)
             step_key, attempts = step.step_id, step.attempts
         execution_id = f"{step_key}:{max(attempts, 1)}"
+        request_id = message["request_id"]
         if message.get("await"):
             # The caller only wants the value: ``resolved`` will carry the execution id.
             self._wait(session, parent, step_key, request_id, execution_id)
@@ -242,63 +222,41 @@ class WorkerSessions:
 
     def _on_wait(self, session: Session, message: dict[str, Any]) -> None:
         parent = self._parent(session, message["from_execution_id"])
-        try:
-            _, step_key, _ = split_execution_id(message["execution_id"])
-        except ValueError as err:
-            raise BadRequest(str(err)) from err
-        self._wait(session, parent, step_key, message["request_id"], message["execution_id"])
+        target = checks.execution_id(message["execution_id"])
+        _, step_key, _ = split_execution_id(target)
+        self._wait(session, parent, step_key, message["request_id"], target)
 
-    def _wait(
-        self,
-        session: Session,
-        parent: Execution,
-        step_key: str,
-        request_id: int,
-        target_id: str | None = None,
-    ) -> None:
-        if parent.blocked == 0 and parent.session is session:
-            session.busy -= 1
-        parent.blocked += 1
-        shown_id = target_id or step_key
+    def _wait(self, session: Session, parent: Execution, step_key: str, request_id: int, target: str) -> None:
+        def answer(outcome: Outcome) -> None:
+            reply = {"type": "resolved", "request_id": request_id, "execution_id": target, "outcome": outcome}
+            self.engine.send_to(session, reply)
+
+        step = self.engine.steps.get(step_key)
+        if step is None:  # already final: answer once durable, without touching any slot
+            outcome = self.engine.recent.get(step_key) or self.lookup(step_key)
+            if outcome is None:
+                raise NotFound(f"no execution {target}")
+            self.engine.writer.after_commit(lambda: answer(outcome))
+            return
+        self.engine.block(parent)
 
         def resolved(outcome: Outcome) -> None:
-            if parent.blocked > 0:
-                parent.blocked -= 1
-                if parent.blocked == 0 and parent.session is session:
-                    session.busy += 1
-            self.engine.send_to(
-                session,
-                {
-                    "type": "resolved",
-                    "request_id": request_id,
-                    "execution_id": shown_id,
-                    "outcome": outcome,
-                },
-            )
+            self.engine.unblock(parent)
+            answer(outcome)
 
-        if not self.engine.add_waiter(step_key, resolved, self.lookup):
-            resolved_error = NotFound(f"no execution {shown_id}")
-            parent.blocked -= 1
-            if parent.blocked == 0:
-                session.busy += 1
-            raise resolved_error
+        step.waiters.append(resolved)
         self.engine.writer.schedule()
 
     def _on_cancel(self, session: Session, message: dict[str, Any]) -> None:
-        try:
-            split_execution_id(message["execution_id"])
-        except ValueError as err:
-            raise BadRequest(str(err)) from err
-        execution = self.engine.executions.get(ExecutionId(message["execution_id"]))
-        if execution is not None:
-            self.engine.finish(execution, {"state": ExecutionState.CANCELLED.value})
+        target = checks.execution_id(message["execution_id"])
+        for live in self.engine.live_of(target):
+            self.engine.finish(live, {"state": ExecutionState.CANCELLED.value})
         reply = {"type": "reply", "request_id": message["request_id"]}
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, reply))
 
 
-def _provides(raw: Any) -> dict[str, list[str]]:
-    if not raw:
-        return {}
-    if not isinstance(raw, dict):
-        raise ProtocolError("malformed", "provides must be an object of tag -> values")
-    return {str(k): [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in raw.items()}
+def _target_type(value: Any) -> TargetType:
+    try:
+        return TargetType(value)
+    except ValueError as err:
+        raise checks.malformed(f"target_type must be 'task' or 'workflow', not {value!r}") from err

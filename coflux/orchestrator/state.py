@@ -32,7 +32,8 @@ class Run:
     run_id: RunId
     workspace_id: int
     next_number: int
-    live_steps: int = 0
+    live: int = 0
+    """Executions of this run that are not final yet; the run is forgotten (kept in storage) at 0."""
 
 
 @dataclass(eq=False)
@@ -47,8 +48,13 @@ class Step:
     arguments: list[JSON]
     options: StepOptions
     call_index: int | None = None
+    workspace_id: int = 0
+    """The step's home: its parent's workspace (or the run's). Only executions there resolve it;
+    a re-run in a descendant workspace is an overlay that its base never sees."""
     attempts: int = 0
+    """The highest attempt number so far, over every workspace."""
     waiters: list[Waiter] = field(default_factory=list)
+    live: dict[ExecutionId, Execution] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -62,6 +68,8 @@ class Execution:
     attempt: int
     workspace_id: int
     execute_after: float | None
+    retry: int = 0
+    """0 for a first attempt (or a re-run), n for its n-th retry."""
     state: ExecutionState = ExecutionState.QUEUED
     session: Session | None = None
     blocked: int = 0

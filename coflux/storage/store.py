@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from coflux.errors import StorageError
 from coflux.storage import tables as t
@@ -74,7 +73,9 @@ class Batch:
 def _wrapped(action: str) -> Iterator[None]:
     try:
         yield
-    except (SQLAlchemyError, sqlite3.Error) as err:
+    except StorageError:
+        raise
+    except Exception as err:  # the driver's own errors too (OverflowError, ValueError, ...)
         raise StorageError(f"{action} failed: {err.__class__.__name__}: {err}") from err
 
 
@@ -225,8 +226,9 @@ class SqlStore:
     def targets(self) -> list[Row]:
         return self._all(sa.select(t.targets))
 
-    def unfinished(self) -> tuple[list[Row], list[Row], dict[str, str]]:
-        """Executions without a result, their steps, and the session each was last assigned to."""
+    def unfinished(self) -> tuple[list[Row], list[Row], dict[str, tuple[str, float]]]:
+        """Executions without a result, their steps, and the session each was last assigned to
+        (with when)."""
         pending = (
             sa.select(t.executions)
             .outerjoin(t.results, t.results.c.execution_id == t.executions.c.execution_id)
@@ -235,17 +237,33 @@ class SqlStore:
         executions = self._all(pending)
         step_ids = sorted({e["step_id"] for e in executions})
         steps = self._all(sa.select(t.steps).where(t.steps.c.step_id.in_(step_ids))) if step_ids else []
-        assigned: dict[str, str] = {}
+        assigned: dict[str, tuple[str, float]] = {}
         ids = [e["execution_id"] for e in executions]
         if ids:
             query = (
-                sa.select(t.assignments.c.execution_id, t.assignments.c.session_id)
+                sa.select(
+                    t.assignments.c.execution_id, t.assignments.c.session_id, t.assignments.c.assigned_at
+                )
                 .where(t.assignments.c.execution_id.in_(ids))
                 .order_by(t.assignments.c.id)
             )
             for row in self._all(query):
-                assigned[row["execution_id"]] = row["session_id"]
+                assigned[row["execution_id"]] = (row["session_id"], row["assigned_at"])
         return steps, executions, assigned
+
+    def attempts_of(self, step_ids: list[str]) -> dict[str, list[tuple[int, int]]]:
+        """Every execution of these steps as (attempt, workspace id), in attempt order."""
+        if not step_ids:
+            return {}
+        query = (
+            sa.select(t.executions.c.step_id, t.executions.c.attempt, t.executions.c.workspace_id)
+            .where(t.executions.c.step_id.in_(step_ids))
+            .order_by(t.executions.c.attempt)
+        )
+        found: dict[str, list[tuple[int, int]]] = {}
+        for row in self._all(query):
+            found.setdefault(row["step_id"], []).append((row["attempt"], row["workspace_id"]))
+        return found
 
     def runs_of(self, run_ids: list[str]) -> list[Row]:
         return self._all(sa.select(t.runs).where(t.runs.c.run_id.in_(run_ids))) if run_ids else []

@@ -154,13 +154,14 @@ def names_option(value: bool | str | Iterable[str] | None, option: str) -> JSON:
 def requires_option(value: Mapping[str, Any] | None) -> dict[str, list[str]]:
     """Tags a worker must provide: ``{"gpu": True, "region": ["eu", "us"]}`` -> lists of strings."""
     result: dict[str, list[str]] = {}
-    for key, tag in (value or {}).items():
-        items = tag if isinstance(tag, list | tuple | set | frozenset) else [tag]
-        result[str(key)] = sorted(_tag(v) for v in items)
+    for key, wanted in (value or {}).items():
+        items = wanted if isinstance(wanted, list | tuple | set | frozenset) else [wanted]
+        result[str(key)] = sorted(tag(v) for v in items)
     return result
 
 
-def _tag(value: object) -> str:
+def tag(value: object) -> str:
+    """A tag's text, the same for ``requires`` and ``provides`` (``True`` is ``"true"``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

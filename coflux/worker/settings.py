@@ -9,6 +9,7 @@ from typing import Final
 
 from coflux.errors import ConfigurationError
 from coflux.models import valid_project_name, valid_workspace_name
+from coflux.worker.options import tag
 
 DEFAULT_URL: Final = "http://127.0.0.1:8888/coflux"
 DEFAULT_PROJECT: Final = "default"
@@ -55,7 +56,7 @@ def resolve_settings(
         workspace=workspace or env.get("COFLUX_WORKSPACE") or DEFAULT_WORKSPACE,
         concurrency=concurrency,
         register=register,
-        provides=dict(provides or {}),
+        provides={str(k): [tag(v) for v in vs] for k, vs in (provides or {}).items()},
     )
     if not settings.url.startswith(("http://", "https://")):
         raise ConfigurationError(f"the server URL must be http(s)://..., not {settings.url!r}")

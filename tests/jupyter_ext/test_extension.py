@@ -54,6 +54,10 @@ async def test_errors_are_json_with_a_code(jp_fetch: Any) -> None:
     with pytest.raises(HTTPClientError) as info:
         await jp_fetch("coflux", "api", "projects", headers={"Authorization": ""})
     assert info.value.code in (401, 403)
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("coflux", "api", "no", "such", "endpoint")
+    assert info.value.code == 404 and info.value.response is not None
+    assert json.loads(info.value.response.body)["error"]["code"] == "not_found"
 
 
 async def test_kernels_inherit_url_and_token_and_reach_the_server(jp_fetch: Any, jp_serverapp: Any) -> None:

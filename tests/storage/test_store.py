@@ -159,7 +159,10 @@ def test_a_batch_is_read_back_by_every_query(store_factory: StoreFactory) -> Non
         steps, executions, assigned = store.unfinished()
         assert sorted(_ids(steps, "step_id")) == ["R1:1", "R1:3", "R1:4"]
         assert sorted(_ids(executions, "execution_id")) == ["R1:1:1", "R1:3:1", "R1:4:1"]
-        assert assigned == {"R1:1:1": "S1", "R1:3:1": "S2"}  # the latest assignment wins
+        # the latest assignment wins, with when it was made
+        latest = {row["execution_id"]: (row["session_id"], row["assigned_at"]) for row in history.assignments}
+        assert {k: v[0] for k, v in assigned.items()} == {"R1:1:1": "S1", "R1:3:1": "S2"}
+        assert assigned == {k: latest[k] for k in assigned}
 
         assert store.runs_of(["R1", "Rnone"]) == history.runs
         assert store.runs_of([]) == []

@@ -22,6 +22,7 @@ from coflux.errors import (
     Conflict,
     ExecutionCancelled,
     ExecutionError,
+    ExecutionTimeout,
     NotFound,
     RequestError,
     Unauthorized,
@@ -239,6 +240,15 @@ def test_failed_run_raises_the_original_type(fake: FakeServer, client: Client) -
         client.get_run("Rx").result()
     assert isinstance(caught.value, ExecutionError)
     assert caught.value.execution_id == "Rx:1:1"
+
+
+def test_a_run_the_orchestrator_stopped_raises_execution_terminated(fake: FakeServer, client: Client) -> None:
+    data = run_json("failed")
+    data["error"] = {"type": "coflux.ExecutionTimeout", "message": "the workflow's execution timed out"}
+    fake.on("GET", "projects/proj/runs/Rx", (200, data))
+    with pytest.raises(ExecutionTimeout) as caught:
+        client.get_run("Rx").result()
+    assert not isinstance(caught.value, ExecutionError)
 
 
 def test_cancelled_run_and_timeout(fake: FakeServer, client: Client) -> None:
