@@ -144,18 +144,26 @@ def qualified_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+TEXT_LIMIT = 65_536
+"""Characters of an error's message and of its traceback that travel (the rest is cut)."""
+
+
+def _capped(text: str) -> str:
+    return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 20] + "\n... (truncated)"
+
+
 def error_to_data(error: BaseException) -> dict[str, str]:
     """The wire form of an exception raised by user code: type, message and traceback."""
     if isinstance(error, ExecutionError):
         return {
             "type": error.remote_type,
-            "message": error.remote_message,
-            "traceback": error.remote_traceback,
+            "message": _capped(error.remote_message),
+            "traceback": _capped(error.remote_traceback),
         }
     return {
         "type": qualified_name(type(error)),
-        "message": str(error),
-        "traceback": "".join(traceback_module.format_exception(error)),
+        "message": _capped(str(error)),
+        "traceback": _capped("".join(traceback_module.format_exception(error))),
     }
 
 

@@ -32,26 +32,42 @@ BlobGet = Callable[[str], bytes]
 
 TAG: Final = "$c"
 DEFAULT_INLINE_LIMIT: Final = 16_384
+DEFAULT_LARGE_LIMIT: Final = 1_048_576
+"""Tagged JSON longer than this (in characters) travels as one ``json`` blob, so that no value can
+make a message too large for the wire."""
 
 _BLOB_KEY = re.compile(r"^[0-9a-f]{64}$")
 _FLOAT_WORDS: Final = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _SEQUENCE_TAGS: Final = ("tuple", "set", "frozenset")
 _VALUE_TAGS: Final = ("float", "datetime", "date", "time", "decimal", "uuid")
-_BINARY_TAGS: Final = ("bytes", "pickle")
+_BINARY_TAGS: Final = ("bytes", "pickle", "json")
 _REFERENCE_TAGS: Final = {"execution": "execution_id", "asset": "asset_id"}
 
 
 # -- encoding -------------------------------------------------------------------------------------
 
 
-def serialize(value: Any, put_blob: BlobPut, *, inline_limit: int = DEFAULT_INLINE_LIMIT) -> JSON:
+def serialize(
+    value: Any,
+    put_blob: BlobPut,
+    *,
+    inline_limit: int = DEFAULT_INLINE_LIMIT,
+    large_limit: int = DEFAULT_LARGE_LIMIT,
+) -> JSON:
     """Encode ``value`` as tagged JSON (strict JSON: no NaN or infinity survives untagged).
 
     Types are matched exactly: a subclass of ``int``, ``dict``, ``datetime``... is pickled, so it
     comes back as its own class. Raises :class:`~coflux.errors.BadRequest` for a value that can't be
-    encoded (a self-referencing container, an object cloudpickle refuses).
+    encoded (a self-referencing container, an object cloudpickle refuses). A value whose tagged JSON
+    is longer than ``large_limit`` becomes ``{"$c": "json", "blob": key, "size": n}``.
     """
-    return _Encoder(put_blob, inline_limit).encode(value)
+    data = _Encoder(put_blob, inline_limit).encode(value)
+    if isinstance(data, (list, dict)):
+        text = json.dumps(data, separators=(",", ":"))
+        if len(text) > large_limit:
+            raw = text.encode("utf-8")
+            return {TAG: "json", "blob": put_blob(raw), "size": len(raw)}
+    return data
 
 
 class _Encoder:
@@ -192,7 +208,7 @@ def _require(data: dict[str, JSON], tag: str, key: str, kind: type) -> None:
 def _check_binary(data: dict[str, JSON], tag: str) -> None:
     if tag == "pickle":
         _require(data, tag, "class", str)
-    if "b64" in data:
+    if "b64" in data and tag != "json":
         _require(data, tag, "b64", str)
         _decode_b64(data["b64"])
         return
@@ -255,6 +271,8 @@ class _Decoder:
             return self._references[tag](data[_REFERENCE_TAGS[tag]])
         if tag in _BINARY_TAGS:
             raw = self._bytes(data)
+            if tag == "json":
+                return self.decode(_load_json(raw))
             return raw if tag == "bytes" else _unpickle(raw, data["class"])
         if tag in _VALUE_TAGS:
             return _decode_value(tag, data["value"])
@@ -270,6 +288,13 @@ class _Decoder:
         if "b64" in data:
             return _decode_b64(data["b64"])
         return self._get_blob(data["blob"])
+
+
+def _load_json(raw: bytes) -> JSON:
+    try:
+        return json.loads(raw)
+    except ValueError as err:
+        raise BadRequest(f"malformed json blob: {err}") from err
 
 
 def _unpickle(raw: bytes, class_name: str) -> Any:
@@ -327,7 +352,7 @@ def _describe_tagged(tag: str, data: dict[str, JSON]) -> JSON:
         return {"type": tag, key: data[key]}
     if tag in _BINARY_TAGS:
         size = len(_decode_b64(data["b64"])) if "b64" in data else data["size"]
-        name = "builtins.bytes" if tag == "bytes" else data["class"]
+        name = {"bytes": "builtins.bytes", "json": "json"}.get(tag) or data["class"]
         return {"type": "object", "class": name, "size": size}
     pairs = data["items"]
     if all(isinstance(key, str) for key, _ in pairs):

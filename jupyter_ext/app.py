@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import sys
@@ -154,4 +155,7 @@ def run_server(
     print(f"  token: {token}", flush=True)
     print(f"  workers: COFLUX_URL={url} COFLUX_TOKEN={token}", flush=True)
     sys.stdout.flush()
+    # Everything loaded so far lives as long as the server: keep it out of the garbage collector's
+    # full passes, which otherwise walk Jupyter's large heap and pause the loop now and then.
+    gc.freeze()
     app.start()

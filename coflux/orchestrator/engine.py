@@ -178,7 +178,10 @@ class Engine:
             "workspace": self.workspace_name(execution.workspace_id),
             "attempt": execution.attempt,
         }
-        self.writer.after_commit(lambda: self._send(session, message))
+        # Sent before this batch commits, so the worker runs while the server writes. Should the
+        # server die in between, the worker's result finds no execution and is dropped, and the
+        # parent's re-sent submit runs the step again: at least once, as for any lost worker.
+        self._send(session, message)
         self.arm_timeout(execution)
 
     def arm_timeout(self, execution: Execution) -> None:

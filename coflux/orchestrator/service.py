@@ -187,6 +187,7 @@ class ProjectService:
 
     def _before_commit(self) -> None:
         self.engine.dispatch()
+        self.engine.flush_sessions()  # executions start while the batch commits
 
     def _after_effects(self) -> None:
         self.engine.flush_sessions()
