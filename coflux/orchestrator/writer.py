@@ -1,5 +1,7 @@
 """Group commit: every event of one loop tick goes into one transaction, and nothing that depends on
-an event (an acknowledgement, a reply, a dispatch) leaves the process before that transaction commits.
+an event (an acknowledgement, a reply, a resolution) leaves the process before that transaction
+commits. The one exception is a dispatch, sent by ``before_commit`` so that work starts while the
+batch is written (see :meth:`coflux.orchestrator.engine.Engine.assign`).
 """
 
 from __future__ import annotations
