@@ -16,6 +16,8 @@ Worker -> server
                 -> ``submitted`` (the child is durable); with ``await`` instead only ``resolved``
                 (carrying the execution id) once the child is final
     wait        request_id, execution_id, from_execution_id -> ``resolved`` when it is final
+    unwait      request_id: the caller stopped waiting (a ``poll`` or ``result`` that timed out), so
+                its execution holds its slot again
     complete    seq, execution_id, outcome -> ``ack`` once durable (the worker buffers it until then)
     started     execution_id
     cancel      request_id, execution_id -> ``reply``
@@ -70,6 +72,7 @@ WORKER_MESSAGES: Final[dict[str, dict[str, type | tuple[type, ...]]]] = {
         "arguments": _LIST,
     },
     "wait": {"request_id": _INT, "execution_id": _STR, "from_execution_id": _STR},
+    "unwait": {"request_id": _INT},
     "complete": {"seq": _INT, "execution_id": _STR, "outcome": _DICT},
     "started": {"execution_id": _STR},
     "cancel": {"request_id": _INT, "execution_id": _STR},

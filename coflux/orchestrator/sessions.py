@@ -23,7 +23,7 @@ from coflux.models import (
 )
 from coflux.orchestrator import checks
 from coflux.orchestrator.engine import Engine
-from coflux.orchestrator.state import Execution, Outcome, Session
+from coflux.orchestrator.state import Execution, Outcome, Session, Step, Waiter
 
 if TYPE_CHECKING:
     from coflux.orchestrator.workspaces import Workspaces
@@ -49,6 +49,7 @@ class WorkerSessions:
         self.workspaces = workspaces
         self.lookup = lookup
         self.heartbeat_interval = heartbeat_interval
+        self._waits: dict[tuple[str, int], tuple[Step, Waiter, Execution]] = {}
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -239,12 +240,25 @@ class WorkerSessions:
             self.engine.writer.after_commit(lambda: answer(outcome))
             return
         self.engine.block(parent)
+        key = (session.session_id, request_id)
 
         def resolved(outcome: Outcome) -> None:
+            self._waits.pop(key, None)
             self.engine.unblock(parent)
             answer(outcome)
 
         step.waiters.append(resolved)
+        self._waits[key] = (step, resolved, parent)
+        self.engine.writer.schedule()
+
+    def _on_unwait(self, session: Session, message: dict[str, Any]) -> None:
+        withdrawn = self._waits.pop((session.session_id, message["request_id"]), None)
+        if withdrawn is None:
+            return  # answered already
+        step, waiter, parent = withdrawn
+        if waiter in step.waiters:
+            step.waiters.remove(waiter)
+        self.engine.unblock(parent)
         self.engine.writer.schedule()
 
     def _on_cancel(self, session: Session, message: dict[str, Any]) -> None:

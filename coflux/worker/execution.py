@@ -64,6 +64,7 @@ class Execution(Generic[T]):
         """The execution's value, once final; ``TimeoutError`` if not final within ``timeout``."""
         request = self._resolve_request()
         if not request.wait_finished(timeout):
+            self._give_up(request)
             raise TimeoutError(f"execution {self.id} not finished within {timeout} s")
         return self._finish(request)
 
@@ -71,8 +72,18 @@ class Execution(Generic[T]):
         """The value if the execution is final within ``timeout`` seconds, else ``default``."""
         request = self._resolve_request()
         if not request.wait_finished(timeout):
+            self._give_up(request)
             return default
         return self._finish(request)
+
+    def _give_up(self, request: PendingRequest) -> None:
+        """Stop waiting (so the server counts this execution as busy again); a later call waits anew."""
+        if request.kind != "wait":
+            return  # an awaited submit is waited on without a timeout
+        with self._lock:
+            if self._resolution is request:
+                self._resolution = None
+        self._channel_or_current().withdraw(request)
 
     def cancel(self) -> None:
         """Ask the server to cancel the execution (and its descendants); waits for the reply."""

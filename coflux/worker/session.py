@@ -125,6 +125,10 @@ class Session:
         self._post("request", request)
         return request
 
+    def withdraw(self, request: PendingRequest) -> None:
+        """The caller stopped waiting on ``request`` (a timeout): tell the server, forget it."""
+        self._post("withdraw", request)
+
     def known_outcome(self, parent: ExecutionId, step_id: str) -> dict[str, JSON] | None:
         """A child's final outcome if the server has already pushed it (thread-safe read)."""
         return self._outcomes.get(parent, {}).get(step_id)
@@ -188,6 +192,9 @@ class Session:
                 self._send_request(payload)
             elif kind == "complete":
                 self._send_complete(*payload)
+            elif kind == "withdraw":
+                if self._requests.pop(payload.request_id, None) is not None:
+                    self._send_or_keep({"type": "unwait", "request_id": payload.request_id})
             else:
                 self._send_declare(payload)
         if batch is not None:

@@ -173,6 +173,30 @@ def test_waiting_parent_gives_its_slot_to_the_child(tmp_path: Path) -> None:
     run(scenario)
 
 
+def test_a_withdrawn_wait_gives_the_slot_back_to_its_execution(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            session = worker.hello(concurrency=1)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 1, 0, awaits=False))
+            child = (await worker.next("submitted"))["execution_id"]
+            worker.say(
+                type="wait", request_id=2, execution_id=child, from_execution_id=parent["execution_id"]
+            )
+            execute = await worker.next("execute")  # the waiting parent gave its slot to the child
+            assert session.busy == 1
+            worker.say(type="unwait", request_id=2)  # its poll timed out: it runs on
+            assert session.busy == 2 and service.engine.executions[parent["execution_id"]].blocked == 0
+            worker.complete(execute["execution_id"], ok(4))
+            await worker.next("ack")
+            await asyncio.sleep(0.05)
+            assert not [m for m in worker.inbox if m["type"] == "resolved"]  # nobody waits any more
+            assert session.busy == 1
+
+    run(scenario)
+
+
 def test_resent_submit_with_same_call_index_is_not_duplicated(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:

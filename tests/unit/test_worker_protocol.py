@@ -483,6 +483,8 @@ def test_poll_cancel_and_group(server: FakeServer, worker: Callable[..., cf.Work
     server.send({"type": "submitted", "request_id": submit["request_id"], "execution_id": "Ri:2:1"})
     wait = server.expect("wait")
     assert wait["execution_id"] == "Ri:2:1"
+    # the poll timed out: the wait is withdrawn, so the server counts the parent as busy again
+    assert server.expect("unwait") == {"type": "unwait", "request_id": wait["request_id"]}
     cancel = server.expect("cancel")
     assert cancel["execution_id"] == "Ri:2:1"
     server.send({"type": "reply", "request_id": cancel["request_id"]})
