@@ -313,7 +313,7 @@ def projects_create(name: str, **options: str | None) -> None:
 
 @main.group()
 def workspaces() -> None:
-    """List and create the project's workspaces."""
+    """List, create, rename, rebase, pause, resume and archive the project's workspaces."""
 
 
 @workspaces.command("list")
@@ -325,18 +325,76 @@ def workspaces_list(as_json: bool, **options: str | None) -> None:
         _print_json(items)
         return
     for item in items:
-        base = f" (base: {item['base']})" if item.get("base") else ""
-        state = f" [{item['state']}]" if item.get("state") not in (None, "active") else ""
-        click.echo(f"{item['name']}{base}{state}")
+        click.echo(_workspace_line(item))
+
+
+def _workspace_line(item: dict[str, Any]) -> str:
+    base = f" (base: {item['base']})" if item.get("base") else ""
+    state = f" [{item['state']}]" if item.get("state") not in (None, "active") else ""
+    return f"{item['name']}{base}{state}"
+
+
+def _report_workspace(verb: str, item: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(item)
+    else:
+        click.echo(f"{verb} workspace {_workspace_line(item)}")
 
 
 @workspaces.command("create")
 @click.argument("name")
 @click.option("--base", default=None, help="The workspace it inherits from.")
+@_json_option
 @_connection_options
-def workspaces_create(name: str, base: str | None, **options: str | None) -> None:
-    _client(options).create_workspace(name, base)
-    click.echo(f"created workspace {name}" + (f" (base: {base})" if base else ""))
+def workspaces_create(name: str, base: str | None, as_json: bool, **options: str | None) -> None:
+    _report_workspace("created", _client(options).create_workspace(name, base), as_json)
+
+
+@workspaces.command("rename")
+@click.argument("name")
+@click.argument("new_name", metavar="NEW")
+@_json_option
+@_connection_options
+def workspaces_rename(name: str, new_name: str, as_json: bool, **options: str | None) -> None:
+    """Rename workspace NAME to NEW; its runs follow it."""
+    _report_workspace("renamed", _client(options).rename_workspace(name, new_name), as_json)
+
+
+@workspaces.command("rebase")
+@click.argument("name")
+@click.option("--base", default=None, help="The new base (omit for none).")
+@_json_option
+@_connection_options
+def workspaces_rebase(name: str, base: str | None, as_json: bool, **options: str | None) -> None:
+    """Make --base the base of workspace NAME (without --base: no base)."""
+    _report_workspace("rebased", _client(options).rebase_workspace(name, base), as_json)
+
+
+@workspaces.command("pause")
+@click.argument("name")
+@_json_option
+@_connection_options
+def workspaces_pause(name: str, as_json: bool, **options: str | None) -> None:
+    """Stop dispatching the workspace's queued work; what runs goes on."""
+    _report_workspace("paused", _client(options).pause_workspace(name), as_json)
+
+
+@workspaces.command("resume")
+@click.argument("name")
+@_json_option
+@_connection_options
+def workspaces_resume(name: str, as_json: bool, **options: str | None) -> None:
+    """Dispatch the workspace's work again, starting with what waited."""
+    _report_workspace("resumed", _client(options).resume_workspace(name), as_json)
+
+
+@workspaces.command("archive")
+@click.argument("name")
+@_json_option
+@_connection_options
+def workspaces_archive(name: str, as_json: bool, **options: str | None) -> None:
+    """Archive the workspace for good: no new runs; its runs stay readable."""
+    _report_workspace("archived", _client(options).archive_workspace(name), as_json)
 
 
 if __name__ == "__main__":  # pragma: no cover

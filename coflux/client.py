@@ -226,6 +226,32 @@ class Client:
         body = {"name": name, "base": base}
         return dict(self._request("POST", self._project_path("workspaces"), body))
 
+    def rename_workspace(self, name: str, new_name: str) -> dict[str, Any]:
+        """Rename a workspace (its runs follow it). A client whose workspace it was follows too.
+        The server refuses while workers are attached to it."""
+        data = self._change_workspace(name, "rename", {"name": new_name})
+        if self.workspace == name:
+            self.workspace = new_name
+        return data
+
+    def rebase_workspace(self, name: str, base: str | None) -> dict[str, Any]:
+        """Make ``base`` the workspace's base (``None``: none). A cycle is refused (``BadRequest``)."""
+        return self._change_workspace(name, "rebase", {"base": base})
+
+    def pause_workspace(self, name: str | None = None) -> dict[str, Any]:
+        """Stop dispatching the workspace's queued work (default: this client's workspace)."""
+        return self._change_workspace(name or self.workspace, "pause")
+
+    def resume_workspace(self, name: str | None = None) -> dict[str, Any]:
+        return self._change_workspace(name or self.workspace, "resume")
+
+    def archive_workspace(self, name: str) -> dict[str, Any]:
+        """Archive for good: no new runs; its runs stay readable. Refused while work is in flight."""
+        return self._change_workspace(name, "archive")
+
+    def _change_workspace(self, name: str, action: str, body: JSON = None) -> dict[str, Any]:
+        return dict(self._request("POST", self._project_path("workspaces", name, action), body or {}))
+
     def workflows(self, workspace: str | None = None) -> list[dict[str, Any]]:
         path = self._project_path("workspaces", workspace or self.workspace, "workflows")
         data = self._request("GET", path)

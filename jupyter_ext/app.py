@@ -25,6 +25,10 @@ _ROUTES: list[tuple[str, Any]] = [
     (f"api/projects/({_SEGMENT})/token", h.TokenHandler),
     (f"api/projects/({_SEGMENT})/workspaces", h.WorkspacesHandler),
     (f"api/projects/({_SEGMENT})/workspaces/({_SEGMENT})/workflows", h.WorkflowsHandler),
+    (
+        f"api/projects/({_SEGMENT})/workspaces/({_SEGMENT})/(rename|rebase|pause|resume|archive)",
+        h.WorkspaceActionHandler,
+    ),
     (f"api/projects/({_SEGMENT})/workspaces/({_SEGMENT})/runs", h.RunsHandler),
     (f"api/projects/({_SEGMENT})/runs/({_SEGMENT})", h.RunHandler),
     (f"api/projects/({_SEGMENT})/steps/({_SEGMENT})/rerun", h.RerunHandler),

@@ -173,6 +173,35 @@ class WorkspacesHandler(CofluxHandler):
         await self.guarded(action)
 
 
+async def _change_workspace(
+    service: ProjectService, workspace: str, action: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    if action == "rename":
+        return await service.rename_workspace(workspace, _field(data, "name", str))
+    if action == "rebase":
+        if "base" not in data:
+            raise BadRequest("field 'base' is required (null for none)")
+        return await service.rebase_workspace(workspace, _field(data, "base", str, optional=True))
+    if action == "pause":
+        return await service.pause_workspace(workspace)
+    if action == "resume":
+        return await service.resume_workspace(workspace)
+    return await service.archive_workspace(workspace)
+
+
+class WorkspaceActionHandler(CofluxHandler):
+    """``POST .../workspaces/{w}/rename|rebase|pause|resume|archive``: the workspace as it is now."""
+
+    @allow_unauthenticated
+    async def post(self, project: str, workspace: str, action: str) -> None:
+        async def act() -> None:
+            data = self.body()
+            service = await self.service(project)
+            self.reply(await _change_workspace(service, workspace, action, data))
+
+        await self.guarded(act)
+
+
 class WorkflowsHandler(CofluxHandler):
     @allow_unauthenticated
     async def get(self, project: str, workspace: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 from coflux.models import ExecutionId
 from coflux.orchestrator.state import Execution, Session
@@ -20,12 +21,16 @@ def eligible(session: Session, execution: Execution) -> bool:
     )
 
 
-def plan(queue: Queue, sessions: list[Session]) -> list[tuple[Execution, Session]]:
+def plan(
+    queue: Queue, sessions: list[Session], active: Callable[[int], bool] | None = None
+) -> list[tuple[Execution, Session]]:
     """Pairs of (queued execution, session with a free slot), oldest executions first; the least
-    loaded eligible session wins. What finds no session stays queued."""
+    loaded eligible session wins. What finds no session stays queued, and so does everything
+    queued in a workspace for which ``active`` (given a workspace id) is false: a paused or
+    archived workspace dispatches nothing until it is resumed."""
     chosen: list[tuple[Execution, Session]] = []
     for workspace_id, waiting in queue.items():
-        if not waiting:
+        if not waiting or (active is not None and not active(workspace_id)):
             continue
         free = {s: s.free_slots for s in sessions if s.workspace_id == workspace_id and s.free_slots > 0}
         for execution in list(waiting.values()):

@@ -27,12 +27,14 @@ from coflux.models import (
     execution_id,
     step_id,
 )
-from coflux.orchestrator import dispatch
+from coflux.orchestrator import dispatch, keys
 from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step
 from coflux.orchestrator.writer import Writer
 from coflux.storage import dumps
 
 RECENT_OUTCOMES = 10_000
+FindCached = Callable[[str, list[int], "float | None"], "tuple[str, JSON] | None"]
+"""(cache key, workspaces nearest first, max age) -> (execution reused, its value), or None."""
 TERMINATED = frozenset({ExecutionState.CANCELLED, ExecutionState.TIMED_OUT, ExecutionState.ABANDONED})
 
 
@@ -42,8 +44,16 @@ class Engine:
         writer: Writer,
         events: Callable[[dict[str, Any]], None],
         workspace_name: Callable[[int], str],
+        lineage: Callable[[int], list[int]] = lambda w: [w],
+        find_cached: FindCached = lambda key, lineage, max_age: None,
+        dispatchable: Callable[[int], bool] = lambda _: True,
     ) -> None:
+        self.dispatchable = dispatchable
         self.workspace_name = workspace_name
+        self.lineage = lineage
+        self.find_cached = find_cached
+        self.computing: dict[str, list[Step]] = {}
+        """Cache key -> live steps computing it: an identical step shares their outcome."""
         self.writer = writer
         self.publish = events
         self.runs: dict[RunId, Run] = {}
@@ -58,7 +68,7 @@ class Engine:
     # -- creating work -------------------------------------------------------------------------
 
     def new_run(self, run_id: RunId, workspace_id: int, parent: ExecutionId | None) -> Run:
-        run = Run(run_id, workspace_id, next_number=1)
+        run = Run(run_id, workspace_id, next_number=1, memo={})  # a new run has nothing memoised
         self.runs[run_id] = run
         row = {"run_id": run_id, "workspace_id": workspace_id, "parent_execution_id": parent}
         self.writer.batch.runs.append({**row, "created_at": time.time()})
@@ -72,6 +82,7 @@ class Engine:
         options: StepOptions,
         parent: Execution | None,
         call_index: int | None,
+        cache_and_memo: tuple[str | None, str | None] = (None, None),
     ) -> Step:
         module, name, type_ = target
         number = run.next_number
@@ -80,6 +91,9 @@ class Engine:
         key = step_id(run.run_id, number)
         parent_id = parent.execution_id if parent else None
         step = Step(key, run, number, parent_id, module, name, type_, arguments, options, call_index, home)
+        step.cache_key, step.memo_key = cache_and_memo
+        if step.memo_key is not None and run.memo is not None:
+            run.memo.setdefault(step.memo_key, key)
         self.steps[key] = step
         if parent is not None:
             parent.children.append(step)
@@ -98,6 +112,8 @@ class Engine:
                 "arguments": dumps(arguments),
                 "options": dumps(options.to_json()),
                 "created_at": time.time(),
+                "cache_key": step.cache_key,
+                "memo_key": step.memo_key,
             }
         )
         return step
@@ -136,6 +152,11 @@ class Engine:
             loop = asyncio.get_running_loop()
             execution.timer = loop.call_later(delay, self._release, execution)
             return
+        if execution.attempt == 1 and execution.step.cache_key is not None and self._from_cache(execution):
+            return
+        self._queue(execution)
+
+    def _queue(self, execution: Execution) -> None:
         self.queue.setdefault(execution.workspace_id, OrderedDict())[execution.execution_id] = execution
         self.writer.schedule()
 
@@ -145,11 +166,46 @@ class Engine:
         if execution.state is ExecutionState.QUEUED and execution.execution_id in self.executions:
             self.enqueue(execution)
 
+    # -- cache ---------------------------------------------------------------------------------
+
+    def _from_cache(self, execution: Execution) -> bool:
+        """Checked when a first attempt becomes due: share an identical step in flight, or reuse a
+        result within max age, searching the workspace and then its ancestors, nearest first."""
+        step = execution.step
+        key = step.cache_key
+        assert key is not None
+        lineage = self.lineage(execution.workspace_id)
+        computing = next(
+            (o for o in self.computing.get(key, ()) if o is not step and o.workspace_id in lineage), None
+        )
+        if computing is not None:
+            computing.waiters.append(lambda outcome: self._shared(execution, computing, outcome))
+            return True
+        hit = self.find_cached(key, lineage, keys.cache_max_age(step.options))
+        if hit is not None:
+            source, value = hit
+            self.finish(
+                execution, {"state": ExecutionState.CACHED.value, "value": value, "cached_from": source}
+            )
+            return True
+        self.computing.setdefault(key, []).append(step)
+        return False
+
+    def _shared(self, execution: Execution, other: Step, outcome: Outcome) -> None:
+        if self.executions.get(execution.execution_id) is not execution:
+            return  # cancelled meanwhile
+        if outcome["state"] == ExecutionState.SUCCEEDED.value:
+            source = f"{other.step_id}:{other.attempts}"
+            self.finish(execution, {"state": "cached", "value": outcome.get("value"), "cached_from": source})
+        else:  # what it waited for failed: it runs on its own
+            self._queue(execution)
+
     # -- dispatch ------------------------------------------------------------------------------
 
     def dispatch(self) -> None:
         """Assign queued executions to sessions with free slots (runs just before each commit)."""
-        for execution, session in dispatch.plan(self.queue, list(self.sessions.values())):
+        sessions = list(self.sessions.values())
+        for execution, session in dispatch.plan(self.queue, sessions, active=self.dispatchable):
             del self.queue[execution.workspace_id][execution.execution_id]
             self.assign(execution, session)
 
@@ -218,6 +274,8 @@ class Engine:
         self.record(execution, outcome)
         step = execution.step
         state = ExecutionState(outcome["state"])
+        if state is ExecutionState.CACHED:  # callers see the reused value as a success
+            outcome = {"state": ExecutionState.SUCCEEDED.value, "value": outcome.get("value")}
         if state.retryable and self._should_retry(execution, outcome):
             delay = step.options.retries.delay(execution.retry + 1)
             self.new_execution(step, execution.workspace_id, delay, execution.retry + 1)
@@ -244,6 +302,7 @@ class Engine:
                 "value": dumps(outcome["value"]) if "value" in outcome else None,
                 "error": dumps(outcome["error"]) if "error" in outcome else None,
                 "created_at": time.time(),
+                "cached_from": outcome.get("cached_from"),
             }
         )
         self._event_execution(execution)
@@ -280,6 +339,12 @@ class Engine:
 
     def resolve_step(self, step: Step, outcome: Outcome) -> None:
         del self.steps[step.step_id]
+        if step.cache_key is not None:
+            computing = self.computing.get(step.cache_key, [])
+            if step in computing:
+                computing.remove(step)
+            if not computing:
+                self.computing.pop(step.cache_key, None)
         self.recent[step.step_id] = outcome
         if len(self.recent) > RECENT_OUTCOMES:
             self.recent.popitem(last=False)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coflux import serialization
-from coflux.errors import BadRequest, NotFound
+from coflux.errors import BadRequest, Conflict, NotFound
 from coflux.models import (
     ExecutionId,
     ExecutionState,
@@ -23,15 +23,17 @@ from coflux.models import (
     SessionId,
     StepOptions,
     TargetType,
+    WorkspaceState,
     new_run_id,
     split_execution_id,
     split_step_id,
 )
+from coflux.orchestrator import keys
 from coflux.orchestrator.engine import Engine
 from coflux.orchestrator.sessions import Close, Send, WorkerSessions
 from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step
 from coflux.orchestrator.views import lineage, outcome_from_row, run_view
-from coflux.orchestrator.workspaces import Workspaces
+from coflux.orchestrator.workspaces import Workspace, Workspaces
 from coflux.orchestrator.writer import Writer
 from coflux.storage import SqlStore
 
@@ -61,13 +63,22 @@ class ProjectService:
         self._pending_timeouts: list[Execution] = []
         self.writer = Writer(self.store, self._before_commit, self._on_failure, self._after_effects)
         self.workspaces = Workspaces(self.writer, self.store.workspaces(), self.store.targets())
-        self.engine = Engine(self.writer, self._publish, lambda i: self.workspaces.by_id[i].name)
+        self.engine = Engine(
+            self.writer,
+            self._publish,
+            lambda i: self.workspaces.by_id[i].name,
+            lambda i: lineage(self.workspaces, i),
+            self._find_cached,
+            self.workspaces.dispatchable,
+        )
         self.sessions = WorkerSessions(
             self.engine,
             self.workspaces,
             self._lookup,
             self._find_child,
             self.timing.heartbeat_interval,
+            self._memo_of,
+            self._latest_attempt,
         )
         self._restore()
 
@@ -215,6 +226,30 @@ class ProjectService:
         row = self.store.result(home[-1]["execution_id"])
         return outcome_from_row(row) if row is not None else None
 
+    def _find_cached(self, key: str, workspaces: list[int], max_age: float | None) -> tuple[str, Any] | None:
+        """The newest reusable result for a cache key in the nearest workspace that has one."""
+        since = time.time() - max_age if max_age is not None else None
+        rows = self.store.cache_hits(key, workspaces, since)
+        for workspace in workspaces:
+            for row in rows:
+                if row["workspace_id"] == workspace:
+                    value = json.loads(row["value"]) if row["value"] is not None else None
+                    return row["cached_from"] or row["execution_id"], value
+        return None
+
+    def _memo_of(self, run: Run) -> dict[str, str]:
+        if run.memo is None:  # a run rebuilt from storage: read its memo table and default
+            run.memo = self.store.memo_steps(run.run_id)
+            root = self.store.step(f"{run.run_id}:1")
+            run.memo_default = json.loads(root["options"]).get("memo") if root is not None else None
+        return run.memo
+
+    def _latest_attempt(self, step_key: str) -> int:
+        step = self.engine.steps.get(step_key)
+        if step is not None:
+            return step.attempts
+        return max((r["attempt"] for r in self.store.executions_of_step(step_key)), default=1)
+
     def _find_child(self, parent: str, call_index: int) -> tuple[str, int] | None:
         row = self.store.child_step(parent, call_index)
         if row is None:
@@ -266,15 +301,47 @@ class ProjectService:
         return [self.workspaces.describe(w) for w in self.workspaces.by_id.values()]
 
     async def create_workspace(self, name: str, base: str | None) -> dict[str, Any]:
-        workspace = self.workspaces.create(name, base)
+        return await self._workspace_changed(self.workspaces.create(name, base))
+
+    async def rename_workspace(self, name: str, new_name: str) -> dict[str, Any]:
+        """Runs and results follow the workspace (they refer to it by id). Refused while workers are
+        attached to it, or may still reclaim a session in it: they would come back under the old name."""
+        workspace = self.workspaces.get(name)
+        if new_name != name and any(s.workspace_id == workspace.id for s in self.engine.sessions.values()):
+            raise Conflict(f"workspace {name!r} has workers attached; stop them first")
+        return await self._workspace_changed(self.workspaces.rename(name, new_name), renamed_from=name)
+
+    async def rebase_workspace(self, name: str, base: str | None) -> dict[str, Any]:
+        return await self._workspace_changed(self.workspaces.rebase(name, base))
+
+    async def pause_workspace(self, name: str) -> dict[str, Any]:
+        """Nothing queued in the workspace is dispatched until it resumes; what runs goes on."""
+        return await self._workspace_changed(self.workspaces.set_state(name, WorkspaceState.PAUSED))
+
+    async def resume_workspace(self, name: str) -> dict[str, Any]:
+        workspace = self.workspaces.set_state(name, WorkspaceState.ACTIVE)
+        self.writer.schedule()  # the flush dispatches what waited
+        return await self._workspace_changed(workspace)
+
+    async def archive_workspace(self, name: str) -> dict[str, Any]:
+        """Final: no new runs, re-runs or dispatch; its runs stay readable. Refused while anything
+        of it is in flight (queued, assigned or running)."""
+        workspace = self.workspaces.get(name)
+        if any(e.workspace_id == workspace.id for e in self.engine.executions.values()):
+            raise Conflict(f"workspace {name!r} has executions in flight; cancel them or let them finish")
+        return await self._workspace_changed(self.workspaces.set_state(name, WorkspaceState.ARCHIVED))
+
+    async def _workspace_changed(self, workspace: Workspace, **extra: Any) -> dict[str, Any]:
         await self.writer.durable()
-        return self.workspaces.describe(workspace)
+        described = self.workspaces.describe(workspace)
+        self._publish({"type": "workspace", **described, **extra})
+        return described
 
     async def list_workflows(self, workspace: str) -> list[dict[str, Any]]:
         return self.workspaces.workflows(self.workspaces.get(workspace).id)
 
     async def start_run(self, workspace: str, module: str, target: str, arguments: Any) -> RunId:
-        ws = self.workspaces.get(workspace)
+        ws = self.workspaces.get_open(workspace)
         definition = self.workspaces.workflow(ws.id, module, target)
         if not isinstance(arguments, list):
             raise BadRequest("arguments must be a list")
@@ -284,8 +351,17 @@ class ProjectService:
             names = ", ".join(p.name for p in definition.parameters) or "no arguments"
             raise BadRequest(f"{module}:{target} takes ({names}); got {len(arguments)} argument(s)")
         run = self.engine.new_run(new_run_id(), ws.id, None)
+        run.memo_default = definition.options.memo
+        parameters = [p.name for p in definition.parameters]
+        cache = keys.cache_key(module, target, definition.options, arguments, parameters)
         step = self.engine.new_step(
-            run, (module, target, TargetType.WORKFLOW), arguments, definition.options, None, None
+            run,
+            (module, target, TargetType.WORKFLOW),
+            arguments,
+            definition.options,
+            None,
+            None,
+            (cache, None),
         )
         self.engine.new_execution(step, ws.id, definition.options.delay)
         await self.writer.durable()
@@ -332,6 +408,7 @@ class ProjectService:
         if row is None or run_row is None:
             raise NotFound(f"no step {step_key}")
         target_ws = self.workspaces.get(workspace).id if workspace else run_row["workspace_id"]
+        self.workspaces.check_open(self.workspaces.by_id[target_ws])
         if run_row["workspace_id"] not in lineage(self.workspaces, target_ws):
             raise BadRequest("a step can be re-run only in its own workspace or a descendant of it")
         step = self._live_step(step_key) or self._revive(row, run_row)

@@ -21,9 +21,9 @@ from coflux.models import (
     TargetType,
     split_execution_id,
 )
-from coflux.orchestrator import checks
+from coflux.orchestrator import checks, keys
 from coflux.orchestrator.engine import Engine
-from coflux.orchestrator.state import Execution, Outcome, Session, Step, Waiter
+from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step, Waiter
 
 if TYPE_CHECKING:
     from coflux.orchestrator.workspaces import Workspaces
@@ -43,7 +43,11 @@ class WorkerSessions:
         lookup: Callable[[str], Outcome | None],
         find_child: Callable[[str, int], tuple[str, int] | None],
         heartbeat_interval: float,
+        memo_of: Callable[[Run], dict[str, str]] = lambda run: run.memo or {},
+        latest_attempt: Callable[[str], int] = lambda step_key: 1,
     ) -> None:
+        self.memo_of = memo_of
+        self.latest_attempt = latest_attempt
         self.find_child = find_child
         self.engine = engine
         self.workspaces = workspaces
@@ -183,19 +187,9 @@ class WorkerSessions:
         parent = self._parent(session, message["parent_execution_id"])
         call_index = checks.call_index(message.get("call_index"))
         existing = self._existing_child(parent, call_index)
-        if existing is not None:
-            step_key, attempts = existing
-        else:
-            target = (
-                checks.name(message["module"], "module"),
-                checks.name(message["target"], "target"),
-                _target_type(message["target_type"]),
-            )
-            options = checks.options(message.get("options"))
-            arguments = [checks.value(a, "an argument") for a in message["arguments"]]
-            step = self.engine.new_step(parent.step.run, target, arguments, options, parent, call_index)
-            self.engine.new_execution(step, parent.workspace_id, options.delay)
-            step_key, attempts = step.step_id, step.attempts
+        if existing is None:
+            existing = self._new_child(parent, message, call_index)
+        step_key, attempts = existing
         execution_id = f"{step_key}:{max(attempts, 1)}"
         request_id = message["request_id"]
         if message.get("await"):
@@ -209,6 +203,29 @@ class WorkerSessions:
             "step_id": step_key,
         }
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, reply))
+
+    def _new_child(
+        self, parent: Execution, message: dict[str, Any], call_index: int | None
+    ) -> tuple[str, int]:
+        """A new step for the submit, or the run's memoised one with the same key."""
+        module = checks.name(message["module"], "module")
+        target = checks.name(message["target"], "target")
+        kind = _target_type(message["target_type"])
+        options = checks.options(message.get("options"))
+        arguments = [checks.value(a, "an argument") for a in message["arguments"]]
+        run = parent.step.run
+        parameters = self.workspaces.parameters(parent.workspace_id, module, target)
+        memoised = self.memo_of(run)  # (also loads the run's memo default after a restart)
+        memo = keys.memo_key(module, target, options, arguments, parameters, run.memo_default)
+        if memo is not None and memo in memoised:
+            hit = memoised[memo]
+            return hit, self.latest_attempt(hit)
+        cache = keys.cache_key(module, target, options, arguments, parameters)
+        step = self.engine.new_step(
+            run, (module, target, kind), arguments, options, parent, call_index, (cache, memo)
+        )
+        self.engine.new_execution(step, parent.workspace_id, options.delay)
+        return step.step_id, step.attempts
 
     def _existing_child(self, parent: Execution, call_index: int | None) -> tuple[str, int] | None:
         """A submit re-sent after a reconnect names a child that already exists: reuse it."""

@@ -34,6 +34,10 @@ class Run:
     next_number: int
     live: int = 0
     """Executions of this run that are not final yet; the run is forgotten (kept in storage) at 0."""
+    memo_default: JSON = None
+    """The root workflow's ``memo``: the default of every step of the run."""
+    memo: dict[str, str] | None = None
+    """Memo key -> step id; None until known (a run rebuilt after a restart reads it from storage)."""
 
 
 @dataclass(eq=False)
@@ -53,6 +57,8 @@ class Step:
     a re-run in a descendant workspace is an overlay that its base never sees."""
     attempts: int = 0
     """The highest attempt number so far, over every workspace."""
+    cache_key: str | None = None
+    memo_key: str | None = None
     waiters: list[Waiter] = field(default_factory=list)
     live: dict[ExecutionId, Execution] = field(default_factory=dict)
 

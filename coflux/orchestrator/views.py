@@ -17,7 +17,8 @@ Row = dict[str, Any]
 
 
 def outcome_from_row(row: Row) -> Outcome:
-    outcome: Outcome = {"state": row["state"]}
+    """What a waiter is told: a cached execution is a success (with the value it reused)."""
+    outcome: Outcome = {"state": "succeeded" if row["state"] == "cached" else row["state"]}
     if row.get("value") is not None:
         outcome["value"] = json.loads(row["value"])
     if row.get("error") is not None:
@@ -93,6 +94,7 @@ def _execution(
         "workspace": workspaces.by_id[row["workspace_id"]].name,
         "state": state,
         "cached": state == ExecutionState.CACHED.value,
+        "cached_from": result.get("cached_from") if result is not None else None,
         "created_at": row["created_at"],
         "execute_after": row["execute_after"],
         "assigned_at": assigned[execution_id]["assigned_at"] if execution_id in assigned else None,

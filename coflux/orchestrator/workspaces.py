@@ -1,4 +1,10 @@
-"""Workspaces of a project and the workflows registered (or declared by workers) in each."""
+"""Workspaces of a project and the workflows registered (or declared by workers) in each.
+
+A workspace is active, paused or archived. Paused: nothing queued in it is dispatched (what runs
+goes on) until it is resumed. Archived: final; no new runs or re-runs, no dispatch, but everything
+in it stays readable and inherited by nothing new (an archived workspace can't be a base). Every
+change is kept in memory and written as a ``workspace_updates`` row in the writer's next batch.
+"""
 
 from __future__ import annotations
 
@@ -51,10 +57,21 @@ class Workspaces:
             workspace = self._create(name, None)
         return workspace.id
 
+    def get_open(self, name: str) -> Workspace:
+        """Workspace ``name``, which must not be archived (it is to take new work)."""
+        workspace = self.get(name)
+        self.check_open(workspace)
+        return workspace
+
+    def dispatchable(self, workspace_id: int) -> bool:
+        """Whether work queued in the workspace may be dispatched (it is active)."""
+        workspace = self.by_id.get(workspace_id)
+        return workspace is None or workspace.state is WorkspaceState.ACTIVE
+
     def create(self, name: str, base: str | None) -> Workspace:
         if name in self.by_name:
             raise Conflict(f"workspace {name!r} already exists")
-        base_id = self.get(base).id if base else None
+        base_id = self._base(base).id if base else None
         return self._create(name, base_id)
 
     def _create(self, name: str, base_id: int | None) -> Workspace:
@@ -73,6 +90,82 @@ class Workspaces:
         )
         self._writer.schedule()
         return workspace
+
+    def rename(self, name: str, new_name: str) -> Workspace:
+        workspace = self.get(name)
+        if new_name == name:
+            return workspace
+        if not valid_workspace_name(new_name):
+            raise BadRequest(f"invalid workspace name {new_name!r}")
+        if new_name in self.by_name:
+            raise Conflict(f"workspace {new_name!r} already exists")
+        del self.by_name[name]
+        workspace.name = new_name
+        self.by_name[new_name] = workspace
+        self._update(workspace, name=new_name)
+        return workspace
+
+    def rebase(self, name: str, base: str | None) -> Workspace:
+        """Make ``base`` (or nothing) the workspace's base. Refused if that would close a loop: a
+        workspace can be based neither on itself nor on one of its descendants."""
+        workspace = self.get(name)
+        self.check_open(workspace)
+        base_id = None
+        if base is not None:
+            parent = self._base(base)
+            if workspace.id in self.ancestry(parent.id):
+                raise BadRequest(f"workspace {name!r} can't be based on {base!r}: that makes a cycle")
+            base_id = parent.id
+        if base_id != workspace.base_id:
+            workspace.base_id = base_id
+            self._update(workspace, base_id=base_id)
+        return workspace
+
+    def set_state(self, name: str, state: WorkspaceState) -> Workspace:
+        """Pause, resume or archive. Archiving is final, and refused while a workspace based on this
+        one is not archived (it would inherit from an archived workspace)."""
+        workspace = self.get(name)
+        if workspace.state is state:
+            return workspace
+        self.check_open(workspace)
+        if state is WorkspaceState.ARCHIVED:
+            children = sorted(
+                w.name
+                for w in self.by_id.values()
+                if w.base_id == workspace.id and w.state is not WorkspaceState.ARCHIVED
+            )
+            if children:
+                raise Conflict(
+                    f"workspace {name!r} is the base of {', '.join(children)}: archive or rebase them"
+                )
+        workspace.state = state
+        self._update(workspace, state=state.value)
+        return workspace
+
+    def ancestry(self, workspace_id: int) -> list[int]:
+        """The workspace and its ancestors, nearest first."""
+        chain: list[int] = []
+        current: int | None = workspace_id
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = self.by_id[current].base_id
+        return chain
+
+    def _base(self, name: str) -> Workspace:
+        base = self.get(name)
+        if base.state is WorkspaceState.ARCHIVED:
+            raise Conflict(f"workspace {name!r} is archived and can't be a base")
+        return base
+
+    @staticmethod
+    def check_open(workspace: Workspace) -> None:
+        """Refuse (``Conflict``) an archived workspace."""
+        if workspace.state is WorkspaceState.ARCHIVED:
+            raise Conflict(f"workspace {workspace.name!r} is archived")
+
+    def _update(self, workspace: Workspace, **changes: Any) -> None:
+        self._writer.batch.workspace_updates.append({"id": workspace.id, **changes})
+        self._writer.schedule()
 
     def describe(self, workspace: Workspace) -> dict[str, Any]:
         base = self.by_id[workspace.base_id].name if workspace.base_id is not None else None
@@ -100,6 +193,14 @@ class Workspaces:
         table = self.declared.setdefault(workspace_id, {})
         for definition in targets:
             table[definition.key] = definition
+
+    def parameters(self, workspace_id: int, module: str, name: str) -> list[str] | None:
+        """The parameter names of a target as its workers declared it (None if not known here)."""
+        key = (module, name)
+        definition = self.declared.get(workspace_id, {}).get(key) or self.registered.get(
+            workspace_id, {}
+        ).get(key)
+        return [p.name for p in definition.parameters] if definition is not None else None
 
     def workflow(self, workspace_id: int, module: str, name: str) -> TargetDefinition:
         key = (module, name)

@@ -30,6 +30,10 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 # Built once: SQLAlchemy memoizes a statement's cache key, which a fresh insert() would recompute.
 _HISTORY = (t.runs, t.steps, t.executions, t.assignments, t.results, t.logs, t.targets)
 _INSERT = {table.name: table.insert() for table in _HISTORY}
+# Nullable columns a row may leave out (the driver needs every named parameter).
+_DEFAULTS: dict[str, Row] = {
+    table.name: {c.name: None for c in table.columns if c.nullable} for table in _HISTORY
+}
 _SQLITE_INSERT = {
     table.name: "INSERT INTO {} ({}) VALUES ({})".format(
         table.name,
@@ -184,7 +188,8 @@ class SqlStore:
         if self._raw is None:
             self._conn.execute(_INSERT[table], rows)
         else:
-            self._raw.executemany(_SQLITE_INSERT[table], rows)
+            defaults = _DEFAULTS[table]
+            self._raw.executemany(_SQLITE_INSERT[table], [{**defaults, **row} for row in rows])
 
     def _commit(self) -> None:
         if self._conn.in_transaction():
@@ -263,6 +268,42 @@ class SqlStore:
         found: dict[str, list[tuple[int, int]]] = {}
         for row in self._all(query):
             found.setdefault(row["step_id"], []).append((row["attempt"], row["workspace_id"]))
+        return found
+
+    def cache_hits(self, key: str, workspace_ids: list[int], since: float | None) -> list[Row]:
+        """Succeeded (or themselves cached) executions of steps with this cache key in these
+        workspaces, newest first: execution_id, workspace_id, value, cached_from, created_at."""
+        query = (
+            sa.select(
+                t.executions.c.execution_id,
+                t.executions.c.workspace_id,
+                t.results.c.value,
+                t.results.c.cached_from,
+                t.results.c.created_at,
+            )
+            .join(t.steps, t.steps.c.step_id == t.executions.c.step_id)
+            .join(t.results, t.results.c.execution_id == t.executions.c.execution_id)
+            .where(
+                (t.steps.c.cache_key == key)
+                & t.executions.c.workspace_id.in_(workspace_ids)
+                & t.results.c.state.in_(("succeeded", "cached"))
+            )
+            .order_by(t.results.c.created_at.desc())
+        )
+        if since is not None:
+            query = query.where(t.results.c.created_at >= since)
+        return self._all(query)
+
+    def memo_steps(self, run_id: str) -> dict[str, str]:
+        """Memo key -> step id, for the memoised steps of a run (the first step of each key)."""
+        query = (
+            sa.select(t.steps.c.memo_key, t.steps.c.step_id)
+            .where((t.steps.c.run_id == run_id) & t.steps.c.memo_key.is_not(None))
+            .order_by(t.steps.c.number)
+        )
+        found: dict[str, str] = {}
+        for row in self._all(query):
+            found.setdefault(row["memo_key"], row["step_id"])
         return found
 
     def runs_of(self, run_ids: list[str]) -> list[Row]:

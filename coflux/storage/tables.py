@@ -66,9 +66,13 @@ steps = Table(
     Column("arguments", Text, nullable=False),
     Column("options", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("cache_key", String(64), nullable=True),
+    Column("memo_key", String(64), nullable=True),
     UniqueConstraint("parent_execution_id", "call_index", name="uq_steps_parent_call"),
 )
 Index("ix_steps_run", steps.c.run_id)
+Index("ix_steps_cache_key", steps.c.cache_key)
+Index("ix_steps_memo", steps.c.run_id, steps.c.memo_key)
 
 executions = Table(
     "executions",
@@ -100,6 +104,7 @@ results = Table(
     Column("value", Text, nullable=True),
     Column("error", Text, nullable=True),
     Column("created_at", Float, nullable=False),
+    Column("cached_from", String(64), nullable=True),
 )
 
 logs = Table(

@@ -62,6 +62,8 @@ def _step(
         "arguments": dumps([number, {"$c": "tuple", "items": ["é", None]}]),
         "options": dumps({"retries": {"limit": 1}}),
         "created_at": NOW + number,
+        "cache_key": f"{number:064x}" if parent is not None else None,
+        "memo_key": None,
     }
 
 
@@ -118,6 +120,7 @@ def _history() -> Batch:
                 "value": None,
                 "error": dumps({"type": "builtins.ValueError", "message": "no"}),
                 "created_at": NOW + 3,
+                "cached_from": None,
             },
             {
                 "execution_id": "R1:2:2",
@@ -125,6 +128,7 @@ def _history() -> Batch:
                 "value": dumps(49),
                 "error": None,
                 "created_at": NOW + 5,
+                "cached_from": None,
             },
         ],
         logs=[_log("R1:1:1", 1, "first"), _log("R1:2:2", 2, "child"), _log("R1:1:1", 3, "second ✓")],

@@ -410,3 +410,44 @@ def test_cli_runs_show_and_lists(fake: FakeServer) -> None:
     assert "flows:main [Rx:1] #1 succeeded" in shown.stdout
     listed = cli(fake, "workspaces", "list")
     assert listed.stdout.splitlines() == ["main", "dev (base: main) [paused]"]
+
+
+def test_workspace_changes_post_to_encoded_paths(fake: FakeServer, client: Client) -> None:
+    answer = {"name": "dev/new", "base": None, "state": "active"}
+    fake.on("POST", "projects/proj/workspaces/dev/rename", (200, answer))
+    fake.on("POST", "projects/proj/workspaces/dev%2Fnew/rebase", (200, {**answer, "base": "main"}))
+    fake.on("POST", "projects/proj/workspaces/dev%2Fnew/pause", (200, {**answer, "state": "paused"}))
+    assert client.rename_workspace("dev", "dev/new") == answer
+    assert client.workspace == "dev/new"  # the client follows its own workspace
+    assert client.rebase_workspace("dev/new", "main")["base"] == "main"
+    assert client.pause_workspace()["state"] == "paused"  # default: the client's workspace
+    bodies = [json.loads(r.body) for r in fake.requests]
+    assert bodies == [{"name": "dev/new"}, {"base": "main"}, {}]
+    fake.on(
+        "POST",
+        "projects/proj/workspaces/gone/archive",
+        (409, {"error": {"code": "conflict", "message": "x"}}),
+    )
+    with pytest.raises(Conflict):
+        client.archive_workspace("gone")
+
+
+def test_cli_workspace_commands(fake: FakeServer) -> None:
+    answer = {"name": "dev", "base": "main", "state": "paused"}
+    fake.on("POST", "projects/proj/workspaces/dev/pause", (200, answer))
+    fake.on("POST", "projects/proj/workspaces/dev/resume", (200, {**answer, "state": "active"}))
+    fake.on("POST", "projects/proj/workspaces/dev/archive", (200, {**answer, "state": "archived"}))
+    fake.on("POST", "projects/proj/workspaces/dev/rename", (200, {**answer, "name": "qa"}))
+    fake.on("POST", "projects/proj/workspaces/dev/rebase", (200, {**answer, "base": None}))
+    assert cli(fake, "workspaces", "pause", "dev").stdout == "paused workspace dev (base: main) [paused]\n"
+    assert cli(fake, "workspaces", "resume", "dev").stdout == "resumed workspace dev (base: main)\n"
+    archived = cli(fake, "workspaces", "archive", "dev", "--json")
+    assert json.loads(archived.stdout) == {**answer, "state": "archived"}
+    assert cli(fake, "workspaces", "rename", "dev", "qa").stdout.startswith("renamed workspace qa")
+    assert cli(fake, "workspaces", "rebase", "dev").stdout == "rebased workspace dev [paused]\n"
+    cli(fake, "workspaces", "rebase", "dev", "--base", "main")
+    bodies = [json.loads(r.body) for r in fake.requests]
+    assert bodies[-3:] == [{"name": "qa"}, {"base": None}, {"base": "main"}]
+    missing = cli(fake, "workspaces", "pause", "nowhere")
+    assert missing.exit_code == 1 and missing.stderr.startswith("error: no route")
+    assert cli(fake, "workspaces", "rename", "dev").exit_code == 2  # NEW is missing

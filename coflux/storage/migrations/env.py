@@ -8,6 +8,10 @@ from coflux.storage.tables import metadata
 
 connection = context.config.attributes["connection"]
 schema = context.config.attributes.get("schema")
+if schema is not None:
+    # ALTER TABLE and CREATE INDEX don't go through SQLAlchemy's schema translation: name the
+    # project's schema as the place for unqualified names.
+    connection.exec_driver_sql(f'SET search_path TO "{schema}"')
 
 context.configure(
     connection=connection,

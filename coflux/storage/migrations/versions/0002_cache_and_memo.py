@@ -1,0 +1,33 @@
+"""Cache and memo keys on steps; a cached execution's result points at the execution it reused.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("steps") as batch:
+        batch.add_column(sa.Column("cache_key", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("memo_key", sa.String(64), nullable=True))
+    op.create_index("ix_steps_cache_key", "steps", ["cache_key"])
+    op.create_index("ix_steps_memo", "steps", ["run_id", "memo_key"])
+    with op.batch_alter_table("results") as batch:
+        batch.add_column(sa.Column("cached_from", sa.String(64), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("results") as batch:
+        batch.drop_column("cached_from")
+    op.drop_index("ix_steps_memo", "steps")
+    op.drop_index("ix_steps_cache_key", "steps")
+    with op.batch_alter_table("steps") as batch:
+        batch.drop_column("memo_key")
+        batch.drop_column("cache_key")

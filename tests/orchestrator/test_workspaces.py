@@ -1,0 +1,214 @@
+"""Workspace administration: rename, rebase, pause, resume and archive, through the project service."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coflux.errors import BadRequest, Conflict, NotFound
+from coflux.models import SessionId
+from coflux.orchestrator import ProjectService, Session, Timing, dispatch
+from tests.orchestrator.test_service import FakeWorker, ok, open_service, run
+
+QUICK = Timing(reconnect_timeout=0.05, heartbeat_interval=0.1)
+
+
+def _events(service: ProjectService) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    service.subscribe(seen.append)
+    return seen
+
+
+async def _quiet(worker: FakeWorker, kind: str, seconds: float = 0.2) -> None:
+    """Nothing of ``kind`` arrives within ``seconds``."""
+    await asyncio.sleep(seconds)
+    assert not [m for m in worker.inbox if m["type"] == kind], worker.inbox
+
+
+async def _until_gone(service: ProjectService, timeout: float = 5.0) -> None:
+    """Wait until every session (connected or waiting for its worker) is gone."""
+    for _ in range(int(timeout / 0.02)):
+        if not service.engine.sessions:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("sessions outlived the reconnect timeout")
+
+
+def _state(listed: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(w for w in listed if w["name"] == name)
+
+
+def test_plan_skips_workspaces_that_are_not_active(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path, QUICK) as service:
+            worker = FakeWorker(service)
+            worker.hello()  # registers the workflow, then goes away for good
+            worker.disconnect()
+            await _until_gone(service)
+            await service.start_run("main", "m", "flow", [1])
+            workspace_id = service.workspaces.get("main").id
+            assert service.engine.queue[workspace_id]  # no session: it waits
+            session = Session(
+                SessionId("s"), workspace_id, 1, {}, {("m", "flow")}, print, None, None, time.time()
+            )
+            assert len(dispatch.plan(service.engine.queue, [session])) == 1
+            active = service.workspaces.dispatchable
+            assert len(dispatch.plan(service.engine.queue, [session], active=active)) == 1
+            await service.pause_workspace("main")
+            assert dispatch.plan(service.engine.queue, [session], active=active) == []
+            await service.resume_workspace("main")
+            assert len(dispatch.plan(service.engine.queue, [session], active=active)) == 1
+
+    run(scenario)
+
+
+def test_a_paused_workspace_dispatches_nothing_until_resumed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            events = _events(service)
+            worker = FakeWorker(service)
+            worker.hello()
+            await worker.next("welcome")
+            first = await service.start_run("main", "m", "flow", [1])
+            running = await worker.next("execute")
+            paused = await service.pause_workspace("main")
+            assert paused == {"name": "main", "base": None, "state": "paused"}
+            assert {"type": "workspace", "name": "main", "base": None, "state": "paused"} in events
+            second = await service.start_run("main", "m", "flow", [2])  # accepted, but it waits
+            await _quiet(worker, "execute")
+            worker.complete(running["execution_id"], ok(1))  # what was running finishes normally
+            await worker.next("ack")
+            assert (await service.get_run(first))["status"] == "succeeded"
+            waiting = await service.get_run(second)
+            assert waiting["steps"][0]["executions"][0]["state"] == "queued"
+
+            assert (await service.resume_workspace("main"))["state"] == "active"
+            execute = await worker.next("execute")
+            assert execute["run_id"] == second
+            worker.complete(execute["execution_id"], ok(2))
+            await worker.next("ack")
+            assert (await service.get_run(second))["status"] == "succeeded"
+            assert {"type": "workspace", "name": "main", "base": None, "state": "active"} in events
+
+    run(scenario)
+
+
+def test_pause_survives_a_restart(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            await service.create_workspace("dev", None)
+            await service.pause_workspace("dev")
+        async with open_service(tmp_path) as service:
+            assert _state(await service.list_workspaces(), "dev")["state"] == "paused"
+            assert not service.workspaces.dispatchable(service.workspaces.get("dev").id)
+
+    run(scenario)
+
+
+def test_rebase_refuses_cycles(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            await service.create_workspace("a", None)
+            await service.create_workspace("a/b", "a")
+            await service.create_workspace("a/b/c", "a/b")
+            for base in ("a", "a/b", "a/b/c"):  # itself, or one of its descendants
+                with pytest.raises(BadRequest):
+                    await service.rebase_workspace("a", base)
+            with pytest.raises(BadRequest):
+                await service.rebase_workspace("a/b", "a/b/c")
+            with pytest.raises(NotFound):
+                await service.rebase_workspace("a", "nowhere")
+            with pytest.raises(NotFound):
+                await service.rebase_workspace("nowhere", "a")
+            assert await service.rebase_workspace("a/b/c", "a") == {
+                "name": "a/b/c",
+                "base": "a",
+                "state": "active",
+            }
+            assert (await service.rebase_workspace("a/b", None))["base"] is None
+            assert (await service.rebase_workspace("a", "a/b"))["base"] == "a/b"  # no longer a cycle
+        async with open_service(tmp_path) as service:
+            listed = await service.list_workspaces()
+            assert [(_state(listed, n)["base"]) for n in ("a", "a/b", "a/b/c")] == ["a/b", None, "a"]
+
+    run(scenario)
+
+
+def test_rename_keeps_runs_readable_under_the_new_name(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path, QUICK) as service:
+            events = _events(service)
+            worker = FakeWorker(service)
+            worker.hello()
+            await worker.next("welcome")
+            run_id = await service.start_run("main", "m", "flow", [3])
+            worker.complete((await worker.next("execute"))["execution_id"], ok(9))
+            await worker.next("ack")
+            with pytest.raises(Conflict):  # its worker would come back under the old name
+                await service.rename_workspace("main", "prod")
+            worker.disconnect()
+            await _until_gone(service)
+            await service.create_workspace("taken", None)
+            with pytest.raises(Conflict):
+                await service.rename_workspace("main", "taken")
+            with pytest.raises(BadRequest):
+                await service.rename_workspace("main", "../bad")
+            with pytest.raises(NotFound):
+                await service.rename_workspace("nowhere", "prod")
+            renamed = await service.rename_workspace("main", "prod")
+            assert renamed == {"name": "prod", "base": None, "state": "active"}
+            assert events[-1] == {**renamed, "type": "workspace", "renamed_from": "main"}
+            view = await service.get_run(run_id, "prod")
+            assert view["workspace"] == "prod" and view["result"] == 9
+            assert view["steps"][0]["executions"][0]["workspace"] == "prod"
+            with pytest.raises(NotFound):
+                await service.get_run(run_id, "main")
+        async with open_service(tmp_path) as service:
+            assert (await service.get_run(run_id))["workspace"] == "prod"
+            assert "main" not in [w["name"] for w in await service.list_workspaces()]
+
+    run(scenario)
+
+
+def test_archive_refuses_new_runs_and_keeps_old_ones_readable(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello()
+            await worker.next("welcome")
+            run_id = await service.start_run("main", "m", "flow", [4])
+            execute = await worker.next("execute")
+            with pytest.raises(Conflict):  # something of it is in flight
+                await service.archive_workspace("main")
+            worker.complete(execute["execution_id"], ok(16))
+            await worker.next("ack")
+            await service.create_workspace("main/child", "main")
+            with pytest.raises(Conflict):  # it would leave a workspace based on an archived one
+                await service.archive_workspace("main")
+            await service.rebase_workspace("main/child", None)
+            archived = await service.archive_workspace("main")
+            assert archived["state"] == "archived"
+            assert (await service.archive_workspace("main")) == archived  # once is enough
+            with pytest.raises(Conflict):
+                await service.start_run("main", "m", "flow", [5])
+            with pytest.raises(Conflict):
+                await service.rerun_step(f"{run_id}:1", "main")
+            for change in (service.pause_workspace, service.resume_workspace):
+                with pytest.raises(Conflict):
+                    await change("main")
+            with pytest.raises(Conflict):
+                await service.create_workspace("other", "main")
+            with pytest.raises(Conflict):
+                await service.rebase_workspace("main/child", "main")
+            assert (await service.get_run(run_id))["result"] == 16
+            assert [w["name"] for w in await service.list_workflows("main")] == ["flow"]
+        async with open_service(tmp_path) as service:
+            assert _state(await service.list_workspaces(), "main")["state"] == "archived"
+            with pytest.raises(Conflict):
+                await service.start_run("main", "m", "flow", [5])
+
+    run(scenario)
