@@ -71,8 +71,19 @@ steps = Table(
     UniqueConstraint("parent_execution_id", "call_index", name="uq_steps_parent_call"),
 )
 Index("ix_steps_run", steps.c.run_id)
-Index("ix_steps_cache_key", steps.c.cache_key)
-Index("ix_steps_memo", steps.c.run_id, steps.c.memo_key)
+Index(
+    "ix_steps_cache_key",
+    steps.c.cache_key,
+    sqlite_where=steps.c.cache_key.is_not(None),
+    postgresql_where=steps.c.cache_key.is_not(None),
+)
+Index(
+    "ix_steps_memo",
+    steps.c.run_id,
+    steps.c.memo_key,
+    sqlite_where=steps.c.memo_key.is_not(None),
+    postgresql_where=steps.c.memo_key.is_not(None),
+)
 
 executions = Table(
     "executions",

@@ -17,8 +17,14 @@ def upgrade() -> None:
     with op.batch_alter_table("steps") as batch:
         batch.add_column(sa.Column("cache_key", sa.String(64), nullable=True))
         batch.add_column(sa.Column("memo_key", sa.String(64), nullable=True))
-    op.create_index("ix_steps_cache_key", "steps", ["cache_key"])
-    op.create_index("ix_steps_memo", "steps", ["run_id", "memo_key"])
+    # Partial: most steps have neither key, and an index they don't enter costs their insert nothing.
+    has_cache, has_memo = sa.text("cache_key IS NOT NULL"), sa.text("memo_key IS NOT NULL")
+    op.create_index(
+        "ix_steps_cache_key", "steps", ["cache_key"], sqlite_where=has_cache, postgresql_where=has_cache
+    )
+    op.create_index(
+        "ix_steps_memo", "steps", ["run_id", "memo_key"], sqlite_where=has_memo, postgresql_where=has_memo
+    )
     with op.batch_alter_table("results") as batch:
         batch.add_column(sa.Column("cached_from", sa.String(64), nullable=True))
 
