@@ -55,7 +55,26 @@ class Response:
         return json.loads(self.body)
 
 
-class Server:
+class _Child:
+    """A child process the test owns: stopped with SIGTERM (then SIGKILL), or killed outright."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Server(_Child):
     def __init__(self, data_dir: Path, token: str = "test-token", extra: list[str] | None = None) -> None:
         self.data_dir = data_dir
         self.token = token
@@ -119,21 +138,8 @@ class Server:
         token: str = self.request("GET", f"api/projects/{project}/token").json()["token"]
         return token
 
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-class Worker:
+class Worker(_Child):
     def __init__(
         self,
         server: Server,
@@ -172,19 +178,6 @@ class Worker:
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def start_run(

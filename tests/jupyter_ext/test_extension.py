@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPClientError
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
-
-
-@pytest.fixture
-def jp_server_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    # The extension publishes these for its kernels; restore the test process's own afterwards.
-    for name in ("COFLUX_URL", "COFLUX_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    return {
-        "ServerApp": {"jpserver_extensions": {"jupyter_ext": True}},
-        "Coflux": {"data_dir": str(tmp_path / "coflux-data")},
-    }
 
 
 async def _json(jp_fetch: Any, *path: str, **kwargs: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,16 +10,6 @@ from jupyter_server.utils import url_path_join
 from tornado.httpclient import HTTPClientError
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
-
-
-@pytest.fixture
-def jp_server_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    for name in ("COFLUX_URL", "COFLUX_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    return {
-        "ServerApp": {"jpserver_extensions": {"jupyter_ext": True}},
-        "Coflux": {"data_dir": str(tmp_path / "coflux-data")},
-    }
 
 
 async def _post(jp_fetch: Any, *path: str, body: dict[str, Any] | None = None) -> Any:
