@@ -169,10 +169,12 @@ class StepOptions:
     defer: JSON = None
     wait: JSON = None
     version: str | None = None
+    group: str | None = None
+    """The ``cf.group(name)`` the call was made in: shown with the step, for grouping in views."""
 
     def to_json(self) -> JSON:
         data: dict[str, JSON] = {"retries": self.retries.to_json()}
-        for key in ("timeout", "delay", "cache", "memo", "defer", "wait", "version"):
+        for key in ("timeout", "delay", "cache", "memo", "defer", "wait", "version", "group"):
             value = getattr(self, key)
             if value not in (None, 0.0):
                 data[key] = value
@@ -194,6 +196,7 @@ class StepOptions:
             defer=data.get("defer"),
             wait=data.get("wait"),
             version=data.get("version"),
+            group=str(data["group"])[:512] if data.get("group") is not None else None,
         )
 
 

@@ -152,9 +152,28 @@ class Engine:
             loop = asyncio.get_running_loop()
             execution.timer = loop.call_later(delay, self._release, execution)
             return
+        if execution.step.waits_on and self._held(execution):
+            return
         if execution.attempt == 1 and execution.step.cache_key is not None and self._from_cache(execution):
             return
         self._queue(execution)
+
+    def _held(self, execution: Execution) -> bool:
+        """``wait``: hold the execution until the executions its arguments reference are final."""
+        pending = [
+            self.steps[key]
+            for key in {r.rsplit(":", 1)[0] for r in execution.step.waits_on}
+            if key in self.steps
+        ]
+        for step in pending:
+            step.waiters.append(lambda outcome: self._unhold(execution))
+        execution.holds = len(pending)
+        return bool(pending)
+
+    def _unhold(self, execution: Execution) -> None:
+        execution.holds -= 1
+        if execution.holds == 0 and self.executions.get(execution.execution_id) is execution:
+            self.enqueue(execution)
 
     def _queue(self, execution: Execution) -> None:
         self.queue.setdefault(execution.workspace_id, OrderedDict())[execution.execution_id] = execution

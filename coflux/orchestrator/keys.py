@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from coflux.models import JSON, StepOptions
-from coflux.serialization import canonical
+from coflux.serialization import canonical, references
 
 
 def _digest(parts: list[Any]) -> str:
@@ -65,3 +65,23 @@ def memo_key(
     return _digest(
         ["memo", f"{module}:{target}", options.version or "", _chosen(arguments, parameters, memo)]
     )
+
+
+def waited_references(options: StepOptions, arguments: list[JSON], parameters: list[str] | None) -> list[str]:
+    """Execution ids referenced by the arguments that ``wait`` names (all of them for ``True``):
+    the step is not dispatched before they are final."""
+    wait = options.wait
+    if not wait:
+        return []
+    if isinstance(wait, list) and parameters is not None:
+        chosen = [
+            arguments[parameters.index(n)]
+            for n in wait
+            if n in parameters and parameters.index(n) < len(arguments)
+        ]
+    else:
+        chosen = arguments
+    found: dict[str, None] = {}
+    for argument in chosen:
+        found.update(dict.fromkeys(references(argument)))
+    return list(found)

@@ -139,6 +139,7 @@ class ProjectService:
             attempts = history[row["step_id"]]
             step = _step_from_row(row, runs[row["run_id"]], home=attempts[0][1])
             step.attempts = attempts[-1][0]
+            step.waits_on = keys.waited_references(step.options, step.arguments, None)
             steps[step.step_id] = step
         return steps
 
@@ -363,6 +364,7 @@ class ProjectService:
             None,
             (cache, None),
         )
+        step.waits_on = keys.waited_references(definition.options, arguments, parameters)
         self.engine.new_execution(step, ws.id, definition.options.delay)
         await self.writer.durable()
         self._publish({"type": "run", "run_id": run.run_id, "status": "running"})

@@ -224,6 +224,7 @@ class WorkerSessions:
         step = self.engine.new_step(
             run, (module, target, kind), arguments, options, parent, call_index, (cache, memo)
         )
+        step.waits_on = keys.waited_references(options, arguments, parameters)
         self.engine.new_execution(step, parent.workspace_id, options.delay)
         return step.step_id, step.attempts
 

@@ -59,6 +59,8 @@ class Step:
     """The highest attempt number so far, over every workspace."""
     cache_key: str | None = None
     memo_key: str | None = None
+    waits_on: list[str] = field(default_factory=list)
+    """Execution ids (from ``wait``) that must be final before the step is dispatched."""
     waiters: list[Waiter] = field(default_factory=list)
     live: dict[ExecutionId, Execution] = field(default_factory=dict)
 
@@ -79,6 +81,8 @@ class Execution:
     state: ExecutionState = ExecutionState.QUEUED
     session: Session | None = None
     blocked: int = 0
+    holds: int = 0
+    """Referenced executions (``wait``) it still waits for before it may be dispatched."""
     children: list[Step] = field(default_factory=list)
     calls: dict[int, Step] = field(default_factory=dict)
     """Children by ``call_index``: a submit re-sent after a reconnect finds its step here."""

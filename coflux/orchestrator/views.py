@@ -67,6 +67,7 @@ def run_view(
         "run_id": run_id,
         "workspace": workspaces.by_id[view_id].name,
         "run_workspace": workspaces.by_id[run["workspace_id"]].name,
+        "parent_execution_id": run["parent_execution_id"],
         "created_at": run["created_at"],
         "status": status,
         "result": serialization.describe(result) if result is not None else None,
@@ -107,8 +108,21 @@ def _execution(
     return data
 
 
+def _mark_attempts(executions: list[dict[str, Any]]) -> None:
+    """``retry``: it followed a failed, timed-out or abandoned attempt in its workspace (the
+    orchestrator tried again); ``rerun``: a later attempt someone asked for."""
+    previous: dict[str, str] = {}
+    for execution in executions:
+        before = previous.get(execution["workspace"])
+        execution["retry"] = before in ("failed", "timed_out", "abandoned") and execution["attempt"] > 1
+        execution["rerun"] = execution["attempt"] > 1 and not execution["retry"]
+        previous[execution["workspace"]] = execution["state"]
+
+
 def _step(row: Row, executions: list[dict[str, Any]]) -> dict[str, Any]:
     parent = row["parent_execution_id"]
+    _mark_attempts(executions)
+    options = json.loads(row["options"])
     return {
         "step_id": row["step_id"],
         "parent_step_id": split_execution_id(parent)[1] if parent else None,
@@ -117,6 +131,9 @@ def _step(row: Row, executions: list[dict[str, Any]]) -> dict[str, Any]:
         "target": row["target"],
         "type": row["type"],
         "arguments": [serialization.describe(a) for a in json.loads(row["arguments"])],
+        "group": options.get("group"),
+        "cache_key": row.get("cache_key"),
+        "memoised": row.get("memo_key") is not None,
         "executions": executions,
     }
 

@@ -244,6 +244,59 @@ def test_retries_make_new_attempts_until_the_limit(tmp_path: Path) -> None:
             assert resolved["outcome"]["state"] == "failed"
             view = await service.get_run(parent["run_id"])
             assert [e["state"] for e in view["steps"][1]["executions"]] == ["failed"] * 3
+            assert [e["retry"] for e in view["steps"][1]["executions"]] == [False, True, True]
+            assert not any(e["rerun"] for e in view["steps"][1]["executions"])
+
+    run(scenario)
+
+
+def test_a_group_and_a_rerun_are_shown_in_the_run(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 1, 0, group="batch one"))
+            child = await worker.next("execute")
+            worker.complete(child["execution_id"], ok(1))
+            await worker.next("resolved")
+            await service.rerun_step(child["step_id"], None)
+            again = await worker.next("execute")
+            worker.complete(again["execution_id"], ok(2))
+            await worker.next("ack")
+            step = (await service.get_run(parent["run_id"]))["steps"][1]
+            assert step["group"] == "batch one"
+            assert [(e["attempt"], e["retry"], e["rerun"]) for e in step["executions"]] == [
+                (1, False, False),
+                (2, False, True),
+            ]
+
+    run(scenario)
+
+
+def test_wait_holds_dispatch_until_referenced_executions_are_final(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 1, 0, awaits=False))
+            first = (await worker.next("submitted"))["execution_id"]
+            first_execute = await worker.next("execute")
+            held = _submit(parent, 2, 1, awaits=False, wait=True)
+            held["arguments"] = [{"$c": "execution", "execution_id": first}]
+            worker.say(**held)
+            await worker.next("submitted")
+            await asyncio.sleep(0.05)
+            assert not [m for m in worker.inbox if m["type"] == "execute"]  # held
+            worker.complete(first_execute["execution_id"], ok(1))
+            released = await worker.next("execute")
+            assert released["arguments"] == [{"$c": "execution", "execution_id": first}]
+
+            unheld = _submit(parent, 3, 2, awaits=False)  # without wait it goes at once
+            unheld["arguments"] = [{"$c": "execution", "execution_id": released["execution_id"]}]
+            worker.say(**unheld)
+            await worker.next("execute")
 
     run(scenario)
 
