@@ -52,6 +52,8 @@ class Engine:
         self.workspace_name = workspace_name
         self.lineage = lineage
         self.find_cached = find_cached
+        self.deferring: dict[tuple[int, str | None], Execution] = {}
+        """(workspace, defer key) -> the newest queued execution with that key."""
         self.computing: dict[str, list[Step]] = {}
         """Cache key -> live steps computing it: an identical step shares their outcome."""
         self.writer = writer
@@ -176,6 +178,8 @@ class Engine:
             self.enqueue(execution)
 
     def _queue(self, execution: Execution) -> None:
+        if execution.step.defer_key is not None:
+            self._defer_older(execution)
         self.queue.setdefault(execution.workspace_id, OrderedDict())[execution.execution_id] = execution
         self.writer.schedule()
 
@@ -184,6 +188,33 @@ class Engine:
         execution.execute_after = None
         if execution.state is ExecutionState.QUEUED and execution.execution_id in self.executions:
             self.enqueue(execution)
+
+    # -- defer ---------------------------------------------------------------------------------
+
+    def _defer_older(self, execution: Execution) -> None:
+        """``defer``: an identical call still queued in the workspace is deferred to this newer one,
+        and its step takes this one's outcome."""
+        key = (execution.workspace_id, execution.step.defer_key)
+        older = self.deferring.get(key)
+        self.deferring[key] = execution
+        if older is None or self.executions.get(older.execution_id) is not older:
+            return
+        if older.state is not ExecutionState.QUEUED or older.step is execution.step:
+            return
+        self.record(older, {"state": ExecutionState.DEFERRED.value, "cached_from": execution.execution_id})
+        followed = older.step
+        execution.step.waiters.append(lambda outcome: self._follow(followed, outcome))
+
+    def _leave_deferring(self, execution: Execution) -> None:
+        """It is no longer queued: a later identical call no longer defers it."""
+        if execution.step.defer_key is not None:
+            key = (execution.workspace_id, execution.step.defer_key)
+            if self.deferring.get(key) is execution:
+                del self.deferring[key]
+
+    def _follow(self, step: Step, outcome: Outcome) -> None:
+        if step.step_id in self.steps:
+            self.resolve_step(step, outcome)
 
     # -- cache ---------------------------------------------------------------------------------
 
@@ -229,6 +260,7 @@ class Engine:
             self.assign(execution, session)
 
     def assign(self, execution: Execution, session: Session) -> None:
+        self._leave_deferring(execution)
         execution.assigned_at = time.time()
         execution.state = ExecutionState.ASSIGNED
         execution.session = session
@@ -305,6 +337,7 @@ class Engine:
         """Write the outcome and free everything the execution held; decide nothing about its step."""
         state = ExecutionState(outcome["state"])
         del self.executions[execution.execution_id]
+        self._leave_deferring(execution)
         execution.step.live.pop(execution.execution_id, None)
         if execution.timer is not None:
             execution.timer.cancel()

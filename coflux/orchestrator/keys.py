@@ -85,3 +85,12 @@ def waited_references(options: StepOptions, arguments: list[JSON], parameters: l
     for argument in chosen:
         found.update(dict.fromkeys(references(argument)))
     return list(found)
+
+
+def defer_key(
+    module: str, target: str, options: StepOptions, arguments: list[JSON], parameters: list[str] | None
+) -> str | None:
+    """Identical deferrable calls share this key (the target and the chosen parameters)."""
+    if not options.defer:
+        return None
+    return _digest(["defer", f"{module}:{target}", _chosen(arguments, parameters, options.defer)])

@@ -225,6 +225,7 @@ class WorkerSessions:
             run, (module, target, kind), arguments, options, parent, call_index, (cache, memo)
         )
         step.waits_on = keys.waited_references(options, arguments, parameters)
+        step.defer_key = keys.defer_key(module, target, options, arguments, parameters)
         self.engine.new_execution(step, parent.workspace_id, options.delay)
         return step.step_id, step.attempts
 

@@ -59,6 +59,7 @@ class Step:
     """The highest attempt number so far, over every workspace."""
     cache_key: str | None = None
     memo_key: str | None = None
+    defer_key: str | None = None
     waits_on: list[str] = field(default_factory=list)
     """Execution ids (from ``wait``) that must be final before the step is dispatched."""
     waiters: list[Waiter] = field(default_factory=list)

@@ -301,6 +301,34 @@ def test_wait_holds_dispatch_until_referenced_executions_are_final(tmp_path: Pat
     run(scenario)
 
 
+def test_defer_lets_the_newest_queued_identical_call_win(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=1)  # the parent holds the only slot: children queue
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 1, 0, awaits=False, defer=True))
+            older = (await worker.next("submitted"))["execution_id"]
+            worker.say(**_submit(parent, 1, 1, awaits=False, defer=True))  # same call again
+            newer = (await worker.next("submitted"))["execution_id"]
+            worker.say(
+                type="wait", request_id=9, execution_id=older, from_execution_id=parent["execution_id"]
+            )
+            execute = await worker.next("execute")  # the parent waits: one of them runs
+            assert execute["execution_id"] == newer
+            worker.complete(newer, ok("newest"))
+            resolved = await worker.next("resolved")
+            assert resolved["request_id"] == 9 and resolved["outcome"] == ok("newest")  # it followed
+            await asyncio.sleep(0.05)
+            assert not [m for m in worker.inbox if m["type"] == "execute"]
+            steps = (await service.get_run(parent["run_id"]))["steps"]
+            assert steps[1]["executions"][0]["state"] == "deferred"
+            assert steps[1]["executions"][0]["deferred_to"] == newer
+            assert not service.engine.deferring  # nothing left queued
+
+    run(scenario)
+
+
 def test_retry_when_filters_by_exception_type(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
