@@ -1,7 +1,8 @@
 """Targets run by the benchmark's ``coflux worker bench.flows`` process.
 
 The tasks are trivial on purpose: every figure measured with them is pure orchestration overhead.
-None of them caches or memoises, so each repetition does the full work.
+None of them caches or memoises (so each repetition does the full work), except ``cached_square``,
+which exists to time cache hits.
 """
 
 from __future__ import annotations
@@ -39,3 +40,18 @@ def fanout(n: int) -> int:
 def empty(value: int) -> int:
     """No child steps: the fixed cost of one run (start, dispatch, complete, poll the result)."""
     return value
+
+
+@cf.task(cache=True)
+def cached_square(x: int) -> int:
+    return x * x
+
+
+@cf.workflow()
+def cache_hits(n: int) -> int:
+    """``n`` dependent calls of a cached task with the same argument: after the warm-up run
+    computed it once, every call is a cache hit seen by this worker process."""
+    total = 0
+    for _ in range(n):
+        total += cached_square(3)
+    return total

@@ -9,6 +9,7 @@ from bench.cases import Spread
 from bench.peers import NOTES, PeerFigures
 
 TARGET_CHAIN_MS = 1.0
+TARGET_CACHE_HIT_MS = 0.5
 TARGET_FANOUT_PER_S = 2000.0
 TARGET_RSS_MB = 200.0
 

@@ -35,7 +35,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import peers, report
-from bench.cases import CHAIN, EMPTY, FANOUT, CaseResult, measure, time_one_run, wait_for_workflows
+from bench.cases import (
+    CACHE_HITS,
+    CHAIN,
+    EMPTY,
+    FANOUT,
+    CaseResult,
+    measure,
+    time_one_run,
+    wait_for_workflows,
+)
 from bench.procs import MIB, ROOT, PeakRss, Stack
 from bench.profiling import Profile, Recording, py_spy
 from coflux.client import Client
@@ -81,10 +90,10 @@ def measure_coflux(args: argparse.Namespace, repetitions: int, work_dir: Path) -
         stack.start()
         print(f"server {stack.url} (pid {stack.server.pid}), worker pid {stack.worker.pid}", flush=True)
         client = Client(url=stack.url, token=stack.token, project="default", workspace="main")
-        wait_for_workflows(client, [EMPTY.target, CHAIN.target, FANOUT.target], timeout=60)
+        wait_for_workflows(client, [c.target for c in (EMPTY, CHAIN, FANOUT, CACHE_HITS)], timeout=60)
         results: dict[str, CaseResult] = {}
         with PeakRss(stack.processes) as peak:
-            for case in (EMPTY, CHAIN, FANOUT):
+            for case in (EMPTY, CHAIN, FANOUT, CACHE_HITS):
                 print(f"{case.name}: warm-up + {repetitions} runs", flush=True)
                 results[case.name] = measure(client, case, repetitions, args.run_timeout)
         rss = stack.rss_bytes()
@@ -128,6 +137,7 @@ def coflux_rows(measured: dict[str, Any]) -> tuple[list[report.Row], dict[str, f
     """Our table rows, and the medians that the peer ratios use."""
     results: dict[str, CaseResult] = measured["results"]
     chain, fanout, empty = results[CHAIN.name], results[FANOUT.name], results[EMPTY.name]
+    hits = results[CACHE_HITS.name].ms_per_item()
     rss_mb = sum(measured["rss"].values()) / MIB
     rss_parts = " + ".join(f"{name.split()[-1]} {value / MIB:.0f}" for name, value in measured["rss"].items())
     chain_ms, fanout_rate = chain.ms_per_item(), fanout.items_per_s()
@@ -150,6 +160,13 @@ def coflux_rows(measured: dict[str, Any]) -> tuple[list[report.Row], dict[str, f
         report.Row("    same, server-side span", "tasks/s", fanout.items_per_s(server=True)),
         report.Row("    empty workflow (fixed cost/run)", "ms/run", empty.ms_per_item()),
         report.Row("    empty, server-side span", "ms/run", empty.ms_per_item(server=True)),
+        report.Row(
+            "(d) cache hit, seen by the worker",
+            "ms/hit",
+            hits,
+            f"≤ {report.TARGET_CACHE_HIT_MS} ms",
+            hits.median <= report.TARGET_CACHE_HIT_MS,
+        ),
         report.Row(
             f"(c) memory: {rss_parts}",
             "MB RSS",

@@ -33,8 +33,14 @@ from coflux.orchestrator.writer import Writer
 from coflux.storage import dumps
 
 RECENT_OUTCOMES = 10_000
-FindCached = Callable[[str, list[int], "float | None"], "tuple[str, JSON] | None"]
-"""(cache key, workspaces nearest first, max age) -> (execution reused, its value), or None."""
+CACHE_INDEX_SIZE = 20_000
+CACHE_VALUE_INLINE = 4096
+"""Values up to this many characters of JSON are kept in the cache index; larger ones are read back."""
+CacheEntry = tuple[str, float, Any]
+"""(execution that computed it, when, its value or ``FETCH``)."""
+FETCH: Any = object()
+FindCached = Callable[[str, int], "CacheEntry | None"]
+"""(cache key, workspace) -> the newest entry in storage (its value ``FETCH``), or None."""
 TERMINATED = frozenset({ExecutionState.CANCELLED, ExecutionState.TIMED_OUT, ExecutionState.ABANDONED})
 
 
@@ -45,15 +51,20 @@ class Engine:
         events: Callable[[dict[str, Any]], None],
         workspace_name: Callable[[int], str],
         lineage: Callable[[int], list[int]] = lambda w: [w],
-        find_cached: FindCached = lambda key, lineage, max_age: None,
+        find_cached: FindCached = lambda key, workspace: None,
+        value_of: Callable[[str], JSON] = lambda execution_id: None,
         dispatchable: Callable[[int], bool] = lambda _: True,
     ) -> None:
         self.dispatchable = dispatchable
         self.workspace_name = workspace_name
         self.lineage = lineage
         self.find_cached = find_cached
+        self.value_of = value_of
         self.deferring: dict[tuple[int, str | None], Execution] = {}
         """(workspace, defer key) -> the newest queued execution with that key."""
+        self.cache_index: OrderedDict[tuple[str, int], CacheEntry | None] = OrderedDict()
+        """(cache key, workspace) -> its newest entry, or None when storage has none. Exact: this
+        engine writes every entry; storage is read once per key and workspace after a restart."""
         self.computing: dict[str, list[Step]] = {}
         """Cache key -> live steps computing it: an identical step shares their outcome."""
         self.writer = writer
@@ -205,6 +216,14 @@ class Engine:
         followed = older.step
         execution.step.waiters.append(lambda outcome: self._follow(followed, outcome))
 
+    def _add_cache_entry(self, execution: Execution, value: JSON) -> None:
+        key, now = execution.step.cache_key, time.time()
+        assert key is not None
+        row = {"cache_key": key, "workspace_id": execution.workspace_id, "created_at": now}
+        self.writer.batch.cache_entries.append({**row, "execution_id": execution.execution_id})
+        small = len(dumps(value)) <= CACHE_VALUE_INLINE
+        self._index((key, execution.workspace_id), (execution.execution_id, now, value if small else FETCH))
+
     def _leave_deferring(self, execution: Execution) -> None:
         """It is no longer queued: a later identical call no longer defers it."""
         if execution.step.defer_key is not None:
@@ -231,15 +250,38 @@ class Engine:
         if computing is not None:
             computing.waiters.append(lambda outcome: self._shared(execution, computing, outcome))
             return True
-        hit = self.find_cached(key, lineage, keys.cache_max_age(step.options))
+        hit = self._cache_hit(key, lineage, keys.cache_max_age(step.options))
         if hit is not None:
-            source, value = hit
+            source, _, value = hit
+            if value is FETCH:
+                value = self.value_of(source)
             self.finish(
                 execution, {"state": ExecutionState.CACHED.value, "value": value, "cached_from": source}
             )
             return True
         self.computing.setdefault(key, []).append(step)
         return False
+
+    def _cache_hit(self, key: str, lineage: list[int], max_age: float | None) -> CacheEntry | None:
+        """The newest entry in the nearest workspace that has one (within ``max_age``)."""
+        now = time.time()
+        for workspace in lineage:
+            slot = (key, workspace)
+            if slot in self.cache_index:
+                entry = self.cache_index[slot]
+                self.cache_index.move_to_end(slot)
+            else:
+                entry = self.find_cached(key, workspace)
+                self._index(slot, entry)
+            if entry is not None and (max_age is None or now - entry[1] <= max_age):
+                return entry
+        return None
+
+    def _index(self, slot: tuple[str, int], entry: CacheEntry | None) -> None:
+        self.cache_index[slot] = entry
+        self.cache_index.move_to_end(slot)
+        if len(self.cache_index) > CACHE_INDEX_SIZE:
+            self.cache_index.popitem(last=False)
 
     def _shared(self, execution: Execution, other: Step, outcome: Outcome) -> None:
         if self.executions.get(execution.execution_id) is not execution:
@@ -358,6 +400,8 @@ class Engine:
             }
         )
         self._event_execution(execution)
+        if state is ExecutionState.SUCCEEDED and execution.step.cache_key is not None:
+            self._add_cache_entry(execution, outcome.get("value"))
         run = execution.step.run
         run.live -= 1
         if run.live <= 0:

@@ -29,7 +29,7 @@ from coflux.models import (
     split_step_id,
 )
 from coflux.orchestrator import keys
-from coflux.orchestrator.engine import Engine
+from coflux.orchestrator.engine import FETCH, Engine
 from coflux.orchestrator.sessions import Close, Send, WorkerSessions
 from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step
 from coflux.orchestrator.views import lineage, outcome_from_row, run_view
@@ -69,6 +69,7 @@ class ProjectService:
             lambda i: self.workspaces.by_id[i].name,
             lambda i: lineage(self.workspaces, i),
             self._find_cached,
+            self._value_of,
             self.workspaces.dispatchable,
         )
         self.sessions = WorkerSessions(
@@ -227,16 +228,13 @@ class ProjectService:
         row = self.store.result(home[-1]["execution_id"])
         return outcome_from_row(row) if row is not None else None
 
-    def _find_cached(self, key: str, workspaces: list[int], max_age: float | None) -> tuple[str, Any] | None:
-        """The newest reusable result for a cache key in the nearest workspace that has one."""
-        since = time.time() - max_age if max_age is not None else None
-        rows = self.store.cache_hits(key, workspaces, since)
-        for workspace in workspaces:
-            for row in rows:
-                if row["workspace_id"] == workspace:
-                    value = json.loads(row["value"]) if row["value"] is not None else None
-                    return row["cached_from"] or row["execution_id"], value
-        return None
+    def _find_cached(self, key: str, workspace: int) -> tuple[str, float, Any] | None:
+        row = self.store.cache_hit(key, workspace)
+        return (row["execution_id"], row["created_at"], FETCH) if row is not None else None
+
+    def _value_of(self, execution_id: str) -> Any:
+        row = self.store.result(execution_id)
+        return json.loads(row["value"]) if row is not None and row["value"] is not None else None
 
     def _memo_of(self, run: Run) -> dict[str, str]:
         if run.memo is None:  # a run rebuilt from storage: read its memo table and default

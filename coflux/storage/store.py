@@ -28,7 +28,7 @@ Row = dict[str, Any]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Built once: SQLAlchemy memoizes a statement's cache key, which a fresh insert() would recompute.
-_HISTORY = (t.runs, t.steps, t.executions, t.assignments, t.results, t.logs, t.targets)
+_HISTORY = (t.runs, t.steps, t.executions, t.assignments, t.results, t.logs, t.targets, t.cache_entries)
 _INSERT = {table.name: table.insert() for table in _HISTORY}
 # Nullable columns a row may leave out (the driver needs every named parameter).
 _DEFAULTS: dict[str, Row] = {
@@ -58,6 +58,7 @@ class Batch:
     assignments: list[Row] = field(default_factory=list)
     results: list[Row] = field(default_factory=list)
     logs: list[Row] = field(default_factory=list)
+    cache_entries: list[Row] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
@@ -70,6 +71,7 @@ class Batch:
             or self.assignments
             or self.results
             or self.logs
+            or self.cache_entries
         )
 
 
@@ -176,6 +178,7 @@ class SqlStore:
                     ("assignments", batch.assignments),
                     ("results", batch.results),
                     ("logs", [_without_nul(row) for row in batch.logs]),
+                    ("cache_entries", batch.cache_entries),
                 ):
                     if rows:
                         self._insert(name, rows)
@@ -270,29 +273,17 @@ class SqlStore:
             found.setdefault(row["step_id"], []).append((row["attempt"], row["workspace_id"]))
         return found
 
-    def cache_hits(self, key: str, workspace_ids: list[int], since: float | None) -> list[Row]:
-        """Succeeded (or themselves cached) executions of steps with this cache key in these
-        workspaces, newest first: execution_id, workspace_id, value, cached_from, created_at."""
+    def cache_hit(self, key: str, workspace_id: int) -> Row | None:
+        """The newest execution in the workspace that computed a result for this cache key:
+        execution_id, created_at."""
         query = (
-            sa.select(
-                t.executions.c.execution_id,
-                t.executions.c.workspace_id,
-                t.results.c.value,
-                t.results.c.cached_from,
-                t.results.c.created_at,
-            )
-            .join(t.steps, t.steps.c.step_id == t.executions.c.step_id)
-            .join(t.results, t.results.c.execution_id == t.executions.c.execution_id)
-            .where(
-                (t.steps.c.cache_key == key)
-                & t.executions.c.workspace_id.in_(workspace_ids)
-                & t.results.c.state.in_(("succeeded", "cached"))
-            )
-            .order_by(t.results.c.created_at.desc())
+            sa.select(t.cache_entries.c.execution_id, t.cache_entries.c.created_at)
+            .where((t.cache_entries.c.cache_key == key) & (t.cache_entries.c.workspace_id == workspace_id))
+            .order_by(t.cache_entries.c.created_at.desc())
+            .limit(1)
         )
-        if since is not None:
-            query = query.where(t.results.c.created_at >= since)
-        return self._all(query)
+        rows = self._all(query)
+        return rows[0] if rows else None
 
     def memo_steps(self, run_id: str) -> dict[str, str]:
         """Memo key -> step id, for the memoised steps of a run (the first step of each key)."""

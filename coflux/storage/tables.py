@@ -128,3 +128,19 @@ logs = Table(
     Column("message", Text, nullable=False),
 )
 Index("ix_logs_execution", logs.c.execution_id)
+
+cache_entries = Table(
+    "cache_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cache_key", String(64), nullable=False),
+    Column("workspace_id", Integer, nullable=False),
+    Column("execution_id", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index(
+    "ix_cache_entries_lookup",
+    cache_entries.c.cache_key,
+    cache_entries.c.workspace_id,
+    cache_entries.c.created_at,
+)

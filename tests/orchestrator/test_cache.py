@@ -225,3 +225,23 @@ def test_a_rerun_executes_again_even_when_cached(tmp_path: Path) -> None:
             assert again["execution_id"] == f"{computed['step_id']}:2"
 
     run(scenario)
+
+
+def test_cache_entries_survive_a_restart(tmp_path: Path) -> None:
+    big = "x" * 10_000  # larger than what the in-memory index keeps: read back from storage
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = await _worker(service)
+            parent = await _parent(service, worker)
+            worker.say(**_call(parent, 1, 0, [1], cache=CACHED))
+            computed = await _computed(worker, big)
+        async with open_service(tmp_path) as service:
+            worker = await _worker(service)
+            parent = await _parent(service, worker)
+            worker.say(**_call(parent, 2, 0, [1], cache=CACHED))
+            assert (await worker.next("resolved"))["outcome"] == ok(big)
+            await _no_execute(worker)
+            assert (await _child_state(service, parent["run_id"]))["cached_from"] == computed["execution_id"]
+
+    run(scenario)

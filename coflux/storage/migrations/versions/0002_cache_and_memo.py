@@ -1,4 +1,5 @@
-"""Cache and memo keys on steps; a cached execution's result points at the execution it reused.
+"""Cache and memo keys on steps; a cached execution's result points at the execution it reused;
+cache entries, one per execution that computed a cacheable result.
 
 Revision ID: 0002
 Revises: 0001
@@ -27,9 +28,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("results") as batch:
         batch.add_column(sa.Column("cached_from", sa.String(64), nullable=True))
+    # One row per execution that computed a cacheable result: what a cache look-up reads.
+    op.create_table(
+        "cache_entries",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("cache_key", sa.String(64), nullable=False),
+        sa.Column("workspace_id", sa.Integer, nullable=False),
+        sa.Column("execution_id", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
+    op.create_index("ix_cache_entries_lookup", "cache_entries", ["cache_key", "workspace_id", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("cache_entries")
     with op.batch_alter_table("results") as batch:
         batch.drop_column("cached_from")
     op.drop_index("ix_steps_memo", "steps")
