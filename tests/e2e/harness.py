@@ -26,11 +26,11 @@ def free_port() -> int:
         return port
 
 
-def environment(**extra: str) -> dict[str, str]:
+def environment(modules: Path = MODULES, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     for key in [k for k in env if k.startswith("COFLUX_")]:
         del env[key]
-    env["PYTHONPATH"] = os.pathsep.join([str(MODULES), str(ROOT)])
+    env["PYTHONPATH"] = os.pathsep.join([str(modules), str(ROOT)])
     env.update(extra)
     return env
 
@@ -148,8 +148,10 @@ class Worker(_Child):
         project: str = "default",
         workspace: str = "main",
         token: str | None = None,
+        modules: Path = MODULES,
     ) -> None:
         self.server = server
+        self.modules = modules
         self.command = [
             sys.executable,
             "-m",
@@ -171,7 +173,9 @@ class Worker(_Child):
 
     def start(self) -> Worker:
         log = open(self.server.data_dir.parent / f"worker-{id(self)}.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(self.command, env=environment(), stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            self.command, env=environment(self.modules), stdout=log, stderr=subprocess.STDOUT
+        )
         return self
 
     @property
