@@ -19,6 +19,7 @@ from coflux.models import (
     SessionId,
     TargetDefinition,
     TargetType,
+    new_run_id,
     split_execution_id,
 )
 from coflux.orchestrator import checks, keys
@@ -221,6 +222,11 @@ class WorkerSessions:
             hit = memoised[memo]
             return hit, self.latest_attempt(hit)
         cache = keys.cache_key(module, target, options, arguments, parameters)
+        if kind is TargetType.WORKFLOW:
+            # A workflow called from an execution starts a run of its own, spawned by (linked to)
+            # the caller: its root step is the caller's child, so waiting and cancelling cascade.
+            run = self.engine.new_run(new_run_id(), parent.workspace_id, parent.execution_id)
+            run.memo_default, memo = options.memo, None
         step = self.engine.new_step(
             run, (module, target, kind), arguments, options, parent, call_index, (cache, memo)
         )

@@ -68,6 +68,12 @@ def run_view(
         "workspace": workspaces.by_id[view_id].name,
         "run_workspace": workspaces.by_id[run["workspace_id"]].name,
         "parent_execution_id": run["parent_execution_id"],
+        "spawned_runs": [
+            {"run_id": r["run_id"], "parent_execution_id": r["parent_execution_id"]}
+            for r in store.spawned_by(run_id)
+        ]
+        if with_steps
+        else None,
         "created_at": run["created_at"],
         "status": status,
         "result": serialization.describe(result) if result is not None else None,

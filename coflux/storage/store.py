@@ -285,6 +285,15 @@ class SqlStore:
         rows = self._all(query)
         return rows[0] if rows else None
 
+    def spawned_by(self, run_id: str) -> list[Row]:
+        """Runs spawned by executions of this run: run_id, parent_execution_id, created_at."""
+        query = (
+            sa.select(t.runs.c.run_id, t.runs.c.parent_execution_id, t.runs.c.created_at)
+            .where(t.runs.c.parent_execution_id.like(run_id + ":%"))
+            .order_by(t.runs.c.created_at)
+        )
+        return self._all(query)
+
     def memo_steps(self, run_id: str) -> dict[str, str]:
         """Memo key -> step id, for the memoised steps of a run (the first step of each key)."""
         query = (

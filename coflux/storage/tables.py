@@ -51,6 +51,7 @@ runs = Table(
     Column("parent_execution_id", String(64), nullable=True),
     Column("created_at", Float, nullable=False),
 )
+Index("ix_runs_parent", runs.c.parent_execution_id)
 
 steps = Table(
     "steps",

@@ -329,6 +329,36 @@ def test_defer_lets_the_newest_queued_identical_call_win(tmp_path: Path) -> None
     run(scenario)
 
 
+def test_a_workflow_called_from_an_execution_spawns_a_linked_run(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            sub = {**FLOW, "name": "sub"}
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4, targets=[FLOW, TASK, sub])
+            parent = await _start_parent(service, worker)
+            call = {**_submit(parent, 1, 0), "target": "sub", "target_type": "workflow"}
+            worker.say(**call)
+            spawned = await worker.next("execute")
+            spawned_run = spawned["run_id"]
+            assert spawned_run != parent["run_id"] and spawned["execution_id"] == f"{spawned_run}:1:1"
+            worker.complete(spawned["execution_id"], ok("from the spawned run"))
+            assert (await worker.next("resolved"))["outcome"] == ok("from the spawned run")
+            caller = await service.get_run(parent["run_id"])
+            assert caller["spawned_runs"] == [
+                {"run_id": spawned_run, "parent_execution_id": parent["execution_id"]}
+            ]
+            assert len(caller["steps"]) == 1  # the spawned workflow is a run of its own, not a step here
+            linked = await service.get_run(spawned_run)
+            assert linked["parent_execution_id"] == parent["execution_id"] and linked["status"] == "succeeded"
+
+            worker.say(**{**call, "request_id": 2, "call_index": 1, "await": False})
+            second = await worker.next("execute")
+            await service.cancel_execution(parent["execution_id"])  # cancelling the caller cascades
+            assert (await service.get_run(second["run_id"]))["status"] == "cancelled"
+
+    run(scenario)
+
+
 def test_retry_when_filters_by_exception_type(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:

@@ -38,9 +38,11 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float, nullable=False),
     )
     op.create_index("ix_cache_entries_lookup", "cache_entries", ["cache_key", "workspace_id", "created_at"])
+    op.create_index("ix_runs_parent", "runs", ["parent_execution_id"])  # the runs an execution spawned
 
 
 def downgrade() -> None:
+    op.drop_index("ix_runs_parent", "runs")
     op.drop_table("cache_entries")
     with op.batch_alter_table("results") as batch:
         batch.drop_column("cached_from")
