@@ -359,6 +359,91 @@ def test_a_workflow_called_from_an_execution_spawns_a_linked_run(tmp_path: Path)
     run(scenario)
 
 
+def test_a_timeout_cancels_the_descendants(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 1, 0, awaits=False, timeout=0.3))
+            child = await worker.next("execute")
+            worker.say(**{**_submit(child, 2, 0, awaits=False), "parent_execution_id": child["execution_id"]})
+            grandchild = await worker.next("execute")
+            await asyncio.sleep(0.5)
+            aborted = {(await worker.next("abort"))["execution_id"] for _ in range(2)}
+            assert aborted == {child["execution_id"], grandchild["execution_id"]}
+            steps = {s["step_id"]: s for s in (await service.get_run(parent["run_id"]))["steps"]}
+            assert steps[child["step_id"]]["executions"][0]["state"] == "timed_out"
+            assert steps[grandchild["step_id"]]["executions"][0]["state"] == "cancelled"
+
+    run(scenario)
+
+
+def test_delay_holds_a_step_back(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            submitted_at = time.time()
+            worker.say(**_submit(parent, 1, 0, awaits=False, delay=0.3))
+            await worker.next("submitted")
+            execute = await worker.next("execute")
+            assert time.time() - submitted_at >= 0.3
+            view = await service.get_run(parent["run_id"])
+            assert view["steps"][1]["executions"][0]["execute_after"] >= submitted_at + 0.3
+            assert execute["execution_id"] == view["steps"][1]["executions"][0]["execution_id"]
+
+    run(scenario)
+
+
+def test_requires_routes_to_a_worker_that_provides_the_tags(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            plain, gpu = FakeWorker(service), FakeWorker(service)
+            plain.hello(concurrency=4)
+            hello = {
+                "type": "hello",
+                "protocol": 1,
+                "workspace": "main",
+                "concurrency": 4,
+                "targets": [FLOW, TASK],
+                "provides": {"gpu": ["a100"]},
+            }
+            gpu.session = service.connect(hello, gpu.send, gpu.close)
+            parent = await _start_parent(service, plain)
+            plain.say(**_submit(parent, 1, 0, awaits=False, requires={"gpu": ["a100", "h100"]}))
+            execute = await gpu.next("execute")
+            assert execute["target"] == "child"
+            assert not [m for m in plain.inbox if m["type"] == "execute"]
+
+    run(scenario)
+
+
+def test_logs_are_kept_per_execution(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello()
+            parent = await _start_parent(service, worker)
+            entries = [
+                {"timestamp": 1.5, "level": "info", "message": "loaded 3 rows"},
+                {"level": "stdout", "message": "printed"},
+            ]
+            worker.say(type="log", execution_id=parent["execution_id"], entries=entries)
+            await asyncio.sleep(0.05)
+            logs = await service.logs(parent["execution_id"])
+            assert [(e["level"], e["message"]) for e in logs] == [
+                ("info", "loaded 3 rows"),
+                ("stdout", "printed"),
+            ]
+            assert logs[0]["timestamp"] == 1.5
+            with pytest.raises(NotFound):
+                await service.logs("Rnope:1:1")
+
+    run(scenario)
+
+
 def test_retry_when_filters_by_exception_type(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
