@@ -139,6 +139,7 @@ def _step(row: Row, executions: list[dict[str, Any]]) -> dict[str, Any]:
         "type": row["type"],
         "arguments": [serialization.describe(a) for a in json.loads(row["arguments"])],
         "group": options.get("group"),
+        "options": options,
         "cache_key": row.get("cache_key"),
         "memoised": row.get("memo_key") is not None,
         "executions": executions,
