@@ -80,8 +80,11 @@ class FakeWorker:
 
 
 @asynccontextmanager
-async def open_service(path: Path, timing: Timing | None = None) -> AsyncIterator[ProjectService]:
-    service = ProjectService("test", SqlStore.open("test", path), timing or Timing())
+async def open_service(
+    path: Path, timing: Timing | None = None, *, project: str = "test", database_url: str | None = None
+) -> AsyncIterator[ProjectService]:
+    """A started project service on a real store: a SQLite file under ``path``, or PostgreSQL."""
+    service = ProjectService(project, SqlStore.open(project, path, database_url), timing or Timing())
     await service.start()
     try:
         yield service
@@ -97,20 +100,25 @@ def ok(value: Any) -> dict[str, Any]:
     return {"state": "succeeded", "value": value}
 
 
+async def dispatch_complete_acknowledge(service: ProjectService) -> None:
+    """A run is dispatched, its result acknowledged after commit and seen in the run (any backend)."""
+    worker = FakeWorker(service)
+    worker.hello()
+    assert (await worker.next("welcome"))["session_id"]
+    run_id = await service.start_run("main", "m", "flow", [5])
+    execute = await worker.next("execute")
+    assert execute["execution_id"] == f"{run_id}:1:1" and execute["arguments"] == [5]
+    seq = worker.complete(execute["execution_id"], ok(25))
+    assert (await worker.next("ack"))["seqs"] == [seq]
+    view = await service.get_run(run_id)
+    assert view["status"] == "succeeded" and view["result"] == 25
+    assert view["steps"][0]["executions"][0]["state"] == "succeeded"
+
+
 def test_run_is_dispatched_completed_and_acknowledged_after_commit(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = FakeWorker(service)
-            worker.hello()
-            assert (await worker.next("welcome"))["session_id"]
-            run_id = await service.start_run("main", "m", "flow", [5])
-            execute = await worker.next("execute")
-            assert execute["execution_id"] == f"{run_id}:1:1" and execute["arguments"] == [5]
-            seq = worker.complete(execute["execution_id"], ok(25))
-            assert (await worker.next("ack"))["seqs"] == [seq]
-            view = await service.get_run(run_id)
-            assert view["status"] == "succeeded" and view["result"] == 25
-            assert view["steps"][0]["executions"][0]["state"] == "succeeded"
+            await dispatch_complete_acknowledge(service)
 
     run(scenario)
 

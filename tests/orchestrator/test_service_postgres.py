@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from coflux.orchestrator import ProjectService, Timing
-from coflux.storage import SqlStore, schema_name
-from tests.orchestrator.test_service import FakeWorker, _start_parent, _submit, ok, run
+from coflux.storage import schema_name
+from tests.orchestrator.test_service import (
+    FakeWorker,
+    _start_parent,
+    _submit,
+    dispatch_complete_acknowledge,
+    ok,
+    open_service,
+    run,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -32,33 +40,17 @@ def pg_project() -> Iterator[tuple[str, str]]:
         engine.dispose()
 
 
-@asynccontextmanager
-async def open_pg_service(
+def open_pg_service(
     path: Path, pg_project: tuple[str, str], timing: Timing | None = None
-) -> AsyncIterator[ProjectService]:
+) -> AbstractAsyncContextManager[ProjectService]:
     project, url = pg_project
-    service = ProjectService(project, SqlStore.open(project, path, url), timing or Timing())
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.close()
+    return open_service(path, timing, project=project, database_url=url)
 
 
 def test_run_is_dispatched_completed_and_acknowledged(tmp_path: Path, pg_project: tuple[str, str]) -> None:
     async def scenario() -> None:
         async with open_pg_service(tmp_path, pg_project) as service:
-            worker = FakeWorker(service)
-            worker.hello()
-            assert (await worker.next("welcome"))["session_id"]
-            run_id = await service.start_run("main", "m", "flow", [5])
-            execute = await worker.next("execute")
-            assert execute["execution_id"] == f"{run_id}:1:1" and execute["arguments"] == [5]
-            seq = worker.complete(execute["execution_id"], ok(25))
-            assert (await worker.next("ack"))["seqs"] == [seq]
-            view = await service.get_run(run_id)
-            assert view["status"] == "succeeded" and view["result"] == 25
-            assert view["steps"][0]["executions"][0]["state"] == "succeeded"
+            await dispatch_complete_acknowledge(service)
         assert not (tmp_path / "projects").exists()  # nothing went to a SQLite file
 
     run(scenario)
