@@ -35,10 +35,10 @@ def free_port() -> int:
         return port
 
 
-def child_environment() -> dict[str, str]:
+def child_environment(root: Path = ROOT) -> dict[str, str]:
     """Our environment without ``COFLUX_*`` settings, with the repository root importable."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("COFLUX_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(root)
     return env
 
 
@@ -75,10 +75,12 @@ def tree_rss(process: psutil.Process) -> int:
 class ManagedProcess:
     """One subprocess we started, with its output in a log file."""
 
-    def __init__(self, name: str, command: list[str], log_path: Path) -> None:
+    def __init__(self, name: str, command: list[str], log_path: Path, root: Path = ROOT) -> None:
         self.name = name
         self.command = command
         self.log_path = log_path
+        self.root = root
+        """The checkout whose code the process runs (its working folder and ``PYTHONPATH``)."""
         self.popen: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -92,8 +94,8 @@ class ManagedProcess:
         self._log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
             self.command,
-            cwd=ROOT,
-            env=child_environment(),
+            cwd=self.root,
+            env=child_environment(self.root),
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -142,8 +144,14 @@ class Stack:
     """``coflux server`` plus one ``coflux worker bench.flows``, with a temporary SQLite data dir."""
 
     def __init__(
-        self, work_dir: Path, concurrency: int, module: str = "bench.flows", server_nodelay: bool = False
+        self,
+        work_dir: Path,
+        concurrency: int,
+        module: str = "bench.flows",
+        server_nodelay: bool = False,
+        root: Path = ROOT,
     ) -> None:
+        """``root``: the checkout to run (another one than this, to compare two versions)."""
         self.work_dir = work_dir
         self.port = free_port()
         self.token = secrets.token_hex(16)
@@ -152,7 +160,7 @@ class Stack:
         data_dir = ["--data-dir", str(work_dir / "data")]
         slots = ["--concurrency", str(concurrency)]
         # The experiment runs the same CLI through a wrapper that patches one thing (see its docstring).
-        server_base = [sys.executable, str(ROOT / "bench" / "nodelay_server.py")] if server_nodelay else base
+        server_base = [sys.executable, str(root / "bench" / "nodelay_server.py")] if server_nodelay else base
         self.server = ManagedProcess(
             "coflux server",
             [
@@ -167,11 +175,13 @@ class Stack:
                 self.token,
             ],
             work_dir / "server.log",
+            root,
         )
         self.worker = ManagedProcess(
             "coflux worker",
             [*base, "worker", module, "--url", self.url, "--token", self.token, "--register", *slots],
             work_dir / "worker.log",
+            root,
         )
 
     @property

@@ -50,6 +50,7 @@ from bench.profiling import Profile, Recording, py_spy
 from coflux.client import Client
 
 RESULTS_DIR = ROOT / "bench" / "results"
+ALL_CASES = (EMPTY, CHAIN, FANOUT, CACHE_HITS)
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,6 +65,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peer-timeout", type=float, default=600.0, help="seconds allowed per peer (600)")
     parser.add_argument("--no-peers", action="store_true", help="skip Ray and Dask")
     parser.add_argument("--setup-peers", action="store_true", help="create /tmp/venv-ray and /tmp/venv-dask")
+    parser.add_argument(
+        "--cases",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=None,
+        help="only these cases, comma-separated (no peers then): " + ", ".join(c.name for c in ALL_CASES),
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the server, worker and client after")
     parser.add_argument(
         "--experiment",
@@ -71,7 +78,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="EXPERIMENT: run a patched server (bench/nodelay_server.py); not the shipped code",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.cases or ()) - {c.name for c in ALL_CASES})
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(unknown)}")
+    return args
 
 
 def stop_on_sigterm() -> None:
@@ -90,10 +101,11 @@ def measure_coflux(args: argparse.Namespace, repetitions: int, work_dir: Path) -
         stack.start()
         print(f"server {stack.url} (pid {stack.server.pid}), worker pid {stack.worker.pid}", flush=True)
         client = Client(url=stack.url, token=stack.token, project="default", workspace="main")
-        wait_for_workflows(client, [c.target for c in (EMPTY, CHAIN, FANOUT, CACHE_HITS)], timeout=60)
+        cases = [c for c in ALL_CASES if args.cases is None or c.name in args.cases]
+        wait_for_workflows(client, [c.target for c in cases], timeout=60)
         results: dict[str, CaseResult] = {}
         with PeakRss(stack.processes) as peak:
-            for case in (EMPTY, CHAIN, FANOUT, CACHE_HITS):
+            for case in cases:
                 print(f"{case.name}: warm-up + {repetitions} runs", flush=True)
                 results[case.name] = measure(client, case, repetitions, args.run_timeout)
         rss = stack.rss_bytes()
@@ -134,39 +146,58 @@ def profile_stack(stack: Stack, client: Client, timeout: float) -> dict[str, str
 
 
 def coflux_rows(measured: dict[str, Any]) -> tuple[list[report.Row], dict[str, float]]:
-    """Our table rows, and the medians that the peer ratios use."""
+    """Our table rows (of the cases measured), and the medians that the peer ratios use."""
     results: dict[str, CaseResult] = measured["results"]
-    chain, fanout, empty = results[CHAIN.name], results[FANOUT.name], results[EMPTY.name]
-    hits = results[CACHE_HITS.name].ms_per_item()
     rss_mb = sum(measured["rss"].values()) / MIB
     rss_parts = " + ".join(f"{name.split()[-1]} {value / MIB:.0f}" for name, value in measured["rss"].items())
-    chain_ms, fanout_rate = chain.ms_per_item(), fanout.items_per_s()
-    rows = [
-        report.Row(
-            "(a) chain: 100 x inc, dependent",
-            "ms/step",
-            chain_ms,
-            f"≤ {report.TARGET_CHAIN_MS} ms",
-            chain_ms.median <= report.TARGET_CHAIN_MS,
-        ),
-        report.Row("    same, server-side span", "ms/step", chain.ms_per_item(server=True)),
-        report.Row(
-            "(b) fan-out: 1,000 x noop",
-            "tasks/s",
-            fanout_rate,
-            f"≥ {report.TARGET_FANOUT_PER_S:,.0f}/s",
-            fanout_rate.median >= report.TARGET_FANOUT_PER_S,
-        ),
-        report.Row("    same, server-side span", "tasks/s", fanout.items_per_s(server=True)),
-        report.Row("    empty workflow (fixed cost/run)", "ms/run", empty.ms_per_item()),
-        report.Row("    empty, server-side span", "ms/run", empty.ms_per_item(server=True)),
-        report.Row(
-            "(d) cache hit, seen by the worker",
-            "ms/hit",
-            hits,
-            f"≤ {report.TARGET_CACHE_HIT_MS} ms",
-            hits.median <= report.TARGET_CACHE_HIT_MS,
-        ),
+    rows: list[report.Row] = []
+    medians = {"rss_mb": rss_mb}
+    if CHAIN.name in results:
+        chain = results[CHAIN.name]
+        chain_ms = chain.ms_per_item()
+        medians["chain_ms"] = chain_ms.median
+        rows += [
+            report.Row(
+                "(a) chain: 100 x inc, dependent",
+                "ms/step",
+                chain_ms,
+                f"≤ {report.TARGET_CHAIN_MS} ms",
+                chain_ms.median <= report.TARGET_CHAIN_MS,
+            ),
+            report.Row("    same, server-side span", "ms/step", chain.ms_per_item(server=True)),
+        ]
+    if FANOUT.name in results:
+        fanout = results[FANOUT.name]
+        fanout_rate = fanout.items_per_s()
+        medians["fanout_per_s"] = fanout_rate.median
+        rows += [
+            report.Row(
+                "(b) fan-out: 1,000 x noop",
+                "tasks/s",
+                fanout_rate,
+                f"≥ {report.TARGET_FANOUT_PER_S:,.0f}/s",
+                fanout_rate.median >= report.TARGET_FANOUT_PER_S,
+            ),
+            report.Row("    same, server-side span", "tasks/s", fanout.items_per_s(server=True)),
+        ]
+    if EMPTY.name in results:
+        empty = results[EMPTY.name]
+        rows += [
+            report.Row("    empty workflow (fixed cost/run)", "ms/run", empty.ms_per_item()),
+            report.Row("    empty, server-side span", "ms/run", empty.ms_per_item(server=True)),
+        ]
+    if CACHE_HITS.name in results:
+        hits = results[CACHE_HITS.name].ms_per_item()
+        rows.append(
+            report.Row(
+                "(d) cache hit, seen by the worker",
+                "ms/hit",
+                hits,
+                f"≤ {report.TARGET_CACHE_HIT_MS} ms",
+                hits.median <= report.TARGET_CACHE_HIT_MS,
+            )
+        )
+    rows += [
         report.Row(
             f"(c) memory: {rss_parts}",
             "MB RSS",
@@ -180,13 +211,13 @@ def coflux_rows(measured: dict[str, Any]) -> tuple[list[report.Row], dict[str, f
             report.Spread(*[measured["peak_rss"] / MIB] * 3),
         ),
     ]
-    return rows, {"chain_ms": chain_ms.median, "fanout_per_s": fanout_rate.median, "rss_mb": rss_mb}
+    return rows, medians
 
 
 def compare_peers(args: argparse.Namespace, repetitions: int) -> list[peers.PeerFigures]:
     if args.setup_peers:
         peers.setup_venvs()
-    if args.no_peers:
+    if args.no_peers or args.cases is not None:
         return []
     present = [name for name in peers.VENVS if peers.python_of(name).exists()]
     missing = [str(path) for name, path in peers.VENVS.items() if name not in present]
@@ -207,7 +238,7 @@ def print_summary(
     print("Headline figures are client wall time (start_run → Run.result() returned) and include result")
     print("polling; 'server-side span' is the run's created_at → root completed_at on the server's clock.")
     print("Targets: chain ≤ 1.0 ms/step, fan-out ≥ 2,000 tasks/s, server + one worker ≤ 200 MB RSS.")
-    if peer_figures:
+    if peer_figures and "chain_ms" in medians and "fanout_per_s" in medians:
         print("\nPeers (same shapes)")
         print(
             report.peers_table(medians["chain_ms"], medians["fanout_per_s"], medians["rss_mb"], peer_figures)

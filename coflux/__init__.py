@@ -35,6 +35,14 @@ from coflux.worker import (
     workflow,
 )
 
+
+def load_ipython_extension(shell: object) -> None:
+    """``%load_ext coflux``: the magics, the kernel's worker and the widgets (imported only now)."""
+    from coflux.notebook import load_ipython_extension as load
+
+    load(shell)
+
+
 __all__ = [
     "BadRequest",
     "Cache",
@@ -57,6 +65,7 @@ __all__ = [
     "Worker",
     "Workflow",
     "group",
+    "load_ipython_extension",
     "log_debug",
     "log_error",
     "log_info",

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -56,6 +57,23 @@ class ServerUnavailable(RequestError):
     """The server could not be reached at all (refused, unresolvable, timed out)."""
 
     code = "unavailable"
+
+
+_started: list[tuple[str, str]] = []
+_started_lock = threading.Lock()
+
+
+def started_runs() -> list[tuple[str, str]]:
+    """``(project, run_id)`` of every run this process started through :meth:`Client.start_run`
+    (``Workflow.run`` included), oldest first. ``coflux run`` asks a notebook's kernel for it to
+    learn which runs the notebook started."""
+    with _started_lock:
+        return list(_started)
+
+
+def _record_started(project: str, run_id: str) -> None:
+    with _started_lock:
+        _started.append((project, run_id))
 
 
 @dataclass(frozen=True)
@@ -272,7 +290,9 @@ class Client:
         arguments = [serialize(value, self.put_blob) for value in values]
         body = {"module": module, "target": name, "arguments": arguments}
         data = self._request("POST", self._project_path("workspaces", workspace, "runs"), body)
-        return Run(self, RunId(data["run_id"]), workspace)
+        run_id = RunId(data["run_id"])
+        _record_started(self.project, run_id)
+        return Run(self, run_id, workspace)
 
     def _parameters(self, module: str, name: str, workspace: str) -> list[dict[str, Any]]:
         for workflow in self.workflows(workspace):
@@ -293,6 +313,20 @@ class Client:
         if query:
             path += "?" + urllib.parse.urlencode(query)
         return dict(self._request("GET", path, timeout=wait + 30 if wait else None))
+
+    def runs(
+        self, workflow: str | None = None, workspace: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """The newest runs started in ``workspace`` (default the client's), of ``module:name`` if
+        given: ``run_id``, ``module``, ``target``, ``status``, ``created_at``."""
+        query = {"limit": str(limit)}
+        if workflow:
+            query["workflow"] = workflow
+        path = self._project_path("workspaces", workspace or self.workspace, "runs")
+        data = self._request("GET", f"{path}?{urllib.parse.urlencode(query)}")
+        assert isinstance(data, dict)
+        runs: list[dict[str, Any]] = data["runs"]
+        return runs
 
     def get_run(self, run_id: str, workspace: str | None = None) -> Run:
         data = self.run_data(run_id, workspace)

@@ -214,6 +214,19 @@ class WorkflowsHandler(CofluxHandler):
 
 class RunsHandler(CofluxHandler):
     @allow_unauthenticated
+    async def get(self, project: str, workspace: str) -> None:
+        async def action() -> None:
+            service = await self.service(project)
+            workflow = self.get_query_argument("workflow", None)
+            try:
+                limit = int(self.get_query_argument("limit", "20"))
+            except ValueError as err:
+                raise BadRequest("limit must be an integer") from err
+            self.reply({"runs": await service.list_runs(workspace, workflow, limit)})
+
+        await self.guarded(action)
+
+    @allow_unauthenticated
     async def post(self, project: str, workspace: str) -> None:
         async def action() -> None:
             data = self.body()

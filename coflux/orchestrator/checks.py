@@ -10,11 +10,13 @@ from typing import Any
 from coflux import serialization
 from coflux.errors import BadRequest, ProtocolError
 from coflux.models import JSON, SessionId, StepOptions, TargetDefinition, split_execution_id
+from coflux.storage import dumps
 
 NAME_MAX = 512
 CALL_INDEX_MAX = 2**31
 CONCURRENCY_MAX = 10_000
 LOG_MESSAGE_MAX = 1024 * 1024
+OPTIONS_SEEN_MAX = 1024
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -83,6 +85,23 @@ def options(raw: Any) -> StepOptions:
         return StepOptions.from_json(raw)
     except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as err:
         raise BadRequest(f"bad options: {err}") from err
+
+
+_options_seen: dict[str, tuple[StepOptions, str]] = {}
+
+
+def options_and_text(raw: Any) -> tuple[StepOptions, str]:
+    """:func:`options`, and their JSON text as a step stores it. A worker sends the same options
+    with every call of a target: each distinct text is parsed once (``StepOptions`` is frozen)."""
+    key = dumps(raw)
+    seen = _options_seen.get(key)
+    if seen is None:
+        parsed = options(raw)
+        seen = (parsed, dumps(parsed.to_json()))
+        if len(_options_seen) >= OPTIONS_SEEN_MAX:
+            _options_seen.clear()
+        _options_seen[key] = seen
+    return seen
 
 
 def value(data: JSON, what: str) -> JSON:

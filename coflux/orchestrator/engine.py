@@ -1,7 +1,8 @@
 """The engine of one project: steps, executions, dispatch, outcomes, retries and waiters.
 
 All methods run on the project's event loop; every change is written through the :class:`Writer` and
-every message that depends on a change is sent after it commits.
+every message that depends on a change is sent after it commits (but for the two that the writer's
+docstring lists: a dispatch, and a cache hit on a durable result answered ahead).
 
 A step resolves only through executions in its home workspace (its parent's, or the run's); a re-run
 in a descendant workspace is an overlay, recorded and shown from that workspace, never seen by the
@@ -38,9 +39,13 @@ CACHE_VALUE_INLINE = 4096
 """Values up to this many characters of JSON are kept in the cache index; larger ones are read back."""
 CacheEntry = tuple[str, float, Any]
 """(execution that computed it, when, its value or ``FETCH``)."""
+IndexEntry = tuple[str, float, Any, int]
+"""A :data:`CacheEntry` and the number of the batch that wrote it (0: read from storage)."""
 FETCH: Any = object()
 FindCached = Callable[[str, int], "CacheEntry | None"]
 """(cache key, workspace) -> the newest entry in storage (its value ``FETCH``), or None."""
+FindSource = Callable[[str, str], "CacheEntry | None"]
+"""(cache key, execution) -> that execution's entry in storage (its value ``FETCH``), or None."""
 TERMINATED = frozenset({ExecutionState.CANCELLED, ExecutionState.TIMED_OUT, ExecutionState.ABANDONED})
 
 
@@ -54,15 +59,17 @@ class Engine:
         find_cached: FindCached = lambda key, workspace: None,
         value_of: Callable[[str], JSON] = lambda execution_id: None,
         dispatchable: Callable[[int], bool] = lambda _: True,
+        find_source: FindSource = lambda key, execution_id: None,
     ) -> None:
         self.dispatchable = dispatchable
+        self.find_source = find_source
         self.workspace_name = workspace_name
         self.lineage = lineage
         self.find_cached = find_cached
         self.value_of = value_of
         self.deferring: dict[tuple[int, str | None], Execution] = {}
         """(workspace, defer key) -> the newest queued execution with that key."""
-        self.cache_index: OrderedDict[tuple[str, int], CacheEntry | None] = OrderedDict()
+        self.cache_index: OrderedDict[tuple[str, int], IndexEntry | None] = OrderedDict()
         """(cache key, workspace) -> its newest entry, or None when storage has none. Exact: this
         engine writes every entry; storage is read once per key and workspace after a restart."""
         self.computing: dict[str, list[Step]] = {}
@@ -96,7 +103,9 @@ class Engine:
         parent: Execution | None,
         call_index: int | None,
         cache_and_memo: tuple[str | None, str | None] = (None, None),
+        options_json: str | None = None,
     ) -> Step:
+        """``options_json``: the options' stored text, when the caller has it already."""
         module, name, type_ = target
         number = run.next_number
         run.next_number += 1
@@ -123,7 +132,7 @@ class Engine:
                 "target": name,
                 "type": type_.value,
                 "arguments": dumps(arguments),
-                "options": dumps(options.to_json()),
+                "options": options_json if options_json is not None else dumps(options.to_json()),
                 "created_at": time.time(),
                 "cache_key": step.cache_key,
                 "memo_key": step.memo_key,
@@ -222,7 +231,8 @@ class Engine:
         row = {"cache_key": key, "workspace_id": execution.workspace_id, "created_at": now}
         self.writer.batch.cache_entries.append({**row, "execution_id": execution.execution_id})
         small = len(dumps(value)) <= CACHE_VALUE_INLINE
-        self._index((key, execution.workspace_id), (execution.execution_id, now, value if small else FETCH))
+        entry = (execution.execution_id, now, value if small else FETCH, self.writer.number)
+        self._index((key, execution.workspace_id), entry)
 
     def _leave_deferring(self, execution: Execution) -> None:
         """It is no longer queued: a later identical call no longer defers it."""
@@ -239,10 +249,14 @@ class Engine:
 
     def _from_cache(self, execution: Execution) -> bool:
         """Checked when a first attempt becomes due: share an identical step in flight, or reuse a
-        result within max age, searching the workspace and then its ancestors, nearest first."""
+        result within max age, searching the workspace and then its ancestors, nearest first
+        (unless the step was made with its reuse decided: :meth:`durable_reuse`)."""
         step = execution.step
         key = step.cache_key
         assert key is not None
+        if step.reuse is not None:
+            self._reuse(execution, *step.reuse)
+            return True
         lineage = self.lineage(execution.workspace_id)
         computing = next(
             (o for o in self.computing.get(key, ()) if o is not step and o.workspace_id in lineage), None
@@ -252,17 +266,36 @@ class Engine:
             return True
         hit = self._cache_hit(key, lineage, keys.cache_max_age(step.options))
         if hit is not None:
-            source, _, value = hit
-            if value is FETCH:
-                value = self.value_of(source)
-            self.finish(
-                execution, {"state": ExecutionState.CACHED.value, "value": value, "cached_from": source}
-            )
+            source, _, value, _ = hit
+            self._reuse(execution, source, self.value_of(source) if value is FETCH else value)
             return True
         self.computing.setdefault(key, []).append(step)
         return False
 
-    def _cache_hit(self, key: str, lineage: list[int], max_age: float | None) -> CacheEntry | None:
+    def _reuse(self, execution: Execution, source: str, value: JSON) -> None:
+        self.finish(execution, {"state": ExecutionState.CACHED.value, "value": value, "cached_from": source})
+
+    def durable_reuse(
+        self, key: str, workspace_id: int, options: StepOptions, pinned: str | None = None
+    ) -> tuple[str, JSON] | None:
+        """(execution, value): the result that a new first attempt with this cache key would reuse
+        right now, if storage already holds it (a hit on a committed result, with no identical
+        step in flight); else None. Such a step's outcome doesn't depend on its own commit.
+
+        ``pinned``: a submit re-sent after it was answered ``cached_from`` that execution reuses it
+        again, whatever the cache holds now, if it holds a result for the key."""
+        if pinned is not None and self.find_source(key, pinned) is not None:
+            return pinned, self.value_of(pinned)
+        lineage = self.lineage(workspace_id)
+        if any(o.workspace_id in lineage for o in self.computing.get(key, ())):
+            return None
+        hit = self._cache_hit(key, lineage, keys.cache_max_age(options))
+        if hit is None or hit[3] >= self.writer.number:  # none, or written by the pending batch
+            return None
+        source, _, value, _ = hit
+        return source, self.value_of(source) if value is FETCH else value
+
+    def _cache_hit(self, key: str, lineage: list[int], max_age: float | None) -> IndexEntry | None:
         """The newest entry in the nearest workspace that has one (within ``max_age``)."""
         now = time.time()
         for workspace in lineage:
@@ -271,13 +304,14 @@ class Engine:
                 entry = self.cache_index[slot]
                 self.cache_index.move_to_end(slot)
             else:
-                entry = self.find_cached(key, workspace)
+                found = self.find_cached(key, workspace)
+                entry = (*found, 0) if found is not None else None
                 self._index(slot, entry)
             if entry is not None and (max_age is None or now - entry[1] <= max_age):
                 return entry
         return None
 
-    def _index(self, slot: tuple[str, int], entry: CacheEntry | None) -> None:
+    def _index(self, slot: tuple[str, int], entry: IndexEntry | None) -> None:
         self.cache_index[slot] = entry
         self.cache_index.move_to_end(slot)
         if len(self.cache_index) > CACHE_INDEX_SIZE:
@@ -447,7 +481,7 @@ class Engine:
         waiters, step.waiters = step.waiters, []
         for waiter in waiters:
             self.writer.after_commit(lambda w=waiter: w(outcome))  # type: ignore[misc]
-        if not waiters:
+        if not waiters and not step.awaited:  # an awaited step's caller is answered by ``resolved``
             self._push_to_parent(step, outcome)
         if step.parent_execution_id is None:
             run_id, status = step.run.run_id, _run_status(outcome)

@@ -15,9 +15,11 @@ from typing import Any
 from coflux.models import JSON, StepOptions
 from coflux.serialization import canonical, references
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
 
 def _digest(parts: list[Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode("utf-8")).hexdigest()
+    return hashlib.sha256(_ENCODE(parts).encode("utf-8")).hexdigest()
 
 
 def _chosen(arguments: list[JSON], parameters: list[str] | None, names: Any) -> list[str]:

@@ -40,6 +40,7 @@ from coflux.storage import SqlStore
 log = logging.getLogger(__name__)
 
 Listener = Callable[[dict[str, Any]], None]
+MAX_RUNS_LISTED = 200
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class ProjectService:
             self._find_cached,
             self._value_of,
             self.workspaces.dispatchable,
+            self._find_source,
         )
         self.sessions = WorkerSessions(
             self.engine,
@@ -232,6 +234,10 @@ class ProjectService:
         row = self.store.cache_hit(key, workspace)
         return (row["execution_id"], row["created_at"], FETCH) if row is not None else None
 
+    def _find_source(self, key: str, execution_id: str) -> tuple[str, float, Any] | None:
+        row = self.store.cache_source(key, execution_id)
+        return (execution_id, row["created_at"], FETCH) if row is not None else None
+
     def _value_of(self, execution_id: str) -> Any:
         row = self.store.result(execution_id)
         return json.loads(row["value"]) if row is not None and row["value"] is not None else None
@@ -367,6 +373,33 @@ class ProjectService:
         await self.writer.durable()
         self._publish({"type": "run", "run_id": run.run_id, "status": "running"})
         return run.run_id
+
+    async def list_runs(
+        self, workspace: str, workflow: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """The newest top-level runs started in ``workspace`` (of ``module:target`` if given)."""
+        ws = self.workspaces.get(workspace)
+        module, target = None, None
+        if workflow:
+            module, sep, target = workflow.rpartition(":")
+            if not sep or not module or not target:
+                raise BadRequest(f"workflow must be MODULE:NAME, not {workflow!r}")
+        if not 1 <= limit <= MAX_RUNS_LISTED:
+            raise BadRequest(f"limit must be between 1 and {MAX_RUNS_LISTED}")
+        listed = []
+        for row in self.store.recent_runs(ws.id, module, target, limit):
+            view = run_view(self.store, self.workspaces, self.engine, row["run_id"], None, with_steps=False)
+            listed.append(
+                {
+                    "run_id": row["run_id"],
+                    "workspace": ws.name,
+                    "module": row["module"],
+                    "target": row["target"],
+                    "status": view["status"],
+                    "created_at": row["created_at"],
+                }
+            )
+        return listed
 
     async def get_run(
         self, run_id: str, workspace: str | None = None, wait: float = 0.0, with_steps: bool = True

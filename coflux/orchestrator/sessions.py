@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from coflux.errors import BadRequest, NotFound, ProtocolError
 from coflux.models import (
+    JSON,
     ExecutionId,
     ExecutionState,
     SessionId,
@@ -21,6 +22,7 @@ from coflux.models import (
     TargetType,
     new_run_id,
     split_execution_id,
+    step_id,
 )
 from coflux.orchestrator import checks, keys
 from coflux.orchestrator.engine import Engine
@@ -187,13 +189,23 @@ class WorkerSessions:
     def _on_submit(self, session: Session, message: dict[str, Any]) -> None:
         parent = self._parent(session, message["parent_execution_id"])
         call_index = checks.call_index(message.get("call_index"))
+        awaits = bool(message.get("await"))
+        request_id = message["request_id"]
         existing = self._existing_child(parent, call_index)
         if existing is None:
-            existing = self._new_child(parent, message, call_index)
-        step_key, attempts = existing
+
+            def ahead(execution_id: str, reuse: tuple[str, JSON]) -> None:
+                self._answer_ahead(session, request_id, execution_id, reuse)
+
+            step_key, attempts, answered = self._new_child(
+                parent, message, call_index, ahead if awaits else None
+            )
+            if answered:
+                return
+        else:
+            step_key, attempts = existing
         execution_id = f"{step_key}:{max(attempts, 1)}"
-        request_id = message["request_id"]
-        if message.get("await"):
+        if awaits:
             # The caller only wants the value: ``resolved`` will carry the execution id.
             self._wait(session, parent, step_key, request_id, execution_id)
             return
@@ -205,14 +217,42 @@ class WorkerSessions:
         }
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, reply))
 
+    def _answer_ahead(
+        self, session: Session, request_id: int, execution_id: str, reuse: tuple[str, JSON]
+    ) -> None:
+        """An awaited call that a durable cached result settles: answered at once, before its step
+        is even made, and sent ahead of the commit that records the step (``ahead`` names it), as
+        a dispatch is. Should the server die before that commit, the worker, which keeps the
+        submit until a later message proves the commit, re-sends it with ``cached_from`` after
+        reconnecting: the step is made again from that same result, so the record matches the
+        answer its caller already has."""
+        source, value = reuse
+        reply = {
+            "type": "resolved",
+            "request_id": request_id,
+            "execution_id": execution_id,
+            "outcome": {"state": ExecutionState.SUCCEEDED.value, "value": value},
+            "ahead": self.engine.writer.number,
+            "cached_from": source,
+        }
+        self.engine.send_to(session, reply)
+        if session.flush is not None:
+            session.flush()  # now, rather than with the commit: the step is made meanwhile
+        self.engine.writer.schedule()
+
     def _new_child(
-        self, parent: Execution, message: dict[str, Any], call_index: int | None
-    ) -> tuple[str, int]:
-        """A new step for the submit, or the run's memoised one with the same key."""
+        self,
+        parent: Execution,
+        message: dict[str, Any],
+        call_index: int | None,
+        ahead: Callable[[str, tuple[str, JSON]], None] | None = None,
+    ) -> tuple[str, int, bool]:
+        """A new step for the submit, or the run's memoised one with the same key: its key, its
+        (latest) attempt, and whether ``ahead`` (given for an awaited call) answered already."""
         module = checks.name(message["module"], "module")
         target = checks.name(message["target"], "target")
         kind = _target_type(message["target_type"])
-        options = checks.options(message.get("options"))
+        options, options_json = checks.options_and_text(message.get("options"))
         arguments = [checks.value(a, "an argument") for a in message["arguments"]]
         run = parent.step.run
         parameters = self.workspaces.parameters(parent.workspace_id, module, target)
@@ -220,20 +260,36 @@ class WorkerSessions:
         memo = keys.memo_key(module, target, options, arguments, parameters, run.memo_default)
         if memo is not None and memo in memoised:
             hit = memoised[memo]
-            return hit, self.latest_attempt(hit)
+            return hit, self.latest_attempt(hit), False
         cache = keys.cache_key(module, target, options, arguments, parameters)
+        waits_on = keys.waited_references(options, arguments, parameters)
+        reuse = None
+        # An awaited task that nothing holds back (no delay, no wait): a durable hit settles it.
+        if (
+            ahead is not None
+            and cache is not None
+            and kind is TargetType.TASK
+            and not (options.delay or waits_on)
+        ):
+            pinned = message.get("cached_from")
+            pinned = checks.execution_id(pinned, "cached_from") if pinned is not None else None
+            reuse = self.engine.durable_reuse(cache, parent.workspace_id, options, pinned)
+            if reuse is not None:
+                ahead(f"{step_id(run.run_id, run.next_number)}:1", reuse)
         if kind is TargetType.WORKFLOW:
             # A workflow called from an execution starts a run of its own, spawned by (linked to)
             # the caller: its root step is the caller's child, so waiting and cancelling cascade.
             run = self.engine.new_run(new_run_id(), parent.workspace_id, parent.execution_id)
             run.memo_default, memo = options.memo, None
         step = self.engine.new_step(
-            run, (module, target, kind), arguments, options, parent, call_index, (cache, memo)
+            run, (module, target, kind), arguments, options, parent, call_index, (cache, memo), options_json
         )
-        step.waits_on = keys.waited_references(options, arguments, parameters)
+        step.waits_on = waits_on
         step.defer_key = keys.defer_key(module, target, options, arguments, parameters)
+        step.awaited = ahead is not None
+        step.reuse = reuse
         self.engine.new_execution(step, parent.workspace_id, options.delay)
-        return step.step_id, step.attempts
+        return step.step_id, step.attempts, reuse is not None
 
     def _existing_child(self, parent: Execution, call_index: int | None) -> tuple[str, int] | None:
         """A submit re-sent after a reconnect names a child that already exists: reuse it."""

@@ -62,6 +62,11 @@ class Step:
     defer_key: str | None = None
     waits_on: list[str] = field(default_factory=list)
     """Execution ids (from ``wait``) that must be final before the step is dispatched."""
+    awaited: bool = False
+    """Submitted with ``await``: its caller is answered by ``resolved``, never by a pushed ``outcome``."""
+    reuse: tuple[str, JSON] | None = None
+    """(execution, value): the durable cached result this step reuses, decided when it was made
+    (its caller may have been answered with it before the step committed)."""
     waiters: list[Waiter] = field(default_factory=list)
     live: dict[ExecutionId, Execution] = field(default_factory=dict)
 

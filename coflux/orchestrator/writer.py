@@ -1,7 +1,9 @@
 """Group commit: every event of one loop tick goes into one transaction, and nothing that depends on
 an event (an acknowledgement, a reply, a resolution) leaves the process before that transaction
-commits. The one exception is a dispatch, sent by ``before_commit`` so that work starts while the
-batch is written (see :meth:`coflux.orchestrator.engine.Engine.assign`).
+commits. Two exceptions leave with ``before_commit``, so that the worker goes on while the batch is
+written: a dispatch (see :meth:`coflux.orchestrator.engine.Engine.assign`), and the answer to an
+awaited submit that a durable cached result settles (``resolved`` with ``ahead``: the number of the
+batch that records the step; see :meth:`coflux.orchestrator.sessions.WorkerSessions._answer_ahead`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ class Writer:
         self._scheduled = False
         self._before_commit = before_commit
         self._on_failure = on_failure
+        self.number = 1
+        """The number of the batch being built: every flush closes one (an empty one too). A later
+        number proves every earlier batch committed (a failed commit reloads the service and closes
+        every worker connection first)."""
 
     def after_commit(self, effect: Effect) -> None:
         """Run ``effect`` once everything written so far is durable."""
@@ -64,6 +70,7 @@ class Writer:
         self._scheduled = False
         self._before_commit()
         batch, self.batch = self.batch, Batch()
+        self.number += 1
         effects, self._effects = self._effects, []
         waiting, self._waiting = self._waiting, []
         if batch:

@@ -285,6 +285,14 @@ class SqlStore:
         rows = self._all(query)
         return rows[0] if rows else None
 
+    def cache_source(self, key: str, execution_id: str) -> Row | None:
+        """The cache entry that this execution wrote for this key, if any: workspace_id, created_at."""
+        query = sa.select(t.cache_entries.c.workspace_id, t.cache_entries.c.created_at).where(
+            (t.cache_entries.c.cache_key == key) & (t.cache_entries.c.execution_id == execution_id)
+        )
+        rows = self._all(query.limit(1))
+        return rows[0] if rows else None
+
     def spawned_by(self, run_id: str) -> list[Row]:
         """Runs spawned by executions of this run: run_id, parent_execution_id, created_at."""
         query = (
@@ -318,6 +326,22 @@ class SqlStore:
             .group_by(t.steps.c.run_id)
         )
         return {r["run_id"]: int(r["n"]) for r in self._all(query)}
+
+    def recent_runs(
+        self, workspace_id: int, module: str | None = None, target: str | None = None, limit: int = 20
+    ) -> list[Row]:
+        """The newest top-level runs started in a workspace (optionally of one workflow): run_id,
+        created_at, and the root step's module and target."""
+        query = (
+            sa.select(t.runs.c.run_id, t.runs.c.created_at, t.steps.c.module, t.steps.c.target)
+            .join(t.steps, (t.steps.c.run_id == t.runs.c.run_id) & (t.steps.c.number == 1))
+            .where((t.runs.c.workspace_id == workspace_id) & t.runs.c.parent_execution_id.is_(None))
+        )
+        if module is not None:
+            query = query.where(t.steps.c.module == module)
+        if target is not None:
+            query = query.where(t.steps.c.target == target)
+        return self._all(query.order_by(t.runs.c.created_at.desc()).limit(limit))
 
     def run(self, run_id: str) -> Row | None:
         rows = self._all(sa.select(t.runs).where(t.runs.c.run_id == run_id))
@@ -397,5 +421,9 @@ def list_projects(data_dir: Path, database_url: str | None = None) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.db"))
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    """Compact JSON text (one shared encoder: ``json.dumps`` with options builds one per call)."""
+    return _ENCODER.encode(value)

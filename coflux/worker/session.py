@@ -8,6 +8,9 @@ methods, which append to an outbox and wake the loop at most once per batch, so 
   unacknowledged ones are re-sent after a reconnect;
 - requests (``submit``, ``wait``, ``cancel``) stay in a table until their final answer and are
   re-sent (same ``request_id``, same ``call_index``) after a reconnect; the server de-duplicates;
+- a submit answered *ahead* of the commit of its step (a cache hit: ``resolved`` with ``ahead``
+  and ``cached_from``) is kept until a later message proves that commit, and re-sent, pinned to
+  the result it was answered with, if the connection is lost first (see :meth:`Session._confirm`);
 - ``log`` and ``started`` written while disconnected wait in a bounded backlog.
 """
 
@@ -41,6 +44,9 @@ BACKLOG_LIMIT: Final = 10_000
 TargetKey = tuple[str, str]
 STARTED_AFTER = 0.01
 """Seconds an execution runs before the worker reports it as running."""
+UNCOMMITTED: Final = frozenset({"welcome", "execute", "error"})
+"""What the server may send before the commit of the batch it belongs to; besides these, only a
+``resolved`` with ``ahead``. Every other message leaves after a commit."""
 
 
 class Session:
@@ -74,6 +80,8 @@ class Session:
         self._held: dict[ExecutionId, int] = {}
         self._running: dict[ExecutionId, ExecutionContext] = {}
         self._requests: dict[int, PendingRequest] = {}
+        self._ahead: dict[int, _Ahead] = {}
+        """Submits answered ahead of the commit of their step, by request id, until confirmed."""
         self._runner = runtime.Runner()
         # Outcomes of children the server pushed, by parent: read from execution threads.
         self._outcomes: dict[ExecutionId, dict[str, dict[str, JSON]]] = {}
@@ -110,7 +118,7 @@ class Session:
         with self._lock:
             self._closed = True
             items, self._outbox = self._outbox, []
-        requests = [payload for kind, payload in items if kind == "request"]
+        requests = [payload[0] for kind, payload in items if kind == "request"]
         for request in [*self._requests.values(), *requests]:
             request.on_error(error)
         self._requests.clear()
@@ -120,9 +128,12 @@ class Session:
     def next_request_id(self) -> int:
         return next(self._request_ids)
 
-    def request(self, message: Message, owner: ExecutionId | None) -> PendingRequest:
+    def request(
+        self, message: Message, owner: ExecutionId | None, encoded: str | None = None
+    ) -> PendingRequest:
+        """``encoded``: ``message`` as JSON text already (the first sending uses it)."""
         request = PendingRequest(message, owner)
-        self._post("request", request)
+        self._post("request", (request, encoded))
         return request
 
     def withdraw(self, request: PendingRequest) -> None:
@@ -160,7 +171,7 @@ class Session:
         with self._lock:
             if self._closed:
                 if kind == "request":
-                    payload.on_error(CofluxError("the worker has stopped"))
+                    payload[0].on_error(CofluxError("the worker has stopped"))
                 return
             self._outbox.append((kind, payload))
             if self._drain_scheduled:
@@ -189,7 +200,7 @@ class Session:
                 self._send_or_keep(batch)
                 batch = None
             if kind == "request":
-                self._send_request(payload)
+                self._send_request(*payload)
             elif kind == "complete":
                 self._send_complete(*payload)
             elif kind == "withdraw":
@@ -205,9 +216,9 @@ class Session:
         if not self.connection.send(message):
             self._backlog.append(message)
 
-    def _send_request(self, request: PendingRequest) -> None:
+    def _send_request(self, request: PendingRequest, encoded: str | None) -> None:
         self._requests[request.request_id] = request
-        self.connection.send(request.message)  # if disconnected: re-sent on welcome
+        self.connection.send(request.message, encoded)  # if disconnected: re-sent on welcome
 
     def _send_complete(self, ctx: ExecutionContext, outcome: dict[str, JSON]) -> None:
         execution_id = ctx.execution_id
@@ -257,6 +268,14 @@ class Session:
 
     def welcomed(self, welcome: Message) -> None:
         self.session_id = welcome["session_id"]
+        # Before any complete: a parent's children must reach the server while it still runs.
+        for request_id in sorted(self._ahead):
+            ahead = self._ahead[request_id]
+            if ahead.owner in self._running or ahead.owner in self._held:
+                ahead.batch = None  # only its own answer confirms it now
+                self.connection.send({**ahead.request.message, "cached_from": ahead.cached_from})
+            else:
+                del self._ahead[request_id]  # its parent was aborted: nobody needs the step
         for seq in sorted(self._unacked):
             self.connection.send(self._unacked[seq])
         for request_id in sorted(self._requests):
@@ -266,9 +285,24 @@ class Session:
         self._set_status(connected=True, refusal=None)
 
     def received(self, message: Message) -> None:
+        if self._ahead:
+            self._confirm(message)
         handler = self._handlers.get(message["type"])
         if handler is not None:
             handler(message)
+
+    def _confirm(self, message: Message) -> None:
+        """Forget the submits answered ahead whose commit ``message`` proves. The server numbers
+        its batches: one answered ahead of batch N is durable once anything sent after batch N
+        committed arrives, i.e. a message not in :data:`UNCOMMITTED`, or one answered ahead of a
+        later batch (a failed commit closes the connection before anything else is sent)."""
+        kind = message["type"]
+        if kind in UNCOMMITTED:
+            return
+        batch = message.get("ahead") if kind == "resolved" else None
+        for request_id, ahead in list(self._ahead.items()):
+            if ahead.batch is not None and (batch is None or ahead.batch < batch):
+                del self._ahead[request_id]
 
     def heartbeat(self) -> Message:
         return {"type": "heartbeat", "running": list(self._running)}
@@ -322,6 +356,9 @@ class Session:
             return
         ctx.aborted = True
         self._outcomes.pop(execution_id, None)
+        for request_id, ahead in list(self._ahead.items()):
+            if ahead.owner == execution_id:
+                del self._ahead[request_id]
         for request_id, request in list(self._requests.items()):
             if request.owner == execution_id:
                 del self._requests[request_id]
@@ -345,9 +382,20 @@ class Session:
             del self._requests[request.request_id]
 
     def _on_resolved(self, message: Message) -> None:
-        request = self._requests.pop(message["request_id"], None)
+        request_id = message["request_id"]
+        batch = message.get("ahead")
+        request = self._requests.pop(request_id, None)
         if request is not None:
+            if isinstance(batch, int) and request.owner is not None and request.kind == "submit":
+                self._ahead[request_id] = _Ahead(batch, request, message.get("cached_from"))
             request.on_resolved(ExecutionId(message["execution_id"]), message["outcome"])
+            return
+        ahead = self._ahead.get(request_id)  # the answer to a submit re-sent after a reconnect
+        if ahead is not None:
+            if isinstance(batch, int):
+                ahead.batch = batch
+            else:
+                del self._ahead[request_id]
 
     def _on_outcome(self, message: Message) -> None:
         parent = ExecutionId(message["parent_execution_id"])
@@ -361,9 +409,28 @@ class Session:
 
     def _on_error(self, message: Message) -> None:
         request_id = message.get("request_id")
+        if isinstance(request_id, int) and self._ahead.pop(request_id, None) is not None:
+            return  # a re-sent submit the server can no longer take: its caller has its answer
         request = self._requests.pop(request_id, None) if isinstance(request_id, int) else None
         error = request_error(message["code"], message["message"])
         if request is not None:
             request.on_error(error)
         else:
             _logger.warning("coflux: the server reported %s: %s", message["code"], message["message"])
+
+
+class _Ahead:
+    """A submit answered ahead of the commit of its step: ``batch`` is the server's number of that
+    commit (``None`` once re-sent on a new connection, until the re-sent submit is answered);
+    a re-sent submit is pinned to the result it was answered with (``cached_from``)."""
+
+    __slots__ = ("batch", "cached_from", "request")
+
+    def __init__(self, batch: int | None, request: PendingRequest, cached_from: Any) -> None:
+        self.batch = batch
+        self.request = request
+        self.cached_from = cached_from
+
+    @property
+    def owner(self) -> ExecutionId | None:
+        return self.request.owner

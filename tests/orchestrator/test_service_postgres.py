@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from coflux.orchestrator import ProjectService, Timing
 from coflux.storage import schema_name
+from tests.orchestrator.test_cache_ahead import resent_after_a_lost_commit
 from tests.orchestrator.test_service import (
     FakeWorker,
     _start_parent,
@@ -124,3 +125,9 @@ def test_a_log_line_with_a_nul_character_does_not_break_the_project(
             assert line["message"].startswith("raw ") and line["message"].endswith(" bytes")
 
     run(scenario)
+
+
+def test_a_cache_hit_answered_ahead_survives_a_lost_commit(
+    tmp_path: Path, pg_project: tuple[str, str]
+) -> None:
+    run(lambda: resent_after_a_lost_commit(lambda: open_pg_service(tmp_path, pg_project)))

@@ -23,6 +23,7 @@ import coflux.worker as cf
 from coflux import protocol
 from coflux.errors import ExecutionCancelled, NotFound, ProtocolError, Unauthorized
 from coflux.protocol import Message
+from coflux.worker import transport
 from coflux.worker.runner import run_worker
 
 WAIT = 10.0
@@ -91,6 +92,11 @@ def blocked() -> None:
 @cf.task()
 def big(data: bytes) -> bytes:
     return data * 2
+
+
+@cf.workflow()
+def twice(x: int) -> int:
+    return add(x) + add(x + 1)  # two awaited submits
 
 
 # -- the fake server ---------------------------------------------------------------------------------
@@ -510,6 +516,94 @@ def test_pending_submit_is_resent_after_a_reconnect(
         }
     )
     assert server.expect("complete")["outcome"]["value"] == "no error"
+
+
+def _resolve(server: FakeServer, submit: Message, value: Any, **extra: Any) -> None:
+    server.send(
+        {
+            "type": "resolved",
+            "request_id": submit["request_id"],
+            "execution_id": f"Rt:{submit['call_index'] + 2}:1",
+            "outcome": {"state": "succeeded", "value": value},
+            **extra,
+        }
+    )
+
+
+def test_a_submit_answered_ahead_is_resent_pinned_until_its_commit_is_proven(
+    server: FakeServer, worker: Callable[..., cf.Worker]
+) -> None:
+    """A ``resolved`` with ``ahead`` answers the caller at once, but the server may still lose the
+    step: until a later message proves that commit, a reconnect re-sends the submit, pinned with
+    ``cached_from`` to the result it was answered with, before the parent's result."""
+    worker([add, twice])
+    server.execute("Rt:1:1", twice, 1)
+    first = server.expect("submit")
+    _resolve(server, first, 101, ahead=7, cached_from="Rs:2:1")
+    second = server.expect("submit")  # the caller went on with the value
+    assert second["call_index"] == 1
+    server.send(
+        {"type": "execute", "execution_id": "Rx:1:1", "module": "m", "target": "nope", "arguments": []}
+    )
+    failed = server.expect("complete")  # an ``execute`` proves no commit: nothing is forgotten
+    server.drop()
+
+    assert server.expect("hello")["running"] == ["Rt:1:1", "Rx:1:1"]
+    assert server.expect("submit") == {**first, "cached_from": "Rs:2:1"}
+    assert server.expect("complete") == failed  # unacknowledged
+    assert server.expect("submit") == second  # then what was never answered
+    server.send({"type": "ack", "seqs": [failed["seq"]]})
+    _resolve(server, first, 101)  # the server had it (or made it again): answered after a commit
+    _resolve(server, second, 102, ahead=1, cached_from="Rs:3:1")  # a new connection counts anew
+    complete = server.expect("complete")
+    assert complete["outcome"] == {"state": "succeeded", "value": 203}
+    server.drop()  # before the parent's result is acknowledged
+
+    assert server.expect("hello")["running"] == ["Rt:1:1"]
+    assert server.expect("submit") == {**second, "cached_from": "Rs:3:1"}  # before the result
+    assert server.expect("complete") == complete
+    server.send({"type": "ack", "seqs": [complete["seq"]]})  # sent after a commit: proves it
+    server.quiet(0.3)
+    server.drop()
+    assert server.expect("hello")["running"] == []
+    server.quiet(0.5)
+
+
+def test_a_later_batch_proves_the_commit_of_an_earlier_answer(
+    server: FakeServer, worker: Callable[..., cf.Worker]
+) -> None:
+    worker([add, twice])
+    server.execute("Rt:1:1", twice, 1)
+    first = server.expect("submit")
+    _resolve(server, first, 101, ahead=7, cached_from="Rs:2:1")
+    second = server.expect("submit")
+    _resolve(server, second, 102, ahead=8, cached_from="Rs:3:1")  # batch 7 has committed
+    complete = server.expect("complete")
+    server.drop()
+    assert server.expect("hello")["running"] == ["Rt:1:1"]
+    assert server.expect("submit") == {**second, "cached_from": "Rs:3:1"}  # only batch 8's
+    assert server.expect("complete") == complete
+
+
+def test_frames_are_written_through_the_public_api_without_a_frame_writer() -> None:
+    """The worker writes frames through tornado's frame writer when the protocol has one (see
+    ``transport._write_text``); without one it falls back to ``write_message``."""
+    written: list[str] = []
+
+    class Plain:
+        protocol = object()  # no ``_write_frame``
+
+        def write_message(self, text: str) -> asyncio.Future[None]:
+            written.append(text)
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future.set_result(None)
+            return future
+
+    async def write() -> None:
+        transport._write_text(Plain(), '{"type":"heartbeat","running":[]}')  # type: ignore[arg-type]
+
+    asyncio.run(write())
+    assert written == ['{"type":"heartbeat","running":[]}']
 
 
 def test_print_and_log_calls_go_to_the_execution_log(

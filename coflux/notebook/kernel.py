@@ -1,0 +1,217 @@
+"""The kernel's session: where it connects, which workspace it serves, and the worker that runs the
+notebook's targets on a background thread (its own event loop, never the kernel's).
+
+A kernel has one session (:func:`current`). Its settings start from ``COFLUX_URL``/``_TOKEN``/
+``_PROJECT``/``_WORKSPACE`` (a Jupyter server with the extension passes the first two to the kernels
+it starts) and are written back to the kernel's environment when they change, so ``cf.Client()``
+and ``Workflow.run`` in a cell follow ``%coflux connect`` and ``%coflux workspace``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import re
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Final
+
+from coflux.client import Client
+from coflux.errors import ConfigurationError, Conflict
+from coflux.models import valid_project_name, valid_workspace_name
+from coflux.worker import Target, Worker
+from coflux.worker.settings import DEFAULT_PROJECT, DEFAULT_URL, DEFAULT_WORKSPACE
+
+_logger = logging.getLogger("coflux.notebook")
+
+DEFAULT_MODULE: Final = "notebook"
+DEFAULT_CONCURRENCY: Final = 4
+STOP_TIMEOUT: Final = 3.0
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def module_name_for(path: str | None) -> str:
+    """The module a notebook's targets belong to: the file's name without ``.ipynb``."""
+    if not path:
+        return DEFAULT_MODULE
+    stem = Path(path).name
+    if stem.endswith(".ipynb"):
+        stem = stem[: -len(".ipynb")]
+    cleaned = _UNSAFE.sub("_", stem).strip("._-")
+    return cleaned or DEFAULT_MODULE
+
+
+def _notebook_path(user_ns: dict[str, Any] | None) -> str | None:
+    """The notebook's path, as Jupyter's sessions (and ``coflux run``) tell the kernel."""
+    session = (user_ns or {}).get("__session__")
+    if isinstance(session, str) and session:
+        return session
+    return os.environ.get("JPY_SESSION_NAME") or None
+
+
+class KernelSession:
+    """The kernel's connection settings and its worker (started on :meth:`connect`)."""
+
+    def __init__(self, user_ns: dict[str, Any] | None = None) -> None:
+        env = os.environ
+        self.url: str = (env.get("COFLUX_URL") or DEFAULT_URL).rstrip("/")
+        self.token: str | None = env.get("COFLUX_TOKEN") or None
+        self.project: str = env.get("COFLUX_PROJECT") or DEFAULT_PROJECT
+        self.workspace: str = env.get("COFLUX_WORKSPACE") or DEFAULT_WORKSPACE
+        self.concurrency: int = int(env.get("COFLUX_CONCURRENCY") or DEFAULT_CONCURRENCY)
+        self.module: str = module_name_for(_notebook_path(user_ns))
+        self._targets: dict[tuple[str, str], Target[..., Any]] = {}
+        self._worker: Worker | None = None
+        self._lock = threading.RLock()
+
+    # -- state -----------------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._worker is not None
+
+    @property
+    def connected(self) -> bool:
+        return self._worker is not None and self._worker.connected
+
+    @property
+    def targets(self) -> list[Target[..., Any]]:
+        return list(self._targets.values())
+
+    def client(self) -> Client:
+        """A REST client bound to this session's server, project and workspace."""
+        return Client(self.url, self.token, self.project, self.workspace)
+
+    def status(self) -> dict[str, Any]:
+        worker = self._worker
+        return {
+            "url": self.url,
+            "project": self.project,
+            "workspace": self.workspace,
+            "module": self.module,
+            "worker": "connected" if self.connected else ("connecting" if worker else "stopped"),
+            "session_id": worker.session_id if worker else None,
+            "concurrency": self.concurrency,
+            "targets": sorted(f"{t.module}:{t.name}" for t in self._targets.values()),
+        }
+
+    # -- changes ---------------------------------------------------------------------------------
+
+    def connect(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        project: str | None = None,
+        workspace: str | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        """(Re)start the worker with these settings (unchanged ones kept). The connection itself
+        is made in the background and re-made after any loss."""
+        url = (url or self.url).rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"the server URL must be http(s)://..., not {url!r}")
+        project = project or self.project
+        workspace = workspace or self.workspace
+        if not valid_project_name(project):
+            raise ConfigurationError(f"invalid project name {project!r}")
+        if not valid_workspace_name(workspace):
+            raise ConfigurationError(f"invalid workspace name {workspace!r}")
+        concurrency = concurrency if concurrency is not None else self.concurrency
+        if concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        with self._lock:
+            self.url, self.project, self.workspace, self.concurrency = url, project, workspace, concurrency
+            if token is not None:
+                self.token = token or None
+            self._publish()
+            self._restart()
+        # Widgets showing the kernel's workspace (no server event tells them it changed).
+        live = sys.modules.get("coflux.notebook.live")
+        if live is not None:
+            live.watcher().poke_all()
+
+    def switch_workspace(self, name: str, base: str | None = None) -> None:
+        """Serve (and run in) workspace ``name``, creating it first (with ``base``) if missing."""
+        if not valid_workspace_name(name):
+            raise ConfigurationError(f"invalid workspace name {name!r}")
+        client = self.client()
+        known = {w["name"]: w for w in client.workspaces()}
+        if name not in known:
+            # Created meanwhile by someone else: switching to it is still what was asked.
+            with contextlib.suppress(Conflict):
+                client.create_workspace(name, base=base)
+        elif base is not None and known[name].get("base") != base:
+            raise ConfigurationError(
+                f"workspace {name!r} exists with base {known[name].get('base')!r}, not {base!r}"
+            )
+        self.connect(workspace=name)
+
+    def set_module(self, name: str) -> None:
+        """Targets defined from now on belong to module ``name``."""
+        if not name or _UNSAFE.search(name):
+            raise ConfigurationError(f"invalid module name {name!r} (letters, digits, _ . - only)")
+        self.module = name
+
+    def declare(self, target: Target[..., Any]) -> None:
+        """Add or replace a target (by module and name) and tell the server if connected."""
+        with self._lock:
+            self._targets[(target.module, target.name)] = target
+            if self._worker is not None:
+                self._worker.declare([target])
+
+    def wait_connected(self, timeout: float) -> None:
+        worker = self._worker
+        if worker is None:
+            raise ConfigurationError("the kernel is not connected: use %coflux connect")
+        worker.wait_connected(timeout)
+
+    def close(self) -> None:
+        """Disconnect: the server abandons what this kernel was still running."""
+        with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop(STOP_TIMEOUT)
+
+    def _restart(self) -> None:
+        old, self._worker = self._worker, None
+        if old is not None:
+            old.stop(STOP_TIMEOUT)
+        worker = Worker(
+            self.targets,
+            url=self.url,
+            token=self.token,
+            project=self.project,
+            workspace=self.workspace,
+            concurrency=self.concurrency,
+            register=True,
+        )
+        worker.start()
+        self._worker = worker
+
+    def _publish(self) -> None:
+        """Settings into the kernel's environment, where ``cf.Client()`` and ``Workflow.run`` read them."""
+        os.environ["COFLUX_URL"] = self.url
+        os.environ["COFLUX_PROJECT"] = self.project
+        os.environ["COFLUX_WORKSPACE"] = self.workspace
+        if self.token:
+            os.environ["COFLUX_TOKEN"] = self.token
+        else:
+            os.environ.pop("COFLUX_TOKEN", None)
+
+
+_current: KernelSession | None = None
+_current_lock = threading.Lock()
+
+
+def current(user_ns: dict[str, Any] | None = None) -> KernelSession:
+    """The kernel's session, created (not connected) on first use."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = KernelSession(user_ns)
+            atexit.register(_current.close)
+        return _current

@@ -1,0 +1,339 @@
+// The RunTree view (anywidget ES module, no build step, no imports).
+// Model traits: run, spawned, view, workspace, workspaces, expanded, details, error, notice.
+// Sends {action: "rerun", step_id, workspace?} | {action: "cancel", execution_id}
+//       | {action: "logs", execution_id} | {action: "refresh"}.
+
+const LIVE = new Set(["queued", "assigned", "running"]);
+
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+// replaceChildren turns null into the text "null": leave the absent ones out.
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+export function formatDuration(seconds) {
+  if (seconds === null || seconds === undefined || !isFinite(seconds)) return "";
+  if (seconds < 0) seconds = 0;
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m ${String(Math.floor(seconds % 60)).padStart(2, "0")}s`;
+  return `${Math.floor(minutes / 60)}h ${String(minutes % 60).padStart(2, "0")}m`;
+}
+
+function started(execution) {
+  return execution.assigned_at ?? execution.created_at ?? null;
+}
+
+function durationNode(execution) {
+  const start = started(execution);
+  if (start === null) return null;
+  if (LIVE.has(execution.state)) {
+    if (execution.state === "queued") return h("span", { class: "coflux-duration", text: "" });
+    return h("span", {
+      class: "coflux-duration coflux-ticking",
+      "data-since": start,
+      text: formatDuration(Date.now() / 1000 - start),
+    });
+  }
+  const end = execution.completed_at;
+  return h("span", { class: "coflux-duration", text: end ? formatDuration(end - start) : "" });
+}
+
+export function describeValue(value) {
+  if (value === null || value === undefined) return "None";
+  if (typeof value === "object" && !Array.isArray(value) && typeof value.type === "string") {
+    if (value.type === "execution") return `<execution ${value.execution_id}>`;
+    if (value.type === "asset") return `<asset ${value.name ?? value.asset_id}>`;
+    if (value.type === "object") return `<${value.class}, ${value.size} bytes>`;
+  }
+  const text = JSON.stringify(value);
+  return text.length > 400 ? `${text.slice(0, 400)}…` : text;
+}
+
+function marks(step, executions, spawnedHere) {
+  const found = [];
+  const add = (mark, text, title) => found.push(h("span", { class: "coflux-mark", "data-mark": mark, title, text }));
+  for (const e of executions) {
+    if (e.cached) add("cached", e.cached_from ? `cached ← ${e.cached_from}` : "cached", `#${e.attempt} reused a result`);
+    if (e.state === "deferred") add("deferred", e.deferred_to ? `deferred → ${e.deferred_to}` : "deferred");
+    if (e.retry) add("retry", `retry #${e.attempt}`);
+    if (e.rerun) add("rerun", `re-run #${e.attempt}`, `re-run in ${e.workspace}`);
+    if (e.state === "timed_out") add("timed-out", "timed out", `#${e.attempt}`);
+  }
+  if (step.memoised) add("memo", "memo");
+  if (spawnedHere || executions.some((e) => e.state === "spawned")) add("spawned", "spawned");
+  return found;
+}
+
+function workspaceChips(executions) {
+  const names = [...new Set(executions.map((e) => e.workspace))];
+  return names.map((name) => h("span", { class: "coflux-ws", "data-workspace": name, text: name }));
+}
+
+// Everything the recursive renderers need, built once per render.
+function index(run, spawned) {
+  const children = new Map(); // parent execution id -> [step]
+  const runsUnder = new Map(); // parent execution id -> [run id]
+  const addRuns = (view) => {
+    for (const s of view.spawned_runs || []) {
+      if (!runsUnder.has(s.parent_execution_id)) runsUnder.set(s.parent_execution_id, []);
+      if (!runsUnder.get(s.parent_execution_id).includes(s.run_id)) runsUnder.get(s.parent_execution_id).push(s.run_id);
+    }
+  };
+  for (const view of [run, ...Object.values(spawned)]) {
+    for (const step of view.steps || []) {
+      // A spawned run's root step may name its caller: that nesting is the spawned run's.
+      if (!step.parent_execution_id || !step.parent_execution_id.startsWith(`${view.run_id}:`)) continue;
+      if (!children.has(step.parent_execution_id)) children.set(step.parent_execution_id, []);
+      children.get(step.parent_execution_id).push(step);
+    }
+    addRuns(view);
+  }
+  return { children, runsUnder, spawned };
+}
+
+export default {
+  render({ model, el }) {
+    const state = { choice: new Map(), scroll: 0 };
+    const root = h("div", { class: "coflux-runtree" });
+    el.append(root);
+
+    const send = (message) => model.send(message);
+    const toggle = (stepId) => {
+      const expanded = new Set(model.get("expanded") || []);
+      if (expanded.has(stepId)) expanded.delete(stepId);
+      else expanded.add(stepId);
+      model.set("expanded", [...expanded]); // redraws through change:expanded
+      model.save_changes();
+    };
+
+    function details(step, executions) {
+      const session = model.get("workspace");
+      const live = [...executions].reverse().find((e) => LIVE.has(e.state));
+      const options = (model.get("workspaces") || []).filter((w) => w.state !== "archived");
+      const chosen = state.choice.get(step.step_id) ?? session;
+      const select = h(
+        "select",
+        { class: "coflux-rerun-workspace", title: "workspace to re-run in" },
+        options.map((w) => h("option", { value: w.name, selected: w.name === chosen, text: w.name })),
+      );
+      select.addEventListener("change", () => state.choice.set(step.step_id, select.value));
+      select.addEventListener("click", (event) => event.stopPropagation());
+      const actions = h(
+        "div",
+        { class: "coflux-actions" },
+        h("button", {
+          class: "coflux-rerun",
+          title: `re-run this step in the kernel's workspace (${session})`,
+          text: `re-run in ${session}`,
+          onclick: () => send({ action: "rerun", step_id: step.step_id }),
+        }),
+        h("span", { class: "coflux-or", text: "or in" }),
+        select,
+        h("button", {
+          class: "coflux-rerun-in",
+          text: "re-run",
+          onclick: () => send({ action: "rerun", step_id: step.step_id, workspace: select.value }),
+        }),
+        live
+          ? h("button", {
+              class: "coflux-cancel",
+              "data-execution-id": live.execution_id,
+              text: `cancel #${live.attempt}`,
+              onclick: () => send({ action: "cancel", execution_id: live.execution_id }),
+            })
+          : null,
+      );
+      const args = (step.arguments || []).map((a) => describeValue(a)).join(", ");
+      return h(
+        "div",
+        { class: "coflux-details", "data-step-id": step.step_id },
+        h("div", { class: "coflux-arguments" }, h("span", { class: "coflux-label", text: "arguments" }), h("code", { text: `(${args})` })),
+        actions,
+        executions.map((e) => executionNode(e)),
+        executions.length ? null : h("div", { class: "coflux-empty", text: "no execution in this view" }),
+      );
+    }
+
+    function executionNode(execution) {
+      const info = (model.get("details") || {})[execution.execution_id];
+      const logs = info ? info.logs || [] : null;
+      const error = execution.error;
+      return h(
+        "div",
+        { class: "coflux-execution", "data-execution-id": execution.execution_id, "data-state": execution.state },
+        h(
+          "div",
+          { class: "coflux-execution-head" },
+          h("span", { class: "coflux-attempt", text: `#${execution.attempt}` }),
+          h("span", { class: "coflux-state", "data-state": execution.state, text: execution.state.replace("_", " ") }),
+          h("span", { class: "coflux-ws", "data-workspace": execution.workspace, text: execution.workspace }),
+          durationNode(execution),
+          h("span", { class: "coflux-execution-id", text: execution.execution_id }),
+          marks({}, [execution], false),
+        ),
+        "result" in execution
+          ? h("div", { class: "coflux-result" }, h("span", { class: "coflux-label", text: "result" }), h("code", { text: describeValue(execution.result) }))
+          : null,
+        error
+          ? h(
+              "div",
+              { class: "coflux-execution-error" },
+              h("div", { class: "coflux-error-message" }, h("b", { text: error.type || "error" }), `: ${error.message ?? ""}`),
+              error.traceback ? h("pre", { class: "coflux-traceback", text: error.traceback }) : null,
+            )
+          : null,
+        logs === null
+          ? h("div", { class: "coflux-logs coflux-loading", text: "loading logs…" })
+          : h(
+              "div",
+              { class: "coflux-logs" },
+              logs.length
+                ? h(
+                    "pre",
+                    {},
+                    logs.map((line) =>
+                      h("div", { class: "coflux-log", "data-level": line.level }, `${new Date(line.timestamp * 1000).toLocaleTimeString()} ${line.level} ${line.message}`),
+                    ),
+                  )
+                : h("span", { class: "coflux-empty", text: "no logs" }),
+              h("button", { class: "coflux-reload-logs", text: "reload", onclick: () => send({ action: "logs", execution_id: execution.execution_id }) }),
+            ),
+      );
+    }
+
+    function stepNode(step, idx, seen) {
+      if (seen.has(step.step_id)) return null;
+      seen.add(step.step_id);
+      const executions = step.executions || [];
+      const latest = executions[executions.length - 1];
+      const stateName = latest ? latest.state : "none";
+      const open = (model.get("expanded") || []).includes(step.step_id);
+      const spawnedHere = executions.some((e) => idx.runsUnder.has(e.execution_id));
+      const row = h(
+        "div",
+        {
+          class: "coflux-step",
+          "data-step-id": step.step_id,
+          "data-state": stateName,
+          role: "button",
+          tabindex: 0,
+          "aria-expanded": open ? "true" : "false",
+          onclick: () => toggle(step.step_id),
+          onkeydown: (event) => {
+            if (event.key === "Enter" || event.key === " ") {
+              event.preventDefault();
+              toggle(step.step_id);
+            }
+          },
+        },
+        h("span", { class: "coflux-toggle", text: open ? "▾" : "▸" }),
+        h("span", { class: "coflux-state", "data-state": stateName, text: stateName.replace("_", " ") }),
+        h("span", { class: "coflux-target", text: `${step.module}:${step.target}` }),
+        latest ? durationNode(latest) : null,
+        executions.length > 1 ? h("span", { class: "coflux-attempts", title: "attempts", text: `×${executions.length}` }) : null,
+        marks(step, executions, spawnedHere),
+        workspaceChips(executions),
+      );
+      const nested = [];
+      const multi = executions.filter((e) => idx.children.has(e.execution_id)).length > 1;
+      for (const e of executions) {
+        const kids = (idx.children.get(e.execution_id) || []).map((child) => stepNode(child, idx, seen)).filter(Boolean);
+        const runs = (idx.runsUnder.get(e.execution_id) || []).map((runId) => spawnedNode(runId, idx, seen)).filter(Boolean);
+        if (!kids.length && !runs.length) continue;
+        if (multi) nested.push(h("li", { class: "coflux-attempt-label", text: `from #${e.attempt} (${e.workspace})` }));
+        nested.push(...kids, ...runs);
+      }
+      return h(
+        "li",
+        { class: "coflux-step-item" },
+        row,
+        open ? details(step, executions) : null,
+        nested.length ? h("ul", { class: "coflux-steps" }, nested) : null,
+      );
+    }
+
+    function spawnedNode(runId, idx, seen) {
+      const view = idx.spawned[runId];
+      if (!view || seen.has(runId)) return null;
+      seen.add(runId);
+      const top = (view.steps || []).filter((s) => !s.parent_execution_id || !s.parent_execution_id.startsWith(`${runId}:`));
+      return h(
+        "li",
+        { class: "coflux-spawned-run", "data-run-id": runId },
+        h(
+          "div",
+          { class: "coflux-spawned-head" },
+          h("span", { class: "coflux-run-status", "data-status": view.status, text: view.status }),
+          h("span", { class: "coflux-run-id", text: `spawned run ${runId}` }),
+        ),
+        h("ul", { class: "coflux-steps" }, top.map((s) => stepNode(s, idx, seen)).filter(Boolean)),
+      );
+    }
+
+    function header(run) {
+      const view = model.get("view");
+      const own = run.run_workspace || run.workspace;
+      return h(
+        "div",
+        { class: "coflux-run-header" },
+        h("span", { class: "coflux-run-status", "data-status": run.status || "running", text: run.status || "loading" }),
+        h("span", { class: "coflux-run-id", text: run.run_id || "" }),
+        h("span", {
+          class: "coflux-run-view",
+          title: "the workspace the run is seen from",
+          text: own && view && own !== view ? `in ${own}, seen from ${view}` : own ? `in ${own}` : "",
+        }),
+        run.status === "failed" && run.error ? h("span", { class: "coflux-run-error", text: `${run.error.type}: ${run.error.message}` }) : null,
+        run.status === "succeeded" && "result" in run ? h("code", { class: "coflux-run-result", text: describeValue(run.result) }) : null,
+        h("button", { class: "coflux-refresh", title: "refresh", text: "↻", onclick: () => send({ action: "refresh" }) }),
+      );
+    }
+
+    function draw() {
+      const run = model.get("run") || {};
+      const idx = index(run, model.get("spawned") || {});
+      const seen = new Set();
+      const steps = run.steps || [];
+      const top = steps.filter((s) => !s.parent_execution_id || !s.parent_execution_id.startsWith(`${run.run_id}:`));
+      const error = model.get("error");
+      const notice = model.get("notice");
+      fill(
+        root,
+        header(run),
+        error ? h("div", { class: "coflux-error", role: "alert", text: error }) : null,
+        notice && !error ? h("div", { class: "coflux-notice", text: notice }) : null,
+        h("ul", { class: "coflux-steps coflux-root" }, top.map((s) => stepNode(s, idx, seen)).filter(Boolean)),
+      );
+    }
+
+    const tick = setInterval(() => {
+      for (const node of root.querySelectorAll(".coflux-ticking")) {
+        node.textContent = formatDuration(Date.now() / 1000 - Number(node.dataset.since));
+      }
+    }, 1000);
+    const names = ["run", "spawned", "view", "workspace", "workspaces", "expanded", "details", "error", "notice"];
+    for (const name of names) model.on(`change:${name}`, draw);
+    draw();
+    return () => {
+      clearInterval(tick);
+      for (const name of names) model.off(`change:${name}`, draw);
+    };
+  },
+};

@@ -1,0 +1,407 @@
+"""Notebook widgets: :class:`RunTree` (a live run tree with re-run and cancel) and
+:class:`WorkspaceSwitcher` (the project's workspaces; switch the kernel's). Both are anywidgets whose
+views are plain ES modules in ``static/``; they refresh themselves through :mod:`coflux.notebook.live`
+while no cell runs. :func:`register_display` makes a :class:`coflux.Run` display as its tree.
+
+The views talk back with custom messages ``{"action": ...}``; a failed action shows its error in
+the widget (trait ``error``) instead of raising in the kernel. Wire shapes: ``docs/widgets.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import anywidget
+import traitlets
+
+from coflux.client import Client, Run, ServerUnavailable, text_tree
+from coflux.errors import BadRequest, CofluxError, ConfigurationError
+from coflux.models import ExecutionId, RunId, StepId
+from coflux.notebook import live
+
+_logger = logging.getLogger("coflux.notebook")
+
+_STATIC: Final = Path(__file__).resolve().parent / "static"
+MAX_SPAWNED: Final = 50
+"""Spawned runs shown inside one tree (transitively), at most."""
+_LIVE_STATES: Final = frozenset({"queued", "assigned", "running"})
+
+Message = dict[str, Any]
+
+
+class Session(Protocol):
+    """What widgets need of the kernel's session (:func:`coflux.notebook.kernel.current`)."""
+
+    url: str
+    token: str | None
+    project: str
+    workspace: str
+
+    def client(self) -> Client: ...
+
+    def switch_workspace(self, name: str, base: str | None = None) -> None: ...
+
+
+def _static(name: str) -> str:
+    """A view file's text. Not its ``Path``: anywidget (0.11) would then connect every instance
+    to a class-wide file watcher's signal, and no widget could ever be garbage-collected."""
+    return (_STATIC / name).read_text(encoding="utf-8")
+
+
+def _kernel_session() -> Session:
+    from coflux.notebook import kernel  # lazily: the kernel module starts nothing on import
+
+    return kernel.current()
+
+
+def lineage(workspaces: list[dict[str, Any]], name: str) -> list[str]:
+    """``name`` and its ancestors, nearest first (as the server resolves inheritance)."""
+    bases = {str(w["name"]): w.get("base") for w in workspaces}
+    chain: list[str] = []
+    current: str | None = name
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = bases.get(current)
+    return chain
+
+
+class _ActionWidget(anywidget.AnyWidget):
+    """Shared plumbing: custom messages to handlers, errors into the ``error`` trait, and live
+    updates from the watcher (the widget is its listener, held weakly)."""
+
+    error = traitlets.Unicode("").tag(sync=True)
+    notice = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, session: Session | None, watcher: live.Watcher | None) -> None:
+        super().__init__()
+        self._session = session or _kernel_session()
+        self._watcher = watcher or live.watcher()
+        self._lock = threading.RLock()
+        self._refresh_failed = False
+        self.on_msg(self._on_custom_message)
+
+    def _handlers(self) -> dict[str, Callable[[Message], str]]:
+        raise NotImplementedError
+
+    def _on_custom_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        action = content.get("action") if isinstance(content, dict) else None
+        handler = self._handlers().get(str(action))
+        error = notice = ""
+        try:
+            if handler is None:
+                raise BadRequest(f"unknown action {action!r}")
+            notice = handler(content)
+        except CofluxError as err:
+            error = f"{action}: {err}"
+        except Exception as err:  # a bug of ours: say so in the widget, not only in the kernel log
+            _logger.exception("coflux: widget action %r failed", action)
+            error = f"{action} failed unexpectedly: {type(err).__name__}: {err}"
+        with self._lock, self.hold_sync():  # the watcher's thread may be syncing too
+            self._refresh_failed = False  # this message stays until the next action
+            self.error, self.notice = error, notice
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Fetch afresh from the server now (widgets also do this by themselves when told of a
+        change). Failures are reported in ``error``; a server that can't be reached is polled for."""
+        with self._lock:
+            try:
+                self._refresh()
+            except CofluxError as err:
+                self._refresh_failed = True
+                self.error = f"cannot refresh: {err}"
+                self._watch(poll=isinstance(err, ServerUnavailable))  # try again while it is away
+                return
+            if self._refresh_failed:
+                self._refresh_failed = False
+                self.error = ""
+
+    def _refresh(self) -> None:
+        """Fetch, set the traits, then :meth:`_watch` what is shown."""
+        raise NotImplementedError
+
+    def _watch(self, poll: bool) -> None:
+        raise NotImplementedError
+
+    def live_update(self) -> None:
+        if self.comm is not None:  # closed: nobody to show it to
+            self.refresh()
+
+    def close(self) -> None:
+        watcher = getattr(self, "_watcher", None)  # None if __init__ failed early (close runs at GC)
+        if watcher is not None:
+            watcher.unwatch(self)
+        super().close()
+
+
+class RunTree(_ActionWidget):
+    """A live tree of a run: its status, then its steps nested under the executions that submitted
+    them (and runs they spawned), each with its executions' states, workspaces and marks. Expanding
+    a step shows its arguments, results, errors with tracebacks and logs, with buttons to re-run it
+    (in the kernel's workspace or a chosen one) and to cancel a live execution.
+
+    The run is seen from ``workspace``: by default the workspace the :class:`~coflux.Run` was asked
+    for, else the session's when it inherits from the run's, else the run's own. A re-run in a
+    workspace that can't see the current view moves the view there, so that the new attempt shows.
+    """
+
+    _esm = _static("runtree.js")
+    _css = _static("runtree.css")
+
+    run = traitlets.Dict().tag(sync=True)
+    """The run view (``GET runs/{id}?workspace=view``) without ``result_value``."""
+    spawned = traitlets.Dict().tag(sync=True)
+    """Run id -> the view of each run spawned from this one (transitively)."""
+    view = traitlets.Unicode("").tag(sync=True)
+    workspace = traitlets.Unicode("").tag(sync=True)
+    """The session's workspace: where a plain re-run goes."""
+    workspaces: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
+    expanded = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    """Step ids whose details are open; the view sets it, logs are then loaded for them."""
+    details = traitlets.Dict().tag(sync=True)
+    """Execution id -> ``{"logs": [...], "final": bool}``, loaded for expanded steps."""
+
+    def __init__(
+        self,
+        run: Run | str,
+        *,
+        session: Session | None = None,
+        workspace: str | None = None,
+        watcher: live.Watcher | None = None,
+    ) -> None:
+        super().__init__(session, watcher)
+        if isinstance(run, Run):
+            self._client, self._run_id = run.client, RunId(run.id)
+            self._view: str | None = workspace or run.workspace
+        else:
+            self._client, self._run_id = self._session.client(), RunId(run)
+            self._view = workspace
+        self._endpoint = live.Endpoint.of(self._client)
+        self.observe(lambda _change: self._watcher.poke(self), names=["expanded"])
+        self.refresh()
+
+    @property
+    def run_id(self) -> RunId:
+        return self._run_id
+
+    @property
+    def finished(self) -> bool:
+        """The run and everything shown in it are final (nothing queued or running)."""
+        views = [self.run, *self.spawned.values()]
+        return bool(self.run) and not any(v.get("status") == "running" or _live_executions(v) for v in views)
+
+    # -- actions -----------------------------------------------------------------------------------
+
+    def rerun(self, step_id: str, workspace: str | None = None) -> ExecutionId:
+        """Re-run a step in ``workspace`` (default: the session's); returns the new execution."""
+        execution_id, _ = self._rerun(step_id, workspace)
+        self.refresh()
+        return execution_id
+
+    def cancel(self, execution_id: str) -> None:
+        """Cancel an execution (what it waits on is cancelled with it)."""
+        self._client.cancel(ExecutionId(execution_id))
+        self.refresh()
+
+    def _rerun(self, step_id: str, workspace: str | None) -> tuple[ExecutionId, str]:
+        target = workspace or self._session.workspace
+        execution_id = self._client.rerun(StepId(step_id), target)
+        with self._lock:
+            if self._view and target not in lineage(self.workspaces, self._view):
+                self._view = target  # the view couldn't see the new attempt
+        return execution_id, target
+
+    def _handlers(self) -> dict[str, Callable[[Message], str]]:
+        return {
+            "rerun": self._on_rerun,
+            "cancel": self._on_cancel,
+            "logs": self._on_logs,
+            "refresh": lambda _message: "",
+        }
+
+    def _on_rerun(self, message: Message) -> str:
+        step_id = _required(message, "step_id")
+        execution_id, workspace = self._rerun(step_id, str(message.get("workspace") or "") or None)
+        return f"re-running {step_id} in {workspace} as {execution_id}"
+
+    def _on_cancel(self, message: Message) -> str:
+        execution_id = _required(message, "execution_id")
+        self._client.cancel(ExecutionId(execution_id))
+        return f"cancelled {execution_id}"
+
+    def _on_logs(self, message: Message) -> str:
+        execution_id = _required(message, "execution_id")
+        with self._lock:
+            details = dict(self.details)
+            details[execution_id] = {**details.get(execution_id, {}), "final": False}
+            self.details = details  # reloaded by the refresh that follows
+        return ""
+
+    # -- refreshing --------------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        workspaces = self._client.workspaces()
+        data = self._fetch(self._run_id, workspaces)
+        if not self._view:
+            self._view = self._default_view(data, workspaces)
+            if self._view != data["workspace"]:
+                data = self._fetch(self._run_id, workspaces)
+        spawned = self._fetch_spawned(data, workspaces)
+        details = self._load_details([data, *spawned.values()])
+        with self.hold_sync():
+            self.workspaces = workspaces
+            self.workspace = self._session.workspace
+            self.view = str(data["workspace"])
+            self.run = data
+            self.spawned = spawned
+            self.details = details
+        self._watch(poll=not self.finished)
+
+    def _watch(self, poll: bool) -> None:
+        runs = [self._run_id, *self.spawned]
+        self._watcher.watch(self._endpoint, self, runs=runs, workspaces=True, poll=poll)
+
+    def _fetch(self, run_id: str, workspaces: list[dict[str, Any]]) -> dict[str, Any]:
+        """The run seen from the view, or from its own workspace when the view can't see it."""
+        data = self._client.run_data(run_id, self._view or None)
+        if self._view and data.get("run_workspace") not in lineage(workspaces, self._view):
+            data = self._client.run_data(run_id)
+        data.pop("result_value", None)  # raw tagged JSON: the view shows the descriptor
+        return data
+
+    def _default_view(self, data: dict[str, Any], workspaces: list[dict[str, Any]]) -> str:
+        own = str(data.get("run_workspace") or data["workspace"])
+        mine = self._session.workspace
+        return mine if own in lineage(workspaces, mine) else own
+
+    def _fetch_spawned(self, data: dict[str, Any], workspaces: list[dict[str, Any]]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        pending = [str(r["run_id"]) for r in data.get("spawned_runs") or []]
+        while pending and len(found) < MAX_SPAWNED:
+            run_id = pending.pop(0)
+            if run_id in found or run_id == self._run_id:
+                continue
+            found[run_id] = view = self._fetch(run_id, workspaces)
+            pending.extend(str(r["run_id"]) for r in view.get("spawned_runs") or [])
+        return found
+
+    def _load_details(self, views: list[dict[str, Any]]) -> dict[str, Any]:
+        """Logs of the expanded steps' executions: loaded once final, reloaded while live."""
+        expanded = set(self.expanded)
+        details = dict(self.details)
+        for view in views:
+            for step in view.get("steps") or []:
+                if step["step_id"] not in expanded:
+                    continue
+                for execution in step["executions"]:
+                    execution_id = execution["execution_id"]
+                    if details.get(execution_id, {}).get("final"):
+                        continue
+                    final = execution["state"] not in _LIVE_STATES
+                    details[execution_id] = {"logs": self._client.logs(execution_id), "final": final}
+        return details
+
+    # -- display -----------------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The widget, with the text tree as the plain-text fallback (nbclient output, logs)."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        if self.run:
+            data = {**data, "text/plain": self.text()}
+        return data, metadata
+
+    def text(self) -> str:
+        """The tree as text: the run's, then each spawned run's, indented."""
+        parts = [text_tree(self.run)]
+        parts += [textwrap.indent(f"spawned {text_tree(view)}", "  ") for view in self.spawned.values()]
+        return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        return f"RunTree({self._run_id!r}, status={self.run.get('status')!r})"
+
+
+def _live_executions(view: dict[str, Any]) -> bool:
+    return any(e["state"] in _LIVE_STATES for s in view.get("steps") or [] for e in s["executions"])
+
+
+def _required(message: Message, key: str) -> str:
+    value = message.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"the message lacks {key!r}")
+    return value
+
+
+class WorkspaceSwitcher(_ActionWidget):
+    """The project's workspaces as a tree (children under their base), with their states and the
+    kernel's current one; clicking one switches the kernel to it, and a child of the current one
+    can be created (and switched to) by name. Updated when workspaces change on the server."""
+
+    _esm = _static("workspaces.js")
+    _css = _static("workspaces.css")
+
+    workspaces: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
+    """``[{"name", "base", "state"}]`` as the server lists them."""
+    current = traitlets.Unicode("").tag(sync=True)
+    project = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, *, session: Session | None = None, watcher: live.Watcher | None = None) -> None:
+        super().__init__(session, watcher)
+        self.refresh()
+
+    def switch(self, name: str) -> None:
+        """Switch the kernel's workspace (its worker reconnects there)."""
+        known = {str(w["name"]): w for w in self.workspaces}
+        if known.get(name, {}).get("state") == "archived":
+            raise ConfigurationError(f"workspace {name!r} is archived")
+        self._session.switch_workspace(name)
+        self.refresh()
+
+    def create_child(self, name: str) -> None:
+        """Create ``name`` with the current workspace as its base, and switch to it."""
+        base = self._session.workspace
+        self._session.client().create_workspace(name, base=base)
+        self._session.switch_workspace(name, base=base)
+        self.refresh()
+
+    def _handlers(self) -> dict[str, Callable[[Message], str]]:
+        return {"switch": self._on_switch, "create": self._on_create, "refresh": lambda _message: ""}
+
+    def _on_switch(self, message: Message) -> str:
+        name = _required(message, "name")
+        self.switch(name)
+        return f"the kernel now runs in {name}"
+
+    def _on_create(self, message: Message) -> str:
+        name = _required(message, "name").strip()
+        base = self._session.workspace
+        self.create_child(name)
+        return f"created {name} (based on {base}); the kernel now runs in it"
+
+    def _refresh(self) -> None:
+        workspaces = self._session.client().workspaces()
+        with self.hold_sync():
+            self.workspaces = workspaces
+            self.current = self._session.workspace
+            self.project = self._session.project
+        self._watch(poll=False)
+
+    def _watch(self, poll: bool) -> None:
+        self._watcher.watch(live.Endpoint.of(self._session), self, workspaces=True, poll=poll)
+
+
+def register_display(ip: Any) -> None:
+    """Make a :class:`coflux.Run` display as a live :class:`RunTree` in IPython ``ip`` (as the last
+    expression of a cell or through ``display(run)``), with its text tree as the plain fallback."""
+    ip.display_formatter.mimebundle_formatter.for_type(Run, _run_bundle)
+
+
+def _run_bundle(run: Run) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    return RunTree(run)._repr_mimebundle_()

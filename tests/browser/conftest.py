@@ -1,0 +1,254 @@
+"""Browser tests: a real `jupyter lab` (with our server extension) driven by Debian's Chromium through
+Playwright. Everything a test leaves behind (screenshots, the server log) goes to
+``test-output/<test name>/`` at the repository's root.
+
+Without ``/usr/bin/chromium`` (or the playwright package) the tests are skipped, except in CI
+(``CI`` set), where they fail instead."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+OUTPUT = ROOT / "test-output"
+CHROMIUM = Path("/usr/bin/chromium")
+# From ../shared/notes/jupyter-recipes.md §8: headless, no sandbox (root), nothing phoning home.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+# JupyterLab user settings: no autosave (a broken run must not leak into the next), no news or
+# update checks (no network, no pop-ups over the notebook).
+LAB_SETTINGS: dict[str, dict[str, Any]] = {
+    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
+    "@jupyterlab/apputils-extension/notification": {"checkForUpdates": False, "fetchNews": "false"},
+}
+LAB_START_TIMEOUT = 60.0
+LOG_TAIL_LINES = 80
+
+
+def _require_browser() -> None:
+    """Skip without Chromium or playwright, except in CI (``CI`` set), where that is a failure."""
+    reason = None
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            reason = "the playwright package is not installed"
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run the browser tests")
+    pytest.skip(reason)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Keep each phase's report on the item (fixtures look at it on teardown), and show the tail of
+    the Lab server's log under a failed test."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    lab = getattr(item, "lab_server", None)
+    if report.failed and lab is not None:
+        report.sections.append(
+            (f"jupyter lab log (last {LOG_TAIL_LINES} lines of {lab.log_path})", lab.log_tail())
+        )
+    return report
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    return any(
+        getattr(getattr(request.node, f"report_{when}", None), "failed", False) for when in ("setup", "call")
+    )
+
+
+@pytest.fixture(autouse=True)
+def _browser_available() -> None:
+    """First of all (autouse): no server started, no output wiped, when the test can't run."""
+    _require_browser()
+
+
+@pytest.fixture
+def output_dir(request: pytest.FixtureRequest) -> Path:
+    """``test-output/<test name>/``, emptied first."""
+    path = OUTPUT / str(request.node.name)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LabServer:
+    """A `jupyter lab` subprocess on 127.0.0.1 serving a fresh copy of ``notebooks/``, with isolated
+    Jupyter/IPython directories, its own Coflux data dir and no COFLUX_* variables."""
+
+    def __init__(self, home: Path, log_path: Path) -> None:
+        self.home = home
+        self.log_path = log_path
+        self.root_dir = home / "notebooks"
+        self.token = secrets.token_hex(16)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("COFLUX_", "JUPYTER_", "JPY_")) and k not in ("IPYTHONDIR", "PYTHONPATH")
+        }
+        # JUPYTER_DATA_DIR only replaces the user's data dir: sys.prefix/share/jupyter (the installed
+        # labextensions: jupyterlab_widgets, anywidget) and kernelspecs are still found.
+        for name, sub in [
+            ("JUPYTER_CONFIG_DIR", "config"),
+            ("JUPYTER_DATA_DIR", "data"),
+            ("JUPYTER_RUNTIME_DIR", "runtime"),
+            ("IPYTHONDIR", "ipython"),
+        ]:
+            env[name] = str(self.home / sub)
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        return env
+
+    def command(self) -> list[str]:
+        settings = self.home / "lab-settings"
+        for plugin, values in LAB_SETTINGS.items():
+            path = settings / f"{plugin}.jupyterlab-settings"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
+        return [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root_dir}",
+            "--ServerApp.terminals_enabled=False",
+            f"--LabApp.user_settings_dir={settings}",
+            f"--LabApp.workspaces_dir={self.home / 'lab-workspaces'}",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            f"--Coflux.data_dir={self.home / 'coflux-data'}",
+        ]
+
+    def start(self) -> LabServer:
+        shutil.copytree(NOTEBOOKS, self.root_dir, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        command, env = self.command(), self.environment()
+        with open(self.log_path, "wb") as log:
+            log.write(f"$ {' '.join(command)}\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                command, env=env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + LAB_START_TIMEOUT
+        while not self._ready():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"jupyter lab did not answer /api/status within {LAB_START_TIMEOUT}s")
+            time.sleep(0.1)
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"jupyter lab exited with {self.process.returncode}")
+        request = urllib.request.Request(f"{self.url}/api/status")
+        request.add_header("Authorization", f"token {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return bool(response.status == 200)
+        except (OSError, urllib.error.HTTPError):
+            return False
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        # Kernels are the server's children in its session; don't leave one behind if it hung.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as err:
+            return f"(no log: {err})"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, tmp_path: Path, output_dir: Path) -> Iterator[LabServer]:
+    server = LabServer(tmp_path / "lab", output_dir / "jupyter-lab.log")
+    server.home.mkdir()
+    request.node.lab_server = server  # for the failure report's log tail
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest, output_dir: Path) -> Iterator[Page]:
+    """A Chromium page (1280x1400); on failure its screenshot is saved as ``failure.png``."""
+    from playwright.sync_api import sync_playwright
+
+    messages: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1400})
+            page = context.new_page()
+            page.on("console", lambda message: messages.append(f"{message.type}: {message.text}"))
+            page.on("pageerror", lambda error: messages.append(f"pageerror: {error}"))
+            yield page
+            if _failed(request):
+                try:
+                    page.screenshot(path=str(output_dir / "failure.png"), full_page=True)
+                except Exception as err:  # the page may be gone: keep the original failure
+                    messages.append(f"(failure screenshot failed: {err})")
+        finally:
+            browser.close()
+            (output_dir / "browser-console.log").write_text("".join(f"{m}\n" for m in messages))

@@ -1,0 +1,51 @@
+"""Targets for the notebook widget tests (run by a real `coflux worker`)."""
+
+import time
+
+import coflux as cf
+
+
+@cf.task()
+def tick(i: int, seconds: float) -> int:
+    cf.log_info("tick {i}", i=i)
+    time.sleep(seconds)
+    return i
+
+
+@cf.workflow()
+def ticks(n: int, seconds: float) -> int:
+    """n dependent steps, each sleeping a little: a run that lasts a while and then succeeds."""
+    return sum(tick(i, seconds) for i in range(n))
+
+
+@cf.task()
+def sleeper(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@cf.workflow()
+def hold(seconds: float) -> float:
+    """Waits on one long child: cancelling the run cancels the child with it."""
+    return sleeper(seconds)
+
+
+@cf.workflow()
+def plus(a: int, b: int) -> int:
+    return a + b
+
+
+@cf.workflow()
+def spawner(a: int) -> int:
+    """Calls a workflow: a spawned run linked to this execution."""
+    return plus(a, 1) * 10
+
+
+@cf.task()
+def boom(message: str) -> None:
+    raise ValueError(message)
+
+
+@cf.workflow()
+def fails(message: str) -> None:
+    boom(message)

@@ -1,0 +1,245 @@
+"""Notebook kernels as workers: real kernels started by a real Jupyter server (pytest-jupyter) with
+the extension, defining targets with the magics (loaded automatically), seen through REST."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest_plugins = ("pytest_jupyter.jupyter_server",)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def jp_server_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    for name in [n for n in os.environ if n.startswith("COFLUX_") and n != "COFLUX_TEST_PG_URL"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyter_ext": True}},
+        "Coflux": {"data_dir": str(tmp_path / "coflux-data"), "reconnect_timeout": 2.0},
+    }
+
+
+class Kernel:
+    """A kernel the server started, driven like a notebook frontend drives it."""
+
+    def __init__(self, kernel_id: str, client: Any) -> None:
+        self.id = kernel_id
+        self.client = client
+
+    async def run(self, code: str, timeout: float = 60) -> str:
+        """Run a cell; its printed output, or an AssertionError with the cell's error."""
+        outputs: list[str] = []
+        errors: list[str] = []
+
+        def collect(message: dict[str, Any]) -> None:
+            content = message["content"]
+            if message["msg_type"] == "stream":
+                outputs.append(content["text"])
+            elif message["msg_type"] == "error":
+                errors.append(f"{content['ename']}: {content['evalue']}")
+
+        reply = await self.client.execute_interactive(code, output_hook=collect, timeout=timeout)
+        if reply["content"]["status"] != "ok":
+            raise AssertionError(f"cell failed: {errors or reply['content']}\n{''.join(outputs)}")
+        return "".join(outputs)
+
+    async def value(self, expression: str) -> Any:
+        return json.loads((await self.run(f"import json as _j; print(_j.dumps({expression}))")).strip())
+
+
+@pytest.fixture
+def start_kernel(jp_fetch: Any, jp_serverapp: Any) -> Callable[[], Any]:
+    @asynccontextmanager
+    async def start() -> AsyncIterator[Kernel]:
+        response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
+        kernel_id = json.loads(response.body)["id"]
+        client = jp_serverapp.kernel_manager.get_kernel(kernel_id).client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=60)
+            yield Kernel(kernel_id, client)
+        finally:
+            client.stop_channels()
+            if kernel_id in jp_serverapp.kernel_manager:
+                await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id, now=True)
+
+    return start
+
+
+async def rest(jp_fetch: Any, *path: str, **kwargs: Any) -> Any:
+    response = await jp_fetch("coflux", "api", "projects", "default", *path, **kwargs)
+    return json.loads(response.body)
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def finished_run(jp_fetch: Any, run_id: str, timeout: float = 60) -> dict[str, Any]:
+    async def done() -> dict[str, Any] | None:
+        data: dict[str, Any] = await rest(jp_fetch, "runs", run_id)
+        return data if data["status"] != "running" else None
+
+    result: dict[str, Any] = await wait_for(done, timeout, f"run {run_id} to finish")
+    return result
+
+
+def by_target(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for step in data["steps"]:
+        found.setdefault(step["target"], []).append(step)
+    return found
+
+
+TASK = """%%coflux_task
+def square(x):
+    import os, time
+    time.sleep(0.3)
+    print(f"squaring {x}")
+    return [x * x, os.getpid()]
+"""
+
+WORKFLOW = """%%coflux_workflow
+def squares(n):
+    handles = [square.submit(i) for i in range(n)]
+    return [h.result() for h in handles]
+"""
+
+
+async def test_magics_define_targets_that_kernels_run(start_kernel: Any, jp_fetch: Any) -> None:
+    async with start_kernel() as first, start_kernel() as second:
+        assert "module notebook" in await first.run("%coflux status")
+        await first.run(TASK)
+        await first.run(WORKFLOW)
+        await second.run(TASK)
+        pids = {
+            await first.value("__import__('os').getpid()"),
+            await second.value("__import__('os').getpid()"),
+        }
+        # The workflow's value through the kernel that defined it: Workflow.run from a cell.
+        output = await first.run("run = squares.run(8)\nprint(run.result(timeout=60))")
+        values = json.loads(output.strip())
+        assert [v for v, _ in values] == [i * i for i in range(8)]
+        assert {pid for _, pid in values} == pids, "both kernels of the workspace took steps"
+        assert "squaring" not in output, "an execution's prints go to its logs, not the cell"
+        run = await rest(jp_fetch, "runs", await first.value("run.id"))
+        execution_id = by_target(run)["square"][3]["executions"][0]["execution_id"]
+        logs = await rest(jp_fetch, "executions", execution_id, "logs")
+        assert [entry["message"] for entry in logs["logs"]] == ["squaring 3"]
+        listed = await rest(jp_fetch, "workspaces", "main", "runs")
+        assert [r["target"] for r in listed["runs"]] == ["squares"]
+        assert listed["runs"][0]["module"] == "notebook"
+        assert listed["runs"][0]["status"] == "succeeded"
+
+
+PIPELINE = [
+    "%%coflux_task --cache\ndef count(n):\n    return n\n",
+    "%%coflux_task --cache\ndef scale(n):\n    return n * 2\n",
+    "%%coflux_task --cache\ndef total(n):\n    return sum(range(n))\n",
+    "%%coflux_workflow\ndef pipeline(n):\n    return [count(n), scale(n), total(n)]\n",
+]
+
+
+def latest_states(data: dict[str, Any]) -> dict[str, str]:
+    return {target: steps[0]["executions"][-1]["state"] for target, steps in by_target(data).items()}
+
+
+async def test_editing_a_task_cell_reexecutes_only_that_task(start_kernel: Any, jp_fetch: Any) -> None:
+    async with start_kernel() as kernel:
+        for cell in PIPELINE:
+            await kernel.run(cell)
+        first = await finished_run(jp_fetch, await kernel.value("pipeline.run(4).id"))
+        assert first["result"] == [4, 8, 6]
+        # The same code reformatted and commented keeps its version: every task is a cache hit.
+        await kernel.run("%%coflux_task --cache\ndef scale(n):  # doubles\n    return n*2\n")
+        same = await finished_run(jp_fetch, await kernel.value("pipeline.run(4).id"))
+        assert latest_states(same) == {
+            "pipeline": "succeeded",
+            "count": "cached",
+            "scale": "cached",
+            "total": "cached",
+        }
+        # An edited cell: only that task executes again; its neighbours come from the cache.
+        await kernel.run("%%coflux_task --cache\ndef scale(n):\n    return n * 3\n")
+        second = await finished_run(jp_fetch, await kernel.value("pipeline.run(4).id"))
+        assert second["result"] == [4, 12, 6]
+        assert latest_states(second) == {
+            "pipeline": "succeeded",
+            "count": "cached",
+            "scale": "succeeded",
+            "total": "cached",
+        }
+        first_ids = {t: s[0]["executions"][-1]["execution_id"] for t, s in by_target(first).items()}
+        for name in ("count", "total"):
+            assert by_target(second)[name][0]["executions"][-1]["cached_from"] == first_ids[name]
+
+
+@pytest.mark.parametrize("ending", ["killed", "shut down"])
+async def test_a_kernel_lost_mid_run_has_its_execution_abandoned_and_retried(
+    start_kernel: Any, jp_fetch: Any, tmp_path: Path, ending: str
+) -> None:
+    marker = tmp_path / "first-attempt"
+    task = (
+        "%%coflux_task --retries 1\n"
+        "def slow(x):\n"
+        "    import os, pathlib, time\n"
+        f"    marker = pathlib.Path({str(marker)!r})\n"
+        "    if not marker.exists():\n"
+        "        marker.write_text(str(os.getpid()))\n"
+        "        time.sleep(120)\n"
+        "    return x + 1\n"
+    )
+    async with start_kernel() as doomed, start_kernel() as survivor:
+        await doomed.run("%coflux module jobs")
+        await survivor.run("%coflux module jobs")
+        await doomed.run(task)  # only the doomed kernel serves the task at first
+        # The survivor's workflow calls the task (with its options) without serving it yet.
+        await survivor.run(
+            "import coflux as cf\n"
+            "slow = cf.Task(lambda x: None, name='slow', module='jobs').with_options(retries=1)"
+        )
+        await survivor.run("%%coflux_workflow\ndef job(x):\n    return slow(x)\n")
+        started = await rest(
+            jp_fetch,
+            "workspaces",
+            "main",
+            "runs",
+            method="POST",
+            body=json.dumps({"module": "jobs", "target": "job", "arguments": [41]}),
+        )
+        run_id = started["run_id"]
+
+        async def marked() -> bool:
+            return marker.exists() and marker.read_text() != ""
+
+        await wait_for(marked, 30, "the first attempt to start")
+        assert int(marker.read_text()) == await doomed.value("__import__('os').getpid()")
+        await survivor.run(task)
+        if ending == "killed":
+            os.kill(int(marker.read_text()), signal.SIGKILL)
+        else:  # what the notebook's "Shut Down Kernel" does: the worker closes its connection
+            await jp_fetch("api", "kernels", doomed.id, method="DELETE")
+        data = await finished_run(jp_fetch, run_id, timeout=60)
+        assert data["status"] == "succeeded" and data["result"] == 42, json.dumps(data, indent=1)
+        slow = by_target(data)["slow"][0]["executions"]
+        assert [e["state"] for e in slow] == ["abandoned", "succeeded"]
+        assert slow[1]["retry"] is True
