@@ -100,10 +100,20 @@ def main() -> None:
 @click.option(
     "--token", default=None, envvar="COFLUX_SERVER_TOKEN", help="Fix the access token (default: generated)."
 )
-def server(host: str, port: int, data_dir: str, database_url: str | None, token: str | None) -> None:
+@click.option("--exit-with-stdin", is_flag=True, hidden=True, help="Stop when stdin closes (embedded use).")
+def server(
+    host: str, port: int, data_dir: str, database_url: str | None, token: str | None, exit_with_stdin: bool
+) -> None:
     """Run a headless Jupyter server hosting only the Coflux extension."""
     run_server = _lazy("jupyter_ext.app", "run_server")
-    run_server(host=host, port=port, data_dir=data_dir, database_url=database_url, token=token)
+    run_server(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        token=token,
+        exit_with_stdin=exit_with_stdin,
+    )
 
 
 def _parse_provides(values: tuple[str, ...]) -> dict[str, list[str]]:

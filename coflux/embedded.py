@@ -41,8 +41,9 @@ class EmbeddedServer:
     def __enter__(self) -> EmbeddedServer:
         log = open(self.data_dir / "server.log", "ab")
         command = [sys.executable, "-m", "coflux.cli", "server", "--port", str(self.port)]
-        command += ["--data-dir", str(self.data_dir), "--token", self.token]
-        self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        command += ["--data-dir", str(self.data_dir), "--token", self.token, "--exit-with-stdin"]
+        # The server stops when this pipe closes: also when this process dies without cleaning up.
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self._wait_ready()
         return self
@@ -66,6 +67,8 @@ class EmbeddedServer:
 
     def close(self) -> None:
         process, self._process = self._process, None
+        if process is not None and process.stdin is not None:
+            process.stdin.close()
         if process is not None and process.poll() is None:
             process.terminate()
             try:

@@ -10,9 +10,12 @@ Handshake: the worker sends ``hello``; the server answers ``welcome`` (or ``erro
 Worker -> server
     hello       protocol, workspace, session_id (to resume), concurrency, provides, targets,
                 register (list workflows in the workspace), running (execution ids it still holds)
-    declare     targets (a notebook cell re-run re-declares)
+    declare     targets, register, request_id (optional: then -> ``reply`` once the server holds
+                them, so that a run started right after finds the workflow); a notebook cell re-run
+                re-declares
     submit      request_id, parent_execution_id, call_index, module, target, target_type,
-                arguments, options, await
+                arguments, options, await, cached_from (optional: a re-send pinned to the cache hit
+                an early ``resolved`` answered with)
                 -> ``submitted`` (the child is durable); with ``await`` instead only ``resolved``
                 (carrying the execution id) once the child is final
     wait        request_id, execution_id, from_execution_id -> ``resolved`` when it is final
@@ -30,7 +33,10 @@ Server -> worker
     abort       execution_id
     ack         seqs
     submitted   request_id, execution_id, step_id
-    resolved    request_id, execution_id, outcome
+    resolved    request_id, execution_id, outcome; for a cache hit answered ahead of the commit
+                that records its step, also ``ahead`` (the commit batch's number) and ``cached_from``:
+                the worker keeps the submit until a message sent after that batch's commit arrives,
+                and re-sends it with ``cached_from`` if the connection drops first
     outcome     parent_execution_id, step_id, outcome: a child of an execution the worker holds is
                 final and nobody waits on it yet; the worker keeps it so that a later ``result()``
                 needs no round trip (a fan-out's gather)

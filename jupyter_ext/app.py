@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import os
 import secrets
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +140,11 @@ def run_server(
     data_dir: str,
     database_url: str | None,
     token: str | None,
+    exit_with_stdin: bool = False,
 ) -> None:
-    """``coflux server``: print the URL and token, then serve until interrupted."""
+    """``coflux server``: print the URL and token, then serve until interrupted. With
+    ``exit_with_stdin``, also stop (as on SIGTERM) when stdin reaches its end: an embedding
+    process holds the pipe's other end, so the server never outlives it, even when it is killed."""
     token = token or secrets.token_hex(24)
     argv = [
         f"--ServerApp.ip={host}",
@@ -162,4 +167,12 @@ def run_server(
     # Everything loaded so far lives as long as the server: keep it out of the garbage collector's
     # full passes, which otherwise walk Jupyter's large heap and pause the loop now and then.
     gc.freeze()
+    if exit_with_stdin:
+        threading.Thread(target=_stop_at_end_of_stdin, name="coflux-stdin", daemon=True).start()
     app.start()
+
+
+def _stop_at_end_of_stdin() -> None:
+    while sys.stdin.buffer.read(4096):
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from coflux.client import Client
-from coflux.errors import ConfigurationError, Conflict
+from coflux.errors import CofluxError, ConfigurationError, Conflict
 from coflux.models import valid_project_name, valid_workspace_name
 from coflux.worker import Target, Worker
 from coflux.worker.settings import DEFAULT_PROJECT, DEFAULT_URL, DEFAULT_WORKSPACE
@@ -30,6 +30,8 @@ _logger = logging.getLogger("coflux.notebook")
 DEFAULT_MODULE: Final = "notebook"
 DEFAULT_CONCURRENCY: Final = 4
 STOP_TIMEOUT: Final = 3.0
+CONFIRM_TIMEOUT: Final = 10.0
+"""Seconds a magic waits for the server to welcome the kernel or confirm a declaration."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 
@@ -108,9 +110,11 @@ class KernelSession:
         project: str | None = None,
         workspace: str | None = None,
         concurrency: int | None = None,
+        wait: float | None = None,
     ) -> None:
-        """(Re)start the worker with these settings (unchanged ones kept). The connection itself
-        is made in the background and re-made after any loss."""
+        """(Re)start the worker with these settings (unchanged ones kept). The connection is made
+        in the background and re-made after any loss; with ``wait``, block until the server
+        welcomed the worker (its targets registered) for up to that many seconds."""
         url = (url or self.url).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"the server URL must be http(s)://..., not {url!r}")
@@ -133,6 +137,8 @@ class KernelSession:
         live = sys.modules.get("coflux.notebook.live")
         if live is not None:
             live.watcher().poke_all()
+        if wait is not None:
+            self.wait_connected(wait)
 
     def switch_workspace(self, name: str, base: str | None = None) -> None:
         """Serve (and run in) workspace ``name``, creating it first (with ``base``) if missing."""
@@ -148,7 +154,7 @@ class KernelSession:
             raise ConfigurationError(
                 f"workspace {name!r} exists with base {known[name].get('base')!r}, not {base!r}"
             )
-        self.connect(workspace=name)
+        self.connect(workspace=name, wait=CONFIRM_TIMEOUT)
 
     def set_module(self, name: str) -> None:
         """Targets defined from now on belong to module ``name``."""
@@ -156,12 +162,22 @@ class KernelSession:
             raise ConfigurationError(f"invalid module name {name!r} (letters, digits, _ . - only)")
         self.module = name
 
-    def declare(self, target: Target[..., Any]) -> None:
-        """Add or replace a target (by module and name) and tell the server if connected."""
+    def declare(self, target: Target[..., Any]) -> str | None:
+        """Add or replace a target (by module and name) and, when the worker runs, wait (up to
+        ``CONFIRM_TIMEOUT``) until the server has it, so that a run started next finds it.
+        Returns a warning when it could not be confirmed (it is declared on connection then)."""
         with self._lock:
             self._targets[(target.module, target.name)] = target
-            if self._worker is not None:
-                self._worker.declare([target])
+            worker = self._worker
+        if worker is None:
+            return None
+        try:
+            worker.wait_connected(CONFIRM_TIMEOUT)
+            worker.declare([target], timeout=CONFIRM_TIMEOUT)
+        except (TimeoutError, CofluxError) as err:
+            worker.declare([target])  # sent with the next hello if not before
+            return f"{target!r} is not confirmed by {self.url} yet ({err}); it is declared on connection"
+        return None
 
     def wait_connected(self, timeout: float) -> None:
         worker = self._worker

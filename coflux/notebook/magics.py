@@ -146,8 +146,10 @@ class CofluxMagics(Magics):
         source = ast.get_source_segment(code, node)
         target = kind(function, name=args.name, module=self.session.module, options=options, source=source)
         shell.user_ns[node.name] = target
-        self.session.declare(target)
-        if not self.session.started:
+        warning = self.session.declare(target)
+        if warning is not None:
+            print(f"Coflux: {warning}")
+        elif not self.session.started:
             print(f"{target!r} defined; this kernel is not connected to a server (%coflux connect)")
 
     @line_magic
@@ -160,7 +162,7 @@ class CofluxMagics(Magics):
             raise UsageError(f"%coflux: unknown command {command!r}; try {_COMMANDS}")
         try:
             return handler(rest)
-        except CofluxError as err:
+        except (CofluxError, TimeoutError) as err:
             raise UsageError(f"%coflux {command}: {err}") from err
 
     def _cmd_help(self, rest: list[str]) -> None:
@@ -182,15 +184,15 @@ class CofluxMagics(Magics):
         parser.add_argument("--token")
         parser.add_argument("--concurrency", type=int)
         args = parser.parse_args(rest)
-        self.session.connect(
-            args.url,
-            token=args.token,
-            project=args.project,
-            workspace=args.workspace,
-            concurrency=args.concurrency,
-        )
         try:
-            self.session.wait_connected(CONNECT_TIMEOUT)
+            self.session.connect(
+                args.url,
+                token=args.token,
+                project=args.project,
+                workspace=args.workspace,
+                concurrency=args.concurrency,
+                wait=CONNECT_TIMEOUT,
+            )
         except TimeoutError as err:
             raise UsageError(f"%coflux connect: {err} (the worker keeps trying)") from err
         self._cmd_status([])

@@ -72,6 +72,8 @@ class Engine:
         self.cache_index: OrderedDict[tuple[str, int], IndexEntry | None] = OrderedDict()
         """(cache key, workspace) -> its newest entry, or None when storage has none. Exact: this
         engine writes every entry; storage is read once per key and workspace after a restart."""
+        self.uncommitted: dict[str, JSON] = {}
+        """Execution id -> a large cached value its pending batch writes (read back after commit)."""
         self.computing: dict[str, list[Step]] = {}
         """Cache key -> live steps computing it: an identical step shares their outcome."""
         self.writer = writer
@@ -155,6 +157,7 @@ class Engine:
                 "workspace_id": workspace_id,
                 "execute_after": after,
                 "created_at": now,
+                "retry": retry,
             }
         )
         self.enqueue(execution)
@@ -233,6 +236,18 @@ class Engine:
         small = len(dumps(value)) <= CACHE_VALUE_INLINE
         entry = (execution.execution_id, now, value if small else FETCH, self.writer.number)
         self._index((key, execution.workspace_id), entry)
+        if not small:  # storage can't give it back before the commit: a hit meanwhile reads it here
+            source = execution.execution_id
+            self.uncommitted[source] = value
+            self.writer.after_commit(lambda: self.uncommitted.pop(source, None))
+
+    def _cached_value(self, source: str, value: JSON | object) -> JSON:
+        """An index entry's value: inline, not yet committed, or read from storage."""
+        if value is not FETCH:
+            return value
+        if source in self.uncommitted:
+            return self.uncommitted[source]
+        return self.value_of(source)
 
     def _leave_deferring(self, execution: Execution) -> None:
         """It is no longer queued: a later identical call no longer defers it."""
@@ -267,7 +282,7 @@ class Engine:
         hit = self._cache_hit(key, lineage, keys.cache_max_age(step.options))
         if hit is not None:
             source, _, value, _ = hit
-            self._reuse(execution, source, self.value_of(source) if value is FETCH else value)
+            self._reuse(execution, source, self._cached_value(source, value))
             return True
         self.computing.setdefault(key, []).append(step)
         return False
@@ -293,7 +308,7 @@ class Engine:
         if hit is None or hit[3] >= self.writer.number:  # none, or written by the pending batch
             return None
         source, _, value, _ = hit
-        return source, self.value_of(source) if value is FETCH else value
+        return source, self._cached_value(source, value)
 
     def _cache_hit(self, key: str, lineage: list[int], max_age: float | None) -> IndexEntry | None:
         """The newest entry in the nearest workspace that has one (within ``max_age``)."""

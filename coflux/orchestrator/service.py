@@ -103,7 +103,7 @@ class ProjectService:
                 attempt,
                 workspace,
                 row["execute_after"],
-                retry=earlier,
+                retry=row["retry"] if row.get("retry") is not None else earlier,
                 assigned_at=assigned_at,
                 restored=True,
             )

@@ -153,6 +153,10 @@ class WorkerSessions:
 
     def _on_declare(self, session: Session, message: dict[str, Any]) -> None:
         self._declare(session, checks.declarations(message["targets"]), bool(message.get("register")))
+        request_id = message.get("request_id")
+        if isinstance(request_id, int) and not isinstance(request_id, bool):
+            reply = {"type": "reply", "request_id": request_id}
+            self.engine.writer.after_commit(lambda: self.engine.send_to(session, reply))
         self.engine.writer.schedule()
 
     def _on_started(self, session: Session, message: dict[str, Any]) -> None:

@@ -107,6 +107,7 @@ def _execution(
         "execute_after": row["execute_after"],
         "assigned_at": assigned[execution_id]["assigned_at"] if execution_id in assigned else None,
         "completed_at": result["created_at"] if result is not None else None,
+        "retries": row.get("retry"),  # read (and removed) by _mark_attempts
     }
     if result is not None and result["value"] is not None:
         data["result"] = serialization.describe(json.loads(result["value"]))
@@ -116,12 +117,17 @@ def _execution(
 
 
 def _mark_attempts(executions: list[dict[str, Any]]) -> None:
-    """``retry``: it followed a failed, timed-out or abandoned attempt in its workspace (the
-    orchestrator tried again); ``rerun``: a later attempt someone asked for."""
+    """``retry``: the orchestrator tried again after a failed, timed-out or abandoned attempt;
+    ``rerun``: a later attempt someone asked for. Executions recorded before storage kept this
+    (``retries`` is None) are judged by the attempt before them in their workspace."""
     previous: dict[str, str] = {}
     for execution in executions:
-        before = previous.get(execution["workspace"])
-        execution["retry"] = before in ("failed", "timed_out", "abandoned") and execution["attempt"] > 1
+        recorded = execution.pop("retries")
+        if recorded is not None:
+            execution["retry"] = recorded > 0
+        else:
+            before = previous.get(execution["workspace"])
+            execution["retry"] = before in ("failed", "timed_out", "abandoned") and execution["attempt"] > 1
         execution["rerun"] = execution["attempt"] > 1 and not execution["retry"]
         previous[execution["workspace"]] = execution["state"]
 

@@ -95,6 +95,7 @@ executions = Table(
     Column("workspace_id", Integer, ForeignKey("workspaces.id"), nullable=False),
     Column("execute_after", Float, nullable=True),
     Column("created_at", Float, nullable=False),
+    Column("retry", Integer, nullable=True),
 )
 Index("ix_executions_step", executions.c.step_id)
 

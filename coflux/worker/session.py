@@ -150,9 +150,21 @@ class Session:
     def complete(self, context: ExecutionContext, outcome: dict[str, JSON]) -> None:
         self._post("complete", (context, outcome))
 
-    def declare(self, targets: Iterable[Target[..., Any]]) -> None:
-        """Add or replace targets (by module and name) and tell the server."""
-        self._post("declare", list(targets))
+    def declare(self, targets: Iterable[Target[..., Any]], confirm: bool = False) -> PendingRequest | None:
+        """Add or replace targets (by module and name) and tell the server; with ``confirm``, the
+        returned request finishes when the server has them (re-sent after a reconnect)."""
+        targets = list(targets)
+        request = None
+        if confirm:
+            message = {
+                "type": "declare",
+                "request_id": self.next_request_id(),
+                "targets": [t.definition.to_json() for t in targets],
+                "register": self.settings.register,
+            }
+            request = PendingRequest(message, None)
+        self._post("declare", (targets, request))
+        return request
 
     def put_blob(self, data: bytes) -> str:
         return self._blobs.put(data)
@@ -207,7 +219,7 @@ class Session:
                 if self._requests.pop(payload.request_id, None) is not None:
                     self._send_or_keep({"type": "unwait", "request_id": payload.request_id})
             else:
-                self._send_declare(payload)
+                self._send_declare(*payload)
         if batch is not None:
             self._send_or_keep(batch)
         self.connection.flush()
@@ -237,8 +249,11 @@ class Session:
         self._held[execution_id] = self._seq
         self.connection.send(message)  # if disconnected: re-sent on welcome
 
-    def _send_declare(self, targets: list[Target[..., Any]]) -> None:
+    def _send_declare(self, targets: list[Target[..., Any]], request: PendingRequest | None) -> None:
         self._upsert(targets)
+        if request is not None:
+            self._send_request(request, None)  # if disconnected: re-sent on welcome
+            return
         self.connection.send(
             {
                 "type": "declare",

@@ -98,14 +98,18 @@ class Worker:
             context.uninstall_capture()
             self._session = self._loop = self._thread = self._main = None
 
-    def declare(self, targets: Iterable[Target[..., Any]]) -> None:
+    def declare(self, targets: Iterable[Target[..., Any]], timeout: float | None = None) -> None:
         """Add or replace targets (matched by module and name), e.g. after a cell is re-run; a
-        running worker tells the server at once (registering workflows if ``register``)."""
+        running worker tells the server at once (registering workflows if ``register``). With
+        ``timeout``, wait until the server confirms (``TimeoutError`` after that many seconds)."""
         targets = list(targets)
         keys = {(t.module, t.name) for t in targets}
         self._targets = [t for t in self._targets if (t.module, t.name) not in keys] + targets
-        if self._session is not None:
-            self._session.declare(targets)
+        if self._session is None:
+            return
+        request = self._session.declare(targets, confirm=timeout is not None)
+        if request is not None and not request.wait_finished(timeout):
+            raise TimeoutError(f"the server did not confirm the declaration within {timeout} s")
 
     @property
     def targets(self) -> list[Target[..., Any]]:

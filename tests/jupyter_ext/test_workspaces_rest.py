@@ -89,3 +89,20 @@ async def test_actions_answer_only_post(jp_fetch: Any) -> None:
         await jp_fetch("coflux", "api", "projects", "demo", "workspaces", "prod", "pause")
     assert info.value.code == 405 and info.value.response is not None
     assert json.loads(info.value.response.body)["error"]["code"] == "method_not_allowed"
+
+
+async def test_run_listing_checks_its_query(jp_fetch: Any) -> None:
+    await _post(jp_fetch, "workspaces", body={"name": "prod"})
+    response = await jp_fetch("coflux", "api", "projects", "demo", "workspaces", "prod", "runs")
+    assert json.loads(response.body) == {"runs": []}
+    for query, status in (
+        ({"limit": "0"}, 400),
+        ({"limit": "many"}, 400),
+        ({"workflow": "no-colon"}, 400),
+    ):
+        with pytest.raises(HTTPClientError) as info:
+            await jp_fetch("coflux", "api", "projects", "demo", "workspaces", "prod", "runs", params=query)
+        assert info.value.code == status, query
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("coflux", "api", "projects", "demo", "workspaces", "nowhere", "runs")
+    assert info.value.code == 404

@@ -245,3 +245,26 @@ def test_cache_entries_survive_a_restart(tmp_path: Path) -> None:
             assert (await _child_state(service, parent["run_id"]))["cached_from"] == computed["execution_id"]
 
     run(scenario)
+
+
+def test_a_large_value_hit_in_the_batch_that_writes_it_gets_the_value(tmp_path: Path) -> None:
+    """A cached value too big to keep inline, hit before its batch commits: read from memory."""
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = await _worker(service)
+            parent = await _parent(service, worker)
+            big = "x" * 10_000
+            worker.say(**_call(parent, 1, 1, [1], cache=CACHED))
+            execute = await worker.next("execute")
+            # The result and an identical call arrive in one frame: the same, uncommitted batch.
+            worker.complete(execute["execution_id"], ok(big))
+            worker.say(**_call(parent, 2, 2, [1], cache=CACHED))
+            answers = {}
+            for _ in range(2):
+                resolved = await worker.next("resolved")
+                answers[resolved["request_id"]] = resolved["outcome"]
+            assert answers[1] == ok(big)
+            assert answers[2]["state"] == "succeeded" and answers[2]["value"] == big
+
+    run(scenario)

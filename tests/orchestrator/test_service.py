@@ -282,6 +282,33 @@ def test_a_group_and_a_rerun_are_shown_in_the_run(tmp_path: Path) -> None:
     run(scenario)
 
 
+def test_a_rerun_after_a_failure_is_a_rerun_and_a_retry_is_a_retry(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 1, 0, retries={"limit": 1, "backoff_min": 0, "backoff_max": 0}))
+            failed = {"state": "failed", "error": {"type": "ValueError", "message": "no"}}
+            first = await worker.next("execute")
+            worker.complete(first["execution_id"], failed)
+            retried = await worker.next("execute")  # the orchestrator's retry
+            worker.complete(retried["execution_id"], failed)
+            await worker.next("resolved")
+            await service.rerun_step(first["step_id"], None)  # someone re-runs the failed step
+            again = await worker.next("execute")
+            worker.complete(again["execution_id"], ok(3))
+            await worker.next("ack")
+            step = (await service.get_run(parent["run_id"]))["steps"][1]
+            assert [(e["attempt"], e["retry"], e["rerun"]) for e in step["executions"]] == [
+                (1, False, False),
+                (2, True, False),
+                (3, False, True),
+            ]
+
+    run(scenario)
+
+
 def test_wait_holds_dispatch_until_referenced_executions_are_final(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
@@ -603,5 +630,24 @@ def test_a_handshake_with_another_protocol_version_is_refused(tmp_path: Path) ->
             }
             with pytest.raises(ProtocolError):
                 service.connect(hello, lambda m: None, lambda c, r: None)
+
+    run(scenario)
+
+
+def test_a_declaration_with_a_request_id_is_confirmed_and_its_workflow_can_run(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(targets=[TASK])
+            await worker.next("welcome")
+            with pytest.raises(NotFound):
+                await service.start_run("main", "m", "flow", [1])
+            worker.say(type="declare", targets=[FLOW], register=True, request_id=7)
+            assert (await worker.next("reply"))["request_id"] == 7
+            run_id = await service.start_run("main", "m", "flow", [1])
+            assert (await worker.next("execute"))["execution_id"] == f"{run_id}:1:1"
+            worker.say(type="declare", targets=[TASK], register=True)  # no request id: no reply
+            await asyncio.sleep(0.05)
+            assert not [m for m in worker.inbox if m["type"] == "reply"]
 
     run(scenario)

@@ -75,6 +75,7 @@ def _execution(step_id: str, attempt: int) -> dict[str, Any]:
         "workspace_id": 1,
         "execute_after": NOW + 60 if attempt > 1 else None,
         "created_at": NOW + attempt,
+        "retry": attempt - 1,
     }
 
 
