@@ -116,7 +116,7 @@ def measure_coflux(args: argparse.Namespace, repetitions: int, work_dir: Path) -
 
 
 def profile_stack(stack: Stack, client: Client, timeout: float) -> dict[str, str]:
-    """py-spy the server, the worker and this process during extra (untimed) chain and fan-out runs."""
+    """py-spy the server, the worker and this process during extra (untimed) runs of each case."""
     executable = py_spy()
     if executable is None:
         print("--profile: py-spy is not installed (.venv/bin/pip install py-spy); skipping")
@@ -124,7 +124,7 @@ def profile_stack(stack: Stack, client: Client, timeout: float) -> dict[str, str
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     reports: dict[str, str] = {}
-    for case, runs in ((CHAIN, 10), (FANOUT, 4)):
+    for case, runs in ((CHAIN, 10), (FANOUT, 4), (CACHE_HITS, 10)):
         targets = {"server": stack.server.pid, "worker": stack.worker.pid, "client": os.getpid()}
         paths = {name: RESULTS_DIR / f"profile-{stamp}-{case.name}-{name}.txt" for name in targets}
         recordings = [Recording(executable, pid, paths[name]) for name, pid in targets.items()]

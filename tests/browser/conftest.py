@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Locator, Page
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -52,6 +53,29 @@ LAB_SETTINGS: dict[str, dict[str, Any]] = {
 }
 LAB_START_TIMEOUT = 60.0
 LOG_TAIL_LINES = 80
+
+# Playwright timeouts and selectors shared by the tests (the visible notebook panel only).
+LAB_LOAD_TIMEOUT_MS = 60_000
+RUN_TIMEOUT_MS = 60_000
+NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
+PROMPTS = f"{NOTEBOOK} .jp-CodeCell .jp-InputPrompt"
+TREE = f"{NOTEBOOK} .coflux-runtree"
+RUN_STATUS = f"{TREE} .coflux-run-header > .coflux-run-status"
+KERNEL_STATUS = "#jp-main-statusbar .jp-StatusBar-TextItem:has-text('Python 3')"
+ERROR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
+NUMBERED = re.compile(r"^\[\d+\]:$")
+
+
+def step_row(page: Page, target: str) -> Locator:
+    """The tree's step rows of ``module:target``."""
+    return page.locator(f"{TREE} .coflux-step").filter(
+        has=page.locator(".coflux-target", has_text=re.compile(f"^{re.escape(target)}$"))
+    )
+
+
+def prompts(page: Page) -> list[str]:
+    """The code cells' input prompts (``[3]:``, ``[ ]:``), in order."""
+    return [text.strip() for text in page.locator(PROMPTS).all_inner_texts()]
 
 
 def _require_browser() -> None:
@@ -210,6 +234,17 @@ class LabServer:
         # Kernels are the server's children in its session; don't leave one behind if it hung.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """``{url}/{path}`` with the server's token; the JSON answer (``None`` if empty)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}/{path.lstrip('/')}", data=data, method=method)
+        request.add_header("Authorization", f"token {self.token}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         try:

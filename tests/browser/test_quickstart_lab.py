@@ -15,32 +15,24 @@ import pytest
 if not os.environ.get("CI"):  # in CI a missing playwright is an error, not a skip
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import LabServer
+from tests.browser.conftest import (
+    ERROR_OUTPUT,
+    KERNEL_STATUS,
+    LAB_LOAD_TIMEOUT_MS,
+    NOTEBOOK,
+    NUMBERED,
+    PROMPTS,
+    RUN_STATUS,
+    RUN_TIMEOUT_MS,
+    TREE,
+    LabServer,
+    prompts,
+    step_row,
+)
 
 pytestmark = pytest.mark.e2e
-
-LAB_LOAD_TIMEOUT_MS = 60_000
-RUN_TIMEOUT_MS = 60_000
-
-NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
-PROMPTS = f"{NOTEBOOK} .jp-CodeCell .jp-InputPrompt"
-TREE = f"{NOTEBOOK} .coflux-runtree"
-RUN_STATUS = f"{TREE} .coflux-run-header > .coflux-run-status"
-KERNEL_STATUS = "#jp-main-statusbar .jp-StatusBar-TextItem:has-text('Python 3')"
-ERROR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
-NUMBERED = re.compile(r"^\[\d+\]:$")
-
-
-def step_row(page: Page, target: str) -> Locator:
-    return page.locator(f"{TREE} .coflux-step").filter(
-        has=page.locator(".coflux-target", has_text=re.compile(f"^{re.escape(target)}$"))
-    )
-
-
-def prompts(page: Page) -> list[str]:
-    return [text.strip() for text in page.locator(PROMPTS).all_inner_texts()]
 
 
 def test_quickstart_runs_and_a_step_reruns_from_the_tree(

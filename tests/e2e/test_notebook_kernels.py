@@ -145,6 +145,15 @@ async def test_magics_define_targets_that_kernels_run(start_kernel: Any, jp_fetc
         execution_id = by_target(run)["square"][3]["executions"][0]["execution_id"]
         logs = await rest(jp_fetch, "executions", execution_id, "logs")
         assert [entry["message"] for entry in logs["logs"]] == ["squaring 3"]
+        # Mistakes are the cell's errors, with a clear message; the kernel carries on.
+        with pytest.raises(AssertionError, match=r"UsageError.*unrecognized arguments: --bogus"):
+            await first.run("%%coflux_task --bogus\ndef f():\n    pass\n")
+        with pytest.raises(AssertionError, match=r"UsageError.*exactly one function \(found: none\)"):
+            await first.run("%%coflux_task\nx = 1\n")
+        with pytest.raises(AssertionError, match="SyntaxError"):
+            await first.run("%%coflux_task\ndef f(:\n    pass\n")
+        with pytest.raises(AssertionError, match="ZeroDivisionError"):
+            await first.run("%%coflux_task\nboom = 1 / 0\ndef f():\n    pass\n")
         listed = await rest(jp_fetch, "workspaces", "main", "runs")
         assert [r["target"] for r in listed["runs"]] == ["squares"]
         assert listed["runs"][0]["module"] == "notebook"
