@@ -53,6 +53,11 @@ def _static(name: str) -> str:
     return (_STATIC / name).read_text(encoding="utf-8")
 
 
+def view_source(name: str) -> str:
+    """A view's ES module: the shared DOM helpers (``dom.js``), then the view's own file."""
+    return _static("dom.js") + "\n" + _static(name)
+
+
 def _kernel_session() -> Session:
     from coflux.notebook import kernel  # lazily: the kernel module starts nothing on import
 
@@ -150,7 +155,7 @@ class RunTree(_ActionWidget):
     workspace that can't see the current view moves the view there, so that the new attempt shows.
     """
 
-    _esm = _static("runtree.js")
+    _esm = view_source("runtree.js")
     _css = _static("runtree.css")
 
     run = traitlets.Dict().tag(sync=True)
@@ -344,7 +349,7 @@ class WorkspaceSwitcher(_ActionWidget):
     kernel's current one; clicking one switches the kernel to it, and a child of the current one
     can be created (and switched to) by name. Updated when workspaces change on the server."""
 
-    _esm = _static("workspaces.js")
+    _esm = view_source("workspaces.js")
     _css = _static("workspaces.css")
 
     workspaces: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)

@@ -226,3 +226,16 @@ def wait_for_run(
 
     result: dict[str, Any] = wait_until(done, timeout, f"run {run_id} to finish")
     return result
+
+
+def coflux_run(notebook: Path, *args: str, timeout: float = 110) -> subprocess.CompletedProcess[str]:
+    """``coflux run NOTEBOOK ARGS...`` in the notebook's folder, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "coflux.cli", "run", str(notebook), *args],
+        env=environment(),
+        cwd=notebook.parent,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        text=True,
+    )

@@ -5,31 +5,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from tests.e2e.harness import ROOT, environment
+from tests.e2e.harness import ROOT, coflux_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 NOTEBOOKS = ROOT / "notebooks"
-
-
-def coflux_run(notebook: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "coflux.cli", "run", str(notebook), *args],
-        env=environment(),
-        cwd=notebook.parent,
-        capture_output=True,
-        timeout=110,
-        check=False,
-        text=True,
-    )
 
 
 @pytest.fixture

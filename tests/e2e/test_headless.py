@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from tests.e2e.harness import Server, Worker, environment, run_data, wait_until
+from tests.e2e.harness import Server, Worker, coflux_run, run_data, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -45,18 +43,6 @@ def _notebook(folder: Path, *cells: Any) -> Path:
     return path
 
 
-def _coflux_run(notebook: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "coflux.cli", "run", str(notebook), *args],
-        env=environment(),
-        cwd=notebook.parent,
-        capture_output=True,
-        timeout=60,
-        check=False,
-        text=True,
-    )
-
-
 def _connect(server: Server) -> list[str]:
     return ["--url", server.url, "--token", server.token]
 
@@ -73,7 +59,7 @@ def test_a_parameterized_notebook_starts_a_run_that_succeeds(server: Server, tmp
     )
     output = tmp_path / "out.ipynb"
     try:
-        completed = _coflux_run(notebook, "--param", "n=5", "--output", str(output), *_connect(server))
+        completed = coflux_run(notebook, "--param", "n=5", "--output", str(output), *_connect(server))
     finally:
         worker.stop()
 
@@ -99,7 +85,7 @@ def test_a_failing_workflow_names_the_step_and_the_error(server: Server, tmp_pat
         new_code_cell("import coflux as cf\nrun = cf.Client().start_run('e2e_headless:fails', message)"),
     )
     try:
-        completed = _coflux_run(notebook, "-p", "message=disk on fire", "--json", *_connect(server))
+        completed = coflux_run(notebook, "-p", "message=disk on fire", "--json", *_connect(server))
     finally:
         worker.stop()
 
@@ -121,7 +107,7 @@ def test_a_failing_cell_is_reported_and_the_notebook_saved(server: Server, tmp_p
         new_code_cell("print('not reached')"),
     )
     output = tmp_path / "out.ipynb"
-    completed = _coflux_run(notebook, "--output", str(output), *_connect(server))
+    completed = coflux_run(notebook, "--output", str(output), *_connect(server))
 
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert "cell 1 (In [2]) failed: KeyError: 'b'" in completed.stdout
@@ -152,7 +138,7 @@ def test_without_a_url_an_embedded_server_serves_the_notebook_s_own_worker(tmp_p
             "    print(total.run(n).result(timeout=20))\n"
         ),
     )
-    completed = _coflux_run(notebook, "--param", "n=4", "--json")
+    completed = coflux_run(notebook, "--param", "n=4", "--json")
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
     report = json.loads(completed.stdout)
@@ -178,7 +164,7 @@ def test_runs_left_running_are_awaited_while_the_kernel_serves_them(server: Serv
             "run = sleepy.run(1.0)  # not awaited: the cells end first\n"
         ),
     )
-    completed = _coflux_run(notebook, "--json", *_connect(server))
+    completed = coflux_run(notebook, "--json", *_connect(server))
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
     [run] = json.loads(completed.stdout)["runs"]
@@ -192,7 +178,7 @@ def test_a_cell_running_past_the_timeout_is_interrupted(server: Server, tmp_path
         new_code_cell("print('not reached')"),
     )
     output = tmp_path / "out.ipynb"
-    completed = _coflux_run(notebook, "--timeout", "2", "--output", str(output), *_connect(server))
+    completed = coflux_run(notebook, "--timeout", "2", "--output", str(output), *_connect(server))
 
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert "cell 0 (In [1]) failed: CellTimeoutError: the cell ran longer than 2 s" in completed.stdout
@@ -202,8 +188,8 @@ def test_a_cell_running_past_the_timeout_is_interrupted(server: Server, tmp_path
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     notebook = _notebook(tmp_path, new_code_cell("x = 1"))
-    missing = _coflux_run(tmp_path / "missing.ipynb")
+    missing = coflux_run(tmp_path / "missing.ipynb")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
-    bad_key = _coflux_run(notebook, "--param", "not-a-name=1")
+    bad_key = coflux_run(notebook, "--param", "not-a-name=1")
     assert bad_key.returncode == 2 and "not a Python identifier" in bad_key.stderr
     assert "Traceback" not in missing.stderr + bad_key.stderr

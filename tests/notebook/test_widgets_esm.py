@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from coflux.notebook import live
-from coflux.notebook.widgets import _STATIC, RunTree
+from coflux.notebook.widgets import _STATIC, RunTree, view_source
 from tests.e2e.harness import Server, start_run, wait_for_run
 from tests.notebook.conftest import FakeSession
 
@@ -26,7 +26,7 @@ SYNCED = ("run", "spawned", "view", "workspace", "workspaces", "expanded", "deta
 def _node(tmp_path: Path, script: str, state: dict[str, Any], view: str) -> Any:
     """Run ``script`` (an async body with ``dom``, ``state`` and ``viewPath`` in scope) in node."""
     module = tmp_path / view.replace(".js", ".mjs")
-    shutil.copyfile(_STATIC / view, module)
+    module.write_text(view_source(view), encoding="utf-8")
     (tmp_path / "state.json").write_text(json.dumps(state))
     driver = tmp_path / "driver.mjs"
     driver.write_text(
@@ -43,10 +43,10 @@ def _node(tmp_path: Path, script: str, state: dict[str, Any], view: str) -> Any:
     return json.loads(done.stdout)
 
 
-@pytest.mark.parametrize("view", sorted(p.name for p in _STATIC.glob("*.js")))
+@pytest.mark.parametrize("view", sorted(p.name for p in _STATIC.glob("*.js") if p.name != "dom.js"))
 def test_each_view_is_a_valid_es_module(tmp_path: Path, view: str) -> None:
     module = tmp_path / view.replace(".js", ".mjs")
-    shutil.copyfile(_STATIC / view, module)
+    module.write_text(view_source(view), encoding="utf-8")
     assert NODE is not None
     done = subprocess.run(
         [NODE, "--check", str(module)], capture_output=True, text=True, timeout=60, check=False
