@@ -16,6 +16,7 @@ from typing import Any
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from traitlets.config import Config
 
 from coflux.client import Client, ServerUnavailable, resolve_settings
 from coflux.embedded import EmbeddedServer
@@ -166,6 +167,8 @@ def run_notebook(
             store_widget_state=True,
             resources={"metadata": {"path": str(path.resolve().parent)}},
             extra_arguments=["--ext=coflux"],
+            # Local sockets, not TCP on 127.0.0.1: nothing else on the machine can talk to the kernel.
+            config=Config({"KernelManager": {"transport": "ipc"}}),
         )
         with _kernel(client, env):
             try:
