@@ -18,22 +18,33 @@ def load_ipython_extension(shell: Any) -> None:
     from coflux.notebook import magics
 
     session = magics.load(shell)
-    # By name, so the widget libraries load only when a run is first shown.
-    formatter = shell.display_formatter.mimebundle_formatter
-    formatter.for_type_by_name("coflux.client", "Run", _run_bundle)
+    register_display(shell)
     if os.environ.get("COFLUX_URL") and not session.started:
         session.connect()
 
 
-def _run_bundle(run: Any) -> Any:
-    """A ``Run``'s display: its live run tree (its text tree where widgets can't show)."""
-    from coflux.notebook.widgets import RunTree
+def register_display(shell: Any) -> None:
+    """Make a :class:`coflux.Run` display as a live ``RunTree`` in IPython ``shell`` (as a cell's
+    last expression or through ``display(run)``), with its text tree as the plain fallback.
+    Registered by the class's name and imported on first use, so that loading the extension
+    doesn't load the widget libraries."""
+    shell.display_formatter.mimebundle_formatter.for_type_by_name("coflux.client", "Run", _run_bundle)
 
-    return RunTree(run)._repr_mimebundle_()
+
+def _run_bundle(run: Any) -> Any:
+    from coflux.notebook.widgets import run_bundle
+
+    return run_bundle(run)
 
 
 def unload_ipython_extension(shell: Any) -> None:
     current().close()
 
 
-__all__ = ["KernelSession", "current", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "KernelSession",
+    "current",
+    "load_ipython_extension",
+    "register_display",
+    "unload_ipython_extension",
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import datetime
 import shlex
 from collections.abc import Callable
 from typing import Any
@@ -233,9 +234,8 @@ class CofluxMagics(Magics):
             print("no runs" + (f" of {workflow}" if workflow else "") + f" in {self.session.workspace}")
             return
         for run in runs:
-            print(
-                f"{run['run_id']}  {run['status']:<10} {run['module']}:{run['target']}  {run['created_at']}"
-            )
+            started = datetime.datetime.fromtimestamp(run["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"{run['run_id']}  {run['status']:<10} {run['module']}:{run['target']}  {started}")
 
 
 _COMMANDS = "status, connect, workspace, workspaces, runs, module, help"

@@ -1,7 +1,7 @@
 """Notebook widgets: :class:`RunTree` (a live run tree with re-run and cancel) and
 :class:`WorkspaceSwitcher` (the project's workspaces; switch the kernel's). Both are anywidgets whose
 views are plain ES modules in ``static/``; they refresh themselves through :mod:`coflux.notebook.live`
-while no cell runs. :func:`register_display` makes a :class:`coflux.Run` display as its tree.
+while no cell runs. :func:`coflux.notebook.register_display` makes a :class:`coflux.Run` display as its tree.
 
 The views talk back with custom messages ``{"action": ...}``; a failed action shows its error in
 the widget (trait ``error``) instead of raising in the kernel. Wire shapes: ``docs/widgets.md``.
@@ -402,11 +402,7 @@ class WorkspaceSwitcher(_ActionWidget):
         self._watcher.watch(live.Endpoint.of(self._session), self, workspaces=True, poll=poll)
 
 
-def register_display(ip: Any) -> None:
-    """Make a :class:`coflux.Run` display as a live :class:`RunTree` in IPython ``ip`` (as the last
-    expression of a cell or through ``display(run)``), with its text tree as the plain fallback."""
-    ip.display_formatter.mimebundle_formatter.for_type(Run, _run_bundle)
-
-
-def _run_bundle(run: Run) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def run_bundle(run: Run) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A run's MIME bundle: a new :class:`RunTree`'s view, with the text tree as ``text/plain``
+    (what :func:`coflux.notebook.register_display` shows for a ``Run``)."""
     return RunTree(run)._repr_mimebundle_()

@@ -154,6 +154,9 @@ async def test_magics_define_targets_that_kernels_run(start_kernel: Any, jp_fetc
             await first.run("%%coflux_task\ndef f(:\n    pass\n")
         with pytest.raises(AssertionError, match="ZeroDivisionError"):
             await first.run("%%coflux_task\nboom = 1 / 0\ndef f():\n    pass\n")
+        run_id = await first.value("run.id")
+        assert f"{run_id}  succeeded  notebook:squares" in await first.run("%coflux runs squares")
+        assert "no runs of notebook:square in main" in await first.run("%coflux runs square")
         listed = await rest(jp_fetch, "workspaces", "main", "runs")
         assert [r["target"] for r in listed["runs"]] == ["squares"]
         assert listed["runs"][0]["module"] == "notebook"
