@@ -21,11 +21,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cases import CACHE_HITS, CHAIN, EMPTY, FANOUT, Case, time_one_run, wait_for_workflows
+from bench.cases import (
+    CACHE_HITS,
+    CHAIN,
+    DISTINCT_HITS,
+    EMPTY,
+    FANOUT,
+    Case,
+    time_one_run,
+    wait_for_workflows,
+)
 from bench.procs import ROOT, Stack
 from coflux.client import Client
 
-CASES = (CACHE_HITS, CHAIN, FANOUT, EMPTY)
+CASES = (CACHE_HITS, DISTINCT_HITS, CHAIN, FANOUT, EMPTY)
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:

@@ -64,6 +64,13 @@ EMPTY = Case("empty run", "bench.flows:empty", 7, 1, 7)
 CHAIN = Case("chain", "bench.flows:chain", CHAIN_STEPS, CHAIN_STEPS, CHAIN_STEPS)
 CACHE_HITS_N = 100
 CACHE_HITS = Case("cache hits", "bench.flows:cache_hits", CACHE_HITS_N, CACHE_HITS_N, 9 * CACHE_HITS_N)
+DISTINCT_HITS = Case(
+    "distinct hits",
+    "bench.flows:distinct_hits",
+    CACHE_HITS_N,
+    CACHE_HITS_N,
+    sum(x * x for x in range(CACHE_HITS_N)),
+)
 FANOUT = Case(
     "fan-out", "bench.flows:fanout", FANOUT_TASKS, FANOUT_TASKS, FANOUT_TASKS * (FANOUT_TASKS - 1) // 2
 )

@@ -55,3 +55,13 @@ def cache_hits(n: int) -> int:
     for _ in range(n):
         total += cached_square(3)
     return total
+
+
+@cf.workflow()
+def distinct_hits(n: int) -> int:
+    """``n`` dependent cache hits on ``n`` different calls (the warm-up run computed them): none
+    repeats within the run, so each is a round trip to the server (no lease answers it)."""
+    total = 0
+    for x in range(n):
+        total += cached_square(x)
+    return total

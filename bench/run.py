@@ -38,6 +38,7 @@ from bench import peers, report
 from bench.cases import (
     CACHE_HITS,
     CHAIN,
+    DISTINCT_HITS,
     EMPTY,
     FANOUT,
     CaseResult,
@@ -50,7 +51,7 @@ from bench.profiling import Profile, Recording, py_spy
 from coflux.client import Client
 
 RESULTS_DIR = ROOT / "bench" / "results"
-ALL_CASES = (EMPTY, CHAIN, FANOUT, CACHE_HITS)
+ALL_CASES = (EMPTY, CHAIN, FANOUT, CACHE_HITS, DISTINCT_HITS)
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -197,6 +198,9 @@ def coflux_rows(measured: dict[str, Any]) -> tuple[list[report.Row], dict[str, f
                 hits.median <= report.TARGET_CACHE_HIT_MS,
             )
         )
+    if DISTINCT_HITS.name in results:  # no call repeats in the run: a round trip each
+        distinct = results[DISTINCT_HITS.name].ms_per_item()
+        rows.append(report.Row("    100 different hits (round trips)", "ms/hit", distinct))
     rows += [
         report.Row(
             f"(c) memory: {rss_parts}",

@@ -15,13 +15,20 @@ Worker -> server
                 re-declares
     submit      request_id, parent_execution_id, call_index, module, target, target_type,
                 arguments, options, await, cached_from (optional: a re-send pinned to the cache hit
-                an early ``resolved`` answered with)
+                an early ``resolved`` answered with), answered (optional: the worker answered the
+                call itself from a lease, pinned with ``cached_from``; only ``recorded`` follows),
+                execution_id and outcome (optional: a re-send of a call whose child this worker
+                ran and whose value it gave the caller; the server finishes or makes the child
+                with exactly that outcome, never running it again)
                 -> ``submitted`` (the child is durable); with ``await`` instead only ``resolved``
                 (carrying the execution id) once the child is final
     wait        request_id, execution_id, from_execution_id -> ``resolved`` when it is final
     unwait      request_id: the caller stopped waiting (a ``poll`` or ``result`` that timed out), so
                 its execution holds its slot again
-    complete    seq, execution_id, outcome -> ``ack`` once durable (the worker buffers it until then)
+    complete    seq, execution_id, outcome -> ``ack`` once durable (the worker buffers it until then);
+                answered (optional: the caller's execution id when this worker gave a succeeded
+                child's value to its awaited call already; should the server have ended the
+                child otherwise meanwhile, it cancels that caller)
     started     execution_id
     cancel      request_id, execution_id -> ``reply``
     log         execution_id, entries [{timestamp, level, message}]
@@ -29,14 +36,23 @@ Worker -> server
 
 Server -> worker
     welcome     protocol, session_id, heartbeat_interval
-    execute     execution_id, step_id, run_id, module, target, arguments, workspace, attempt
+    execute     execution_id, step_id, run_id, module, target, arguments, workspace, attempt;
+                parent_execution_id and call_index for a child (the call it answers)
     abort       execution_id
     ack         seqs
     submitted   request_id, execution_id, step_id
     resolved    request_id, execution_id, outcome; for a cache hit answered ahead of the commit
                 that records its step, also ``ahead`` (the commit batch's number) and ``cached_from``:
                 the worker keeps the submit until a message sent after that batch's commit arrives,
-                and re-sends it with ``cached_from`` if the connection drops first
+                and re-sends it with ``cached_from`` if the connection drops first; and, when
+                nothing but the cache decides such a call, ``lease`` {key (the cache key), ttl
+                (seconds the hit stays within its max age, or null)}: until ``uncache`` names
+                that key, the worker may answer identical calls (same run, target, options and
+                arguments) with the same result itself, and sends them ``answered``
+    recorded    request_ids: those ``answered`` submits are durable
+    uncache     keys (cache keys) or all: stop answering those hits from leases; sent ahead of
+                the commit that changes what they return (a new result, one in flight, a lineage
+                or a declaration changed)
     outcome     parent_execution_id, step_id, outcome: a child of an execution the worker holds is
                 final and nobody waits on it yet; the worker keeps it so that a later ``result()``
                 needs no round trip (a fan-out's gather)
@@ -100,6 +116,8 @@ SERVER_MESSAGES: Final[dict[str, dict[str, type | tuple[type, ...]]]] = {
     "resolved": {"request_id": _INT, "execution_id": _STR, "outcome": _DICT},
     "outcome": {"parent_execution_id": _STR, "step_id": _STR, "outcome": _DICT},
     "reply": {"request_id": _INT},
+    "recorded": {"request_ids": _LIST},
+    "uncache": {},
     "error": {"code": _STR, "message": _STR},
 }
 

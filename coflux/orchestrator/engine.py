@@ -35,6 +35,8 @@ from coflux.storage import dumps
 
 RECENT_OUTCOMES = 10_000
 CACHE_INDEX_SIZE = 20_000
+LEASED_KEYS = 20_000
+"""Cache keys with leases at most; past that the oldest is revoked (revoking is always safe)."""
 CACHE_VALUE_INLINE = 4096
 """Values up to this many characters of JSON are kept in the cache index; larger ones are read back."""
 CacheEntry = tuple[str, float, Any]
@@ -76,6 +78,9 @@ class Engine:
         """Execution id -> a large cached value its pending batch writes (read back after commit)."""
         self.computing: dict[str, list[Step]] = {}
         """Cache key -> live steps computing it: an identical step shares their outcome."""
+        self.leases: dict[str, set[str]] = {}
+        """Cache key -> sessions told they may answer that hit themselves (``resolved`` with
+        ``lease``) until told otherwise (``uncache``): see :meth:`revoke_leases`."""
         self.writer = writer
         self.publish = events
         self.runs: dict[RunId, Run] = {}
@@ -172,6 +177,9 @@ class Engine:
         self.runs[run.run_id] = run
 
     def enqueue(self, execution: Execution) -> None:
+        if execution.step.preset is not None and execution.attempt == 1:
+            self.finish(execution, execution.step.preset)
+            return
         delay = (execution.execute_after or 0.0) - time.time()
         if delay > 0:
             loop = asyncio.get_running_loop()
@@ -233,6 +241,7 @@ class Engine:
         assert key is not None
         row = {"cache_key": key, "workspace_id": execution.workspace_id, "created_at": now}
         self.writer.batch.cache_entries.append({**row, "execution_id": execution.execution_id})
+        self.revoke_leases(key)
         small = len(dumps(value)) <= CACHE_VALUE_INLINE
         entry = (execution.execution_id, now, value if small else FETCH, self.writer.number)
         self._index((key, execution.workspace_id), entry)
@@ -284,6 +293,7 @@ class Engine:
             source, _, value, _ = hit
             self._reuse(execution, source, self._cached_value(source, value))
             return True
+        self.revoke_leases(key)
         self.computing.setdefault(key, []).append(step)
         return False
 
@@ -292,23 +302,54 @@ class Engine:
 
     def durable_reuse(
         self, key: str, workspace_id: int, options: StepOptions, pinned: str | None = None
-    ) -> tuple[str, JSON] | None:
-        """(execution, value): the result that a new first attempt with this cache key would reuse
-        right now, if storage already holds it (a hit on a committed result, with no identical
-        step in flight); else None. Such a step's outcome doesn't depend on its own commit.
+    ) -> tuple[str, JSON, float | None] | None:
+        """(execution, value, until): the result that a new first attempt with this cache key
+        would reuse right now, if storage already holds it (a hit on a committed result, with no
+        identical step in flight), and until when (server time) its max age allows that (None:
+        no limit); else None. Such a step's outcome doesn't depend on its own commit.
 
-        ``pinned``: a submit re-sent after it was answered ``cached_from`` that execution reuses it
-        again, whatever the cache holds now, if it holds a result for the key."""
-        if pinned is not None and self.find_source(key, pinned) is not None:
-            return pinned, self.value_of(pinned)
+        ``pinned``: a submit re-sent after it was answered ``cached_from`` that execution, or one
+        its worker answered from a lease, reuses it again, whatever the cache holds now, if it
+        holds a result for the key (``until`` is then None)."""
         lineage = self.lineage(workspace_id)
+        if pinned is not None:
+            for workspace in lineage:  # usually still the newest entry: no storage read
+                entry = self.cache_index.get((key, workspace))
+                if entry is not None and entry[0] == pinned and entry[3] < self.writer.number:
+                    return pinned, self._cached_value(pinned, entry[2]), None
+            if self.find_source(key, pinned) is not None:
+                return pinned, self.value_of(pinned), None
         if any(o.workspace_id in lineage for o in self.computing.get(key, ())):
             return None
-        hit = self._cache_hit(key, lineage, keys.cache_max_age(options))
+        max_age = keys.cache_max_age(options)
+        hit = self._cache_hit(key, lineage, max_age)
         if hit is None or hit[3] >= self.writer.number:  # none, or written by the pending batch
             return None
-        source, _, value, _ = hit
-        return source, self._cached_value(source, value)
+        source, created_at, value, _ = hit
+        until = None if max_age is None else created_at + max_age
+        return source, self._cached_value(source, value), until
+
+    def grant_lease(self, key: str, session: Session) -> None:
+        if key not in self.leases and len(self.leases) >= LEASED_KEYS:
+            self.revoke_leases(next(iter(self.leases)))
+        self.leases.setdefault(key, set()).add(session.session_id)
+
+    def revoke_leases(self, key: str | None = None) -> None:
+        """What a hit on ``key`` (None: on any key) would return may have changed (a new entry or
+        an identical step in flight; a workspace's lineage or a target's declaration): the
+        sessions holding such leases are told to stop answering those hits themselves. Sent at
+        once, ahead of the commit, like a dispatch; a worker uses a lease at most until then."""
+        if key is None:
+            holders = set().union(*self.leases.values()) if self.leases else set()
+            self.leases.clear()
+            message: dict[str, Any] = {"type": "uncache", "all": True}
+        else:
+            holders = self.leases.pop(key, set())
+            message = {"type": "uncache", "keys": [key]}
+        for session_id in holders:
+            session = self.sessions.get(session_id)
+            if session is not None:
+                self._send(session, message)
 
     def _cache_hit(self, key: str, lineage: list[int], max_age: float | None) -> IndexEntry | None:
         """The newest entry in the nearest workspace that has one (within ``max_age``)."""
@@ -376,6 +417,11 @@ class Engine:
             "workspace": self.workspace_name(execution.workspace_id),
             "attempt": execution.attempt,
         }
+        if step.parent_execution_id is not None and step.call_index is not None:
+            # The call it answers: a worker that runs it for a caller of its own hands the caller
+            # the value itself (see ``complete`` with ``answered`` in coflux.protocol).
+            message["parent_execution_id"] = step.parent_execution_id
+            message["call_index"] = step.call_index
         # Sent before this batch commits, so the worker runs while the server writes. Should the
         # server die in between, the worker's result finds no execution and is dropped, and the
         # parent's re-sent submit runs the step again: at least once, as for any lost worker.

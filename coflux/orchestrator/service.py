@@ -74,6 +74,7 @@ class ProjectService:
             self.workspaces.dispatchable,
             self._find_source,
         )
+        self.workspaces.changed = self.engine.revoke_leases
         self.sessions = WorkerSessions(
             self.engine,
             self.workspaces,
@@ -499,7 +500,7 @@ def _step_from_row(row: dict[str, Any], run: Run, home: int) -> Step:
     options = StepOptions.from_json(json.loads(row["options"]))
     parent, call_index = row["parent_execution_id"], row["call_index"]
     arguments = json.loads(row["arguments"])
-    return Step(
+    step = Step(
         row["step_id"],
         run,
         row["number"],
@@ -512,3 +513,5 @@ def _step_from_row(row: dict[str, Any], run: Run, home: int) -> Step:
         call_index,
         home,
     )
+    step.cache_key = row.get("cache_key")  # its new results are cache entries too
+    return step

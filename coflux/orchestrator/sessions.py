@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], None]
+Reuse = tuple[str, JSON, float | None]
+"""A durable cached result a call reuses: (execution, value, until when its max age allows)."""
 Close = Callable[[int, str], None]
 Flush = Callable[[], None]
 
@@ -167,12 +169,31 @@ class WorkerSessions:
 
     def _on_complete(self, session: Session, message: dict[str, Any]) -> None:
         outcome = checks.outcome(message["outcome"])
-        execution = session.executions.get(ExecutionId(message["execution_id"]))
+        execution_id = checks.execution_id(message["execution_id"])
+        execution = session.executions.get(ExecutionId(execution_id))
         if execution is not None:
             self.engine.finish(execution, outcome)
+        elif message.get("answered") is not None:
+            self._rejected_answer(session, execution_id, message["answered"])
         # A late or repeated result (abandoned, timed out, already recorded) is acknowledged and dropped.
         seq = message["seq"]
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, {"type": "ack", "seqs": [seq]}))
+
+    def _rejected_answer(self, session: Session, execution_id: str, parent_id: Any) -> None:
+        """A result the worker already handed to the caller (``answered``: its parent) arrived
+        after the server ended the execution otherwise (cancelled meanwhile): the caller went on
+        with a value its history doesn't hold, so it is cancelled too. A repeat of a result the
+        server recorded (a re-send after a reconnect) changes nothing."""
+        _, step_key, _ = split_execution_id(execution_id)
+        recorded = self.engine.recent.get(step_key) or self.lookup(step_key)
+        if recorded is None or recorded.get("state") == ExecutionState.SUCCEEDED.value:
+            return
+        parent = session.executions.get(ExecutionId(checks.execution_id(parent_id, "answered")))
+        if parent is not None:
+            log.info(
+                "%s used a result of %s that was %s: cancelled", parent_id, execution_id, recorded["state"]
+            )
+            self.engine.finish(parent, {"state": ExecutionState.CANCELLED.value})
 
     def _on_log(self, session: Session, message: dict[str, Any]) -> None:
         execution_id = checks.execution_id(message["execution_id"])
@@ -195,19 +216,27 @@ class WorkerSessions:
         call_index = checks.call_index(message.get("call_index"))
         awaits = bool(message.get("await"))
         request_id = message["request_id"]
+        if message.get("answered"):
+            self._record_answered(session, parent, message, call_index)
+            return
+        carried = self._carried_outcome(message, call_index, awaits)
         existing = self._existing_child(parent, call_index)
         if existing is None:
 
-            def ahead(execution_id: str, reuse: tuple[str, JSON]) -> None:
-                self._answer_ahead(session, request_id, execution_id, reuse)
+            def ahead(execution_id: str, reuse: Reuse, lease: str | None) -> None:
+                self._answer_ahead(session, request_id, execution_id, reuse, lease)
 
             step_key, attempts, answered = self._new_child(
-                parent, message, call_index, ahead if awaits else None
+                parent, message, call_index, ahead if awaits and carried is None else None, preset=carried
             )
             if answered:
                 return
         else:
             step_key, attempts = existing
+            if carried is not None:  # it ran here and its caller has the value: as its ``complete``
+                ran = session.executions.get(ExecutionId(checks.execution_id(message.get("execution_id"))))
+                if ran is not None and ran.step.step_id == step_key:
+                    self.engine.finish(ran, carried)
         execution_id = f"{step_key}:{max(attempts, 1)}"
         if awaits:
             # The caller only wants the value: ``resolved`` will carry the execution id.
@@ -221,17 +250,54 @@ class WorkerSessions:
         }
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, reply))
 
+    @staticmethod
+    def _carried_outcome(message: dict[str, Any], call_index: int | None, awaits: bool) -> Outcome | None:
+        """A submit re-sent with the outcome this worker already gave its caller, having run the
+        child itself (see ``answered`` in ``complete``): checked, else None."""
+        carried = message.get("outcome")
+        if carried is None:
+            return None
+        if call_index is None or not awaits or not isinstance(carried, dict):
+            raise BadRequest("a submit with an outcome needs call_index, await and an outcome object")
+        if carried.get("state") != ExecutionState.SUCCEEDED.value or "value" not in carried:
+            raise BadRequest("a submit can carry only a succeeded outcome")
+        return checks.outcome(carried)
+
+    def _record_answered(
+        self, session: Session, parent: Execution, message: dict[str, Any], call_index: int | None
+    ) -> None:
+        """A call the worker answered itself from a lease (``answered``, pinned ``cached_from``):
+        only its step is made, from exactly that result, and ``recorded`` says once it is durable
+        (a re-send of one already made just gets that). Refused, with nothing made, if the pinned
+        result isn't a cached result of this call."""
+        if call_index is None or not message.get("await") or message.get("cached_from") is None:
+            raise BadRequest("an answered submit needs call_index, await and cached_from")
+        if self._existing_child(parent, call_index) is None:
+            self._new_child(parent, message, call_index, lambda *_: None, answered=True)
+        session.recorded.append(message["request_id"])
+        if len(session.recorded) == 1:  # one ``recorded`` per session and commit
+            self.engine.writer.after_commit(lambda: self._send_recorded(session))
+
+    def _send_recorded(self, session: Session) -> None:
+        request_ids, session.recorded = session.recorded, []
+        self.engine.send_to(session, {"type": "recorded", "request_ids": request_ids})
+
     def _answer_ahead(
-        self, session: Session, request_id: int, execution_id: str, reuse: tuple[str, JSON]
+        self, session: Session, request_id: int, execution_id: str, reuse: Reuse, lease: str | None
     ) -> None:
         """An awaited call that a durable cached result settles: answered at once, before its step
         is even made, and sent ahead of the commit that records the step (``ahead`` names it), as
         a dispatch is. Should the server die before that commit, the worker, which keeps the
         submit until a later message proves the commit, re-sends it with ``cached_from`` after
         reconnecting: the step is made again from that same result, so the record matches the
-        answer its caller already has."""
-        source, value = reuse
-        reply = {
+        answer its caller already has.
+
+        With ``lease`` (the call's cache key, when nothing else, such as memo, decides its answer)
+        the worker may also answer identical calls of the same run itself, each then sent as an
+        ``answered`` submit to be recorded, until ``uncache`` (see
+        :meth:`~coflux.orchestrator.engine.Engine.revoke_leases`) or the hit's max age."""
+        source, value, until = reuse
+        reply: dict[str, Any] = {
             "type": "resolved",
             "request_id": request_id,
             "execution_id": execution_id,
@@ -239,6 +305,9 @@ class WorkerSessions:
             "ahead": self.engine.writer.number,
             "cached_from": source,
         }
+        if lease is not None:
+            reply["lease"] = {"key": lease, "ttl": None if until is None else until - time.time()}
+            self.engine.grant_lease(lease, session)
         self.engine.send_to(session, reply)
         if session.flush is not None:
             session.flush()  # now, rather than with the commit: the step is made meanwhile
@@ -249,10 +318,13 @@ class WorkerSessions:
         parent: Execution,
         message: dict[str, Any],
         call_index: int | None,
-        ahead: Callable[[str, tuple[str, JSON]], None] | None = None,
+        ahead: Callable[[str, Reuse, str | None], None] | None = None,
+        answered: bool = False,
+        preset: Outcome | None = None,
     ) -> tuple[str, int, bool]:
         """A new step for the submit, or the run's memoised one with the same key: its key, its
-        (latest) attempt, and whether ``ahead`` (given for an awaited call) answered already."""
+        (latest) attempt, and whether ``ahead`` (given for an awaited call) answered already.
+        ``answered``: the worker answered it from a lease; refused unless its pin is honoured."""
         module = checks.name(message["module"], "module")
         target = checks.name(message["target"], "target")
         kind = _target_type(message["target_type"])
@@ -278,8 +350,15 @@ class WorkerSessions:
             pinned = message.get("cached_from")
             pinned = checks.execution_id(pinned, "cached_from") if pinned is not None else None
             reuse = self.engine.durable_reuse(cache, parent.workspace_id, options, pinned)
-            if reuse is not None:
-                ahead(f"{step_id(run.run_id, run.next_number)}:1", reuse)
+            if reuse is not None and not (answered and reuse[0] != pinned):
+                leasable = memo is None and pinned is None
+                ahead(f"{step_id(run.run_id, run.next_number)}:1", reuse, cache if leasable else None)
+            else:
+                reuse = None
+        if answered and reuse is None:
+            raise BadRequest(
+                f"cached_from {message.get('cached_from')!r} is not a cached result of this call"
+            )
         if kind is TargetType.WORKFLOW:
             # A workflow called from an execution starts a run of its own, spawned by (linked to)
             # the caller: its root step is the caller's child, so waiting and cancelling cascade.
@@ -290,8 +369,9 @@ class WorkerSessions:
         )
         step.waits_on = waits_on
         step.defer_key = keys.defer_key(module, target, options, arguments, parameters)
-        step.awaited = ahead is not None
-        step.reuse = reuse
+        step.awaited = ahead is not None or preset is not None
+        step.reuse = reuse[:2] if reuse is not None else None
+        step.preset = preset
         self.engine.new_execution(step, parent.workspace_id, options.delay)
         return step.step_id, step.attempts, reuse is not None
 

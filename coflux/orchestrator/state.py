@@ -67,6 +67,9 @@ class Step:
     reuse: tuple[str, JSON] | None = None
     """(execution, value): the durable cached result this step reuses, decided when it was made
     (its caller may have been answered with it before the step committed)."""
+    preset: Outcome | None = None
+    """The outcome the worker that ran this step already gave its caller (a submit re-sent with
+    ``outcome`` after the server lost the step): its first attempt takes it, undispatched."""
     waiters: list[Waiter] = field(default_factory=list)
     live: dict[ExecutionId, Execution] = field(default_factory=dict)
 
@@ -118,6 +121,8 @@ class Session:
     disconnected_at: float | None = None
     executions: dict[ExecutionId, Execution] = field(default_factory=dict)
     busy: int = 0
+    recorded: list[int] = field(default_factory=list)
+    """``answered`` submits of the pending commit, acknowledged together by ``recorded``."""
 
     @property
     def connected(self) -> bool:

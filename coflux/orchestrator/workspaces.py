@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ class Workspace:
 class Workspaces:
     def __init__(self, writer: Writer, rows: list[dict[str, Any]], targets: list[dict[str, Any]]) -> None:
         self._writer = writer
+        self.changed: Callable[[], None] = lambda: None
+        """Called when a lineage or a declared target changes (what a cache hit returns may too)."""
         self.by_id: dict[int, Workspace] = {}
         self.by_name: dict[str, Workspace] = {}
         for row in rows:
@@ -164,6 +167,7 @@ class Workspaces:
             raise Conflict(f"workspace {workspace.name!r} is archived")
 
     def _update(self, workspace: Workspace, **changes: Any) -> None:
+        self.changed()
         self._writer.batch.workspace_updates.append({"id": workspace.id, **changes})
         self._writer.schedule()
 
@@ -192,6 +196,8 @@ class Workspaces:
     def remember(self, workspace_id: int, targets: list[TargetDefinition]) -> None:
         table = self.declared.setdefault(workspace_id, {})
         for definition in targets:
+            if table.get(definition.key, definition) != definition:
+                self.changed()
             table[definition.key] = definition
 
     def parameters(self, workspace_id: int, module: str, name: str) -> list[str] | None:

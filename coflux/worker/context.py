@@ -14,7 +14,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
@@ -24,6 +24,7 @@ from coflux.protocol import Message
 
 if TYPE_CHECKING:
     from coflux.worker.execution import Execution
+    from coflux.worker.leases import Lease
     from coflux.worker.requests import PendingRequest
 
 _logger = logging.getLogger("coflux")
@@ -35,8 +36,16 @@ class Channel(Protocol):
     def next_request_id(self) -> int: ...
 
     def request(
-        self, message: Message, owner: ExecutionId | None, encoded: str | None = None
+        self,
+        message: Message,
+        owner: ExecutionId | None,
+        encoded: str | None = None,
+        lease_key: Hashable | None = None,
     ) -> PendingRequest: ...
+
+    def leased(self, call: Hashable) -> Lease | None: ...
+
+    def record(self, message: Message, owner: ExecutionId, lease: Lease) -> None: ...
 
     def log(self, execution_id: ExecutionId, level: str, message: str) -> None: ...
 
@@ -66,6 +75,9 @@ class ExecutionContext:
     workspace: str | None = None
     attempt: int = 1
     aborted: bool = False
+    answers: PendingRequest | None = None
+    """The awaited call of another execution of this worker that this execution is the child of:
+    its value goes to that caller directly (see ``Session._answer_locally``)."""
     _calls: Iterator[int] = field(default_factory=itertools.count)
     _partial: dict[str, str] = field(default_factory=dict)
 

@@ -4,6 +4,7 @@ threading primitives its caller blocks on until the event loop records the answe
 from __future__ import annotations
 
 import threading
+from collections.abc import Hashable
 
 from coflux.models import JSON, ExecutionId, StepId
 from coflux.protocol import Message
@@ -51,6 +52,8 @@ class PendingRequest:
         "_submitted",
         "error",
         "execution_id",
+        "lease_key",
+        "local",
         "message",
         "outcome",
         "owner",
@@ -58,8 +61,15 @@ class PendingRequest:
         "step_id",
     )
 
-    def __init__(self, message: Message, owner: ExecutionId | None) -> None:
+    def __init__(
+        self, message: Message, owner: ExecutionId | None, lease_key: Hashable | None = None
+    ) -> None:
         self.message = message
+        self.lease_key = lease_key
+        """What identifies an awaited call whose answer may grant a cache lease (None: never)."""
+        self.local: tuple[ExecutionId, dict[str, JSON]] | None = None
+        """(execution, outcome) when this worker ran the child and answered the call itself; the
+        server's own ``resolved`` then only proves that outcome durable."""
         self.request_id: int = message["request_id"]
         self.owner = owner
         self.execution_id: ExecutionId | None = message.get("execution_id")
@@ -98,6 +108,8 @@ class PendingRequest:
         return False
 
     def on_resolved(self, execution_id: ExecutionId, outcome: dict[str, JSON]) -> None:
+        if self.local is not None:
+            return  # the caller has its answer already
         self.execution_id = self.execution_id or execution_id
         self.outcome = outcome
         self._submitted.set()
@@ -107,7 +119,15 @@ class PendingRequest:
         self._submitted.set()
         self._finished.set()
 
+    def answer_locally(self, execution_id: ExecutionId, outcome: dict[str, JSON]) -> None:
+        """Finish an awaited call with the outcome of the child this worker ran (before the
+        server's ``resolved``, which then changes nothing)."""
+        self.on_resolved(execution_id, outcome)
+        self.local = (execution_id, outcome)
+
     def on_error(self, error: BaseException) -> None:
+        if self.local is not None:
+            return  # the caller has its answer already
         self.error = error
         self._submitted.set()
         self._finished.set()

@@ -11,6 +11,11 @@ methods, which append to an outbox and wake the loop at most once per batch, so 
 - a submit answered *ahead* of the commit of its step (a cache hit: ``resolved`` with ``ahead``
   and ``cached_from``) is kept until a later message proves that commit, and re-sent, pinned to
   the result it was answered with, if the connection is lost first (see :meth:`Session._confirm`);
+- such an answer may carry a lease (:mod:`coflux.worker.leases`): identical calls are then answered
+  here and sent ``answered`` (:meth:`Session.record`), kept like the above until ``recorded``;
+- a child this worker runs for an awaited call of its own answers that call itself, as it
+  completes (:meth:`Session._answer_locally`); the call stays pending until the server's
+  ``resolved`` proves the outcome durable, and is re-sent with it first after a reconnect;
 - ``log`` and ``started`` written while disconnected wait in a bounded backlog.
 """
 
@@ -21,7 +26,7 @@ import itertools
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Final
 
 from coflux.errors import CofluxError, ExecutionCancelled, NotFound, request_error
@@ -31,6 +36,7 @@ from coflux.worker import context, runtime
 from coflux.worker.blobclient import BlobClient
 from coflux.worker.context import ExecutionContext, log_entry
 from coflux.worker.execution import Execution
+from coflux.worker.leases import Lease, Leases
 from coflux.worker.requests import PendingRequest
 from coflux.worker.settings import WorkerSettings
 from coflux.worker.targets import Target
@@ -44,7 +50,7 @@ BACKLOG_LIMIT: Final = 10_000
 TargetKey = tuple[str, str]
 STARTED_AFTER = 0.01
 """Seconds an execution runs before the worker reports it as running."""
-UNCOMMITTED: Final = frozenset({"welcome", "execute", "error"})
+UNCOMMITTED: Final = frozenset({"welcome", "execute", "error", "uncache"})
 """What the server may send before the commit of the batch it belongs to; besides these, only a
 ``resolved`` with ``ahead``. Every other message leaves after a commit."""
 
@@ -80,8 +86,11 @@ class Session:
         self._held: dict[ExecutionId, int] = {}
         self._running: dict[ExecutionId, ExecutionContext] = {}
         self._requests: dict[int, PendingRequest] = {}
+        self._awaited: dict[tuple[ExecutionId, int], PendingRequest] = {}
+        """Awaited submits by (caller, call index): the child an ``execute`` names may answer one."""
         self._ahead: dict[int, _Ahead] = {}
         """Submits answered ahead of the commit of their step, by request id, until confirmed."""
+        self.leases = Leases()
         self._runner = runtime.Runner()
         # Outcomes of children the server pushed, by parent: read from execution threads.
         self._outcomes: dict[ExecutionId, dict[str, dict[str, JSON]]] = {}
@@ -95,6 +104,8 @@ class Session:
             "resolved": self._on_resolved,
             "outcome": self._on_outcome,
             "reply": self._on_reply,
+            "recorded": self._on_recorded,
+            "uncache": self._on_uncache,
             "error": self._on_error,
         }
 
@@ -129,12 +140,26 @@ class Session:
         return next(self._request_ids)
 
     def request(
-        self, message: Message, owner: ExecutionId | None, encoded: str | None = None
+        self,
+        message: Message,
+        owner: ExecutionId | None,
+        encoded: str | None = None,
+        lease_key: Hashable | None = None,
     ) -> PendingRequest:
-        """``encoded``: ``message`` as JSON text already (the first sending uses it)."""
-        request = PendingRequest(message, owner)
+        """``encoded``: ``message`` as JSON text already (the first sending uses it).
+        ``lease_key``: what identifies the call, should its answer grant a lease."""
+        request = PendingRequest(message, owner, lease_key)
         self._post("request", (request, encoded))
         return request
+
+    def leased(self, call: Hashable) -> Lease | None:
+        return self.leases.get(call)
+
+    def record(self, message: Message, owner: ExecutionId, lease: Lease) -> None:
+        """Send a submit that ``lease`` answered here (``message`` is its plain submit): the server
+        makes its step from the lease's result; kept until ``recorded``, re-sent after a reconnect."""
+        answered = {**message, "cached_from": lease.source, "answered": True}
+        self._post("record", PendingRequest(answered, owner))
 
     def withdraw(self, request: PendingRequest) -> None:
         """The caller stopped waiting on ``request`` (a timeout): tell the server, forget it."""
@@ -213,6 +238,9 @@ class Session:
                 batch = None
             if kind == "request":
                 self._send_request(*payload)
+            elif kind == "record":
+                self._ahead[payload.request_id] = _Ahead(None, payload, payload.message["cached_from"])
+                self.connection.send(payload.message)  # if disconnected: re-sent on welcome
             elif kind == "complete":
                 self._send_complete(*payload)
             elif kind == "withdraw":
@@ -230,6 +258,14 @@ class Session:
 
     def _send_request(self, request: PendingRequest, encoded: str | None) -> None:
         self._requests[request.request_id] = request
+        call_index = request.message.get("call_index")
+        if (
+            request.owner is not None
+            and request.kind == "submit"
+            and request.awaits
+            and call_index is not None
+        ):
+            self._awaited[(request.owner, call_index)] = request
         self.connection.send(request.message, encoded)  # if disconnected: re-sent on welcome
 
     def _send_complete(self, ctx: ExecutionContext, outcome: dict[str, JSON]) -> None:
@@ -245,9 +281,29 @@ class Session:
             "execution_id": execution_id,
             "outcome": outcome,
         }
+        caller = self._caller_answered(ctx, outcome)
+        if caller is not None:
+            message["answered"] = caller.owner
         self._unacked[self._seq] = message
         self._held[execution_id] = self._seq
         self.connection.send(message)  # if disconnected: re-sent on welcome
+        if caller is not None:  # after the result, so that what the caller does next follows it
+            caller.answer_locally(execution_id, outcome)
+
+    def _caller_answered(self, ctx: ExecutionContext, outcome: dict[str, JSON]) -> PendingRequest | None:
+        """The awaited call of this worker that a child's success answers here, with no round trip:
+        the child ran here, so should the server lose its outcome, this worker sends it again
+        (the ``complete`` until acknowledged, the call with ``outcome`` until ``resolved``). Not
+        for a child with a timeout: the server may time it out while its result travels."""
+        request = ctx.answers
+        if request is None or outcome.get("state") != "succeeded":
+            return None
+        if self._requests.get(request.request_id) is not request or request.finished:
+            return None
+        options = request.message.get("options")
+        if isinstance(options, dict) and options.get("timeout") is not None:
+            return None
+        return request
 
     def _send_declare(self, targets: list[Target[..., Any]], request: PendingRequest | None) -> None:
         self._upsert(targets)
@@ -283,6 +339,14 @@ class Session:
 
     def welcomed(self, welcome: Message) -> None:
         self.session_id = welcome["session_id"]
+        self.leases.revoke(None)  # the server granted them to a connection that is gone
+        # Calls answered here come first: the caller's own result must not reach the server before
+        # the child it used (which the server may have lost).
+        for request_id in sorted(self._requests):
+            local = self._requests[request_id].local
+            if local is not None:
+                message = self._requests[request_id].message
+                self.connection.send({**message, "execution_id": local[0], "outcome": local[1]})
         # Before any complete: a parent's children must reach the server while it still runs.
         for request_id in sorted(self._ahead):
             ahead = self._ahead[request_id]
@@ -294,7 +358,8 @@ class Session:
         for seq in sorted(self._unacked):
             self.connection.send(self._unacked[seq])
         for request_id in sorted(self._requests):
-            self.connection.send(self._requests[request_id].message)
+            if self._requests[request_id].local is None:
+                self.connection.send(self._requests[request_id].message)
         while self._backlog:
             self.connection.send(self._backlog.popleft())
         self._set_status(connected=True, refusal=None)
@@ -323,10 +388,12 @@ class Session:
         return {"type": "heartbeat", "running": list(self._running)}
 
     def refused(self, error: BaseException) -> None:
+        self.leases.revoke(None)
         self.session_id = None  # e.g. a session of another workspace: start afresh next time
         self._set_status(connected=False, refusal=error)
 
     def disconnected(self) -> None:
+        self.leases.revoke(None)  # their revocation could be lost: answer nothing here meanwhile
         self._set_status(connected=False, refusal=self.refusal)
 
     def _set_status(self, *, connected: bool, refusal: BaseException | None) -> None:
@@ -350,6 +417,11 @@ class Session:
             attempt=int(message.get("attempt") or 1),
         )
         self._running[execution_id] = ctx
+        caller, call_index = message.get("parent_execution_id"), message.get("call_index")
+        if isinstance(caller, str) and isinstance(call_index, int):
+            request = self._awaited.pop((ExecutionId(caller), call_index), None)
+            if request is not None and self._requests.get(request.request_id) is request:
+                ctx.answers = request
         target = self._targets.get((message["module"], message["target"]))
         if target is None:
             name = f"{message['module']}:{message['target']}"
@@ -377,6 +449,7 @@ class Session:
         for request_id, request in list(self._requests.items()):
             if request.owner == execution_id:
                 del self._requests[request_id]
+                self._unindex(request)
                 request.on_error(ExecutionCancelled(execution_id, f"{execution_id} was aborted"))
 
     def _on_ack(self, message: Message) -> None:
@@ -401,8 +474,11 @@ class Session:
         batch = message.get("ahead")
         request = self._requests.pop(request_id, None)
         if request is not None:
+            self._unindex(request)
             if isinstance(batch, int) and request.owner is not None and request.kind == "submit":
                 self._ahead[request_id] = _Ahead(batch, request, message.get("cached_from"))
+                if request.lease_key is not None and self.connected:
+                    self.leases.grant(request.lease_key, message, message["outcome"])
             request.on_resolved(ExecutionId(message["execution_id"]), message["outcome"])
             return
         ahead = self._ahead.get(request_id)  # the answer to a submit re-sent after a reconnect
@@ -412,10 +488,25 @@ class Session:
             else:
                 del self._ahead[request_id]
 
+    def _unindex(self, request: PendingRequest) -> None:
+        call_index = request.message.get("call_index")
+        if request.owner is not None and isinstance(call_index, int):
+            key = (request.owner, call_index)
+            if self._awaited.get(key) is request:
+                del self._awaited[key]
+
     def _on_outcome(self, message: Message) -> None:
         parent = ExecutionId(message["parent_execution_id"])
         if parent in self._running:
             self._outcomes.setdefault(parent, {})[message["step_id"]] = message["outcome"]
+
+    def _on_recorded(self, message: Message) -> None:
+        for request_id in message["request_ids"]:
+            self._ahead.pop(request_id, None)
+
+    def _on_uncache(self, message: Message) -> None:
+        keys = message.get("keys")
+        self.leases.revoke(None if message.get("all") or not isinstance(keys, list) else keys)
 
     def _on_reply(self, message: Message) -> None:
         request = self._requests.pop(message["request_id"], None)
@@ -429,6 +520,7 @@ class Session:
         request = self._requests.pop(request_id, None) if isinstance(request_id, int) else None
         error = request_error(message["code"], message["message"])
         if request is not None:
+            self._unindex(request)
             request.on_error(error)
         else:
             _logger.warning("coflux: the server reported %s: %s", message["code"], message["message"])

@@ -15,7 +15,7 @@ import inspect
 import json
 import textwrap
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, overload
 
@@ -179,7 +179,15 @@ class Target(Generic[P, R]):
         ctx = context.current()
         if ctx is None:
             return self.fn(*args, **kwargs)
-        return self._submit(ctx, args, kwargs, awaits=True).result()
+        channel = ctx.channel
+        message, encoded, call = self._message(ctx, args, kwargs, awaits=True)
+        lease = channel.leased(call) if call is not None else None
+        if lease is not None:  # a cache hit this worker may answer itself: no round trip
+            channel.record(message, ctx.execution_id, lease)
+            value: R = values.decode(lease.outcome.get("value"), channel)
+            return value
+        request = channel.request(message, ctx.execution_id, encoded, call)
+        return Execution[R](channel, request=request, owner=ctx.execution_id).result()
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> Execution[R]:
         """Start the target as a child step and return its handle at once (outside an execution:
@@ -190,16 +198,20 @@ class Target(Generic[P, R]):
                 return LocalExecution(self.fn(*args, **kwargs))
             except Exception as error:
                 return LocalExecution(error=error)
-        return self._submit(ctx, args, kwargs, awaits=False)
+        message, encoded, _ = self._message(ctx, args, kwargs, awaits=False)
+        request = ctx.channel.request(message, ctx.execution_id, encoded)
+        return Execution(ctx.channel, request=request, owner=ctx.execution_id)
 
-    def _submit(
+    def _message(
         self,
         ctx: context.ExecutionContext,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         *,
         awaits: bool,
-    ) -> Execution[R]:
+    ) -> tuple[dict[str, JSON], str | None, Hashable | None]:
+        """The submit for a call: the message, the same as JSON text when cheap to make, and what
+        identifies an awaited call for cache leases (:mod:`coflux.worker.leases`), if it can have one."""
         if ctx.aborted:
             raise ExecutionCancelled(ctx.execution_id, f"{ctx.execution_id} was aborted")
         channel = ctx.channel
@@ -224,12 +236,14 @@ class Target(Generic[P, R]):
         }
         # The same message as text, its constant part encoded once per target (a chain of calls
         # spends most of its encoding on the options otherwise); in a group, encoded whole.
-        encoded = None
+        encoded = call = None
         if options is self._options_json:
             head = (request_id, json.dumps(ctx.execution_id), call_index, "true" if awaits else "false")
-            encoded = _SUBMIT_HEAD % (*head, _ENCODE(arguments)) + self._submit_tail
-        request = channel.request(message, ctx.execution_id, encoded)
-        return Execution(channel, request=request, owner=ctx.execution_id)
+            encoded_arguments = _ENCODE(arguments)
+            encoded = _SUBMIT_HEAD % (*head, encoded_arguments) + self._submit_tail
+            if awaits and ctx.run_id is not None:
+                call = (ctx.run_id, ctx.workspace, self._submit_tail, encoded_arguments)
+        return message, encoded, call
 
     def _submit_options(self) -> dict[str, JSON]:
         options: dict[str, JSON] = self._options_json

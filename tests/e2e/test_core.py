@@ -176,3 +176,32 @@ def test_server_killed_mid_run_resumes_on_restart(tmp_path: Path) -> None:
     finally:
         worker.stop()
         server.stop()
+
+
+def test_a_fast_chain_killed_mid_run_keeps_one_history(tmp_path: Path) -> None:
+    """Each step's value reaches its caller on the worker before the server has committed it;
+    the server is killed mid-chain. Every step must still be recorded once, with the value its
+    successor was called with: a step the server lost is made again from the value the worker
+    used, never run again (a re-run would show as a new random value)."""
+    server = Server(tmp_path / "data").start()
+    worker = Worker(server).start()
+    try:
+        n = 2000
+        run_id = start_run(server, "e2e_flows:tokens", n)
+        wait_until(lambda: len(run_data(server, run_id)["steps"]) >= 100, 30, "some steps")
+        server.kill()
+        server.start()
+        data = wait_for_run(server, run_id, timeout=120)
+        assert data["status"] == "succeeded"
+        children = data["steps"][1:]
+        assert len(children) == n  # none lost, none doubled
+        values = []
+        for step in children:
+            [execution] = step["executions"]  # each ran once
+            assert execution["state"] == "succeeded"
+            values.append(execution["result"])
+        assert [step["arguments"][0] for step in children] == ["", *values[:-1]]
+        assert data["result"] == values[-1]
+    finally:
+        worker.stop()
+        server.stop()

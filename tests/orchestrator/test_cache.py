@@ -268,3 +268,28 @@ def test_a_large_value_hit_in_the_batch_that_writes_it_gets_the_value(tmp_path: 
             assert answers[2]["state"] == "succeeded" and answers[2]["value"] == big
 
     run(scenario)
+
+
+def test_a_cached_step_that_finishes_after_a_restart_is_a_cache_entry(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = await _worker(service)
+            first = await _parent(service, worker)
+            worker.say(**_call(first, 1, 0, [3], cache=CACHED))
+            execute = await worker.next("execute")
+            await asyncio.sleep(0.05)  # assigned, durably
+            assert worker.session is not None
+            session_id = worker.session.session_id
+        async with open_service(tmp_path) as service:  # restarted while the step ran
+            worker = FakeWorker(service)
+            running = [first["execution_id"], execute["execution_id"]]
+            worker.hello(concurrency=8, session_id=session_id, running=running, targets=[FLOW, TASK, PAIR])
+            worker.complete(execute["execution_id"], ok(9))
+            await worker.next("ack")
+            second = await _parent(service, worker)
+            worker.say(**_call(second, 2, 0, [3], cache=CACHED))
+            await _no_execute(worker)
+            state = await _child_state(service, second["run_id"])
+            assert state["state"] == "cached" and state["cached_from"] == execute["execution_id"]
+
+    run(scenario)

@@ -96,3 +96,18 @@ def chain(n: int, seconds: float) -> int:
 @cf.workflow()
 def add(a: int, b: int) -> int:
     return a + b
+
+
+@cf.task()
+def token(previous: str) -> str:
+    """A new random value each run: a step run twice would show in its successor's argument."""
+    return f"{previous[-9:]}>{os.urandom(4).hex()}"
+
+
+@cf.workflow()
+def tokens(n: int) -> str:
+    """n dependent, fast, nondeterministic steps."""
+    x = ""
+    for _ in range(n):
+        x = token(x)
+    return x
