@@ -420,13 +420,13 @@ class Run:
         """Wait for the run to finish and return its value. Raises the workflow's error (an
         :class:`~coflux.errors.ExecutionError`), ``ExecutionCancelled``, or ``TimeoutError``."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        data = self.client.run_data(self.id, self._view, steps=False)
-        while data["status"] == "running":
+        while True:  # long polls: the server answers as soon as the run is final
             remaining = LONG_POLL if deadline is None else min(LONG_POLL, deadline - time.monotonic())
-            if remaining <= 0:
+            data = self.client.run_data(self.id, self._view, wait=max(remaining, 0.0), steps=False)
+            if data["status"] != "running":
+                return self._outcome(data)
+            if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {self.id} still running after {timeout} s")
-            data = self.client.run_data(self.id, self._view, wait=remaining, steps=False)
-        return self._outcome(data)
 
     def _outcome(self, data: dict[str, Any]) -> Any:
         root = root_execution_id(data)

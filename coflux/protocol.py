@@ -26,8 +26,9 @@ Worker -> server
     unwait      request_id: the caller stopped waiting (a ``poll`` or ``result`` that timed out), so
                 its execution holds its slot again
     complete    seq, execution_id, outcome -> ``ack`` once durable (the worker buffers it until then);
-                answered (optional: the caller's execution id when this worker gave a succeeded
-                child's value to its awaited call already; should the server have ended the
+                answered (optional: {caller, request_id} when this worker gave a succeeded
+                child's value to that awaited call of its caller already: the server then sends
+                no ``resolved`` for it, the ``ack`` proves both; should the server have ended the
                 child otherwise meanwhile, it cancels that caller)
     started     execution_id
     cancel      request_id, execution_id -> ``reply``

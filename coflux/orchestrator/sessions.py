@@ -171,15 +171,31 @@ class WorkerSessions:
         outcome = checks.outcome(message["outcome"])
         execution_id = checks.execution_id(message["execution_id"])
         execution = session.executions.get(ExecutionId(execution_id))
+        answered = _answered(message.get("answered"))
         if execution is not None:
+            if answered is not None and outcome.get("state") == ExecutionState.SUCCEEDED.value:
+                self._answered_by_worker(session, execution, answered[1])
             self.engine.finish(execution, outcome)
-        elif message.get("answered") is not None:
-            self._rejected_answer(session, execution_id, message["answered"])
+        elif answered is not None:
+            self._rejected_answer(session, execution_id, answered[0])
         # A late or repeated result (abandoned, timed out, already recorded) is acknowledged and dropped.
         seq = message["seq"]
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, {"type": "ack", "seqs": [seq]}))
 
-    def _rejected_answer(self, session: Session, execution_id: str, parent_id: Any) -> None:
+    def _answered_by_worker(self, session: Session, execution: Execution, request_id: int) -> None:
+        """The worker gave this result to the awaited call ``request_id`` itself: that call's
+        waiter is settled here, without a ``resolved`` (the ``ack`` of the result tells the worker
+        that it is durable)."""
+        waiting = self._waits.get((session.session_id, request_id))
+        if waiting is None or waiting[0] is not execution.step:
+            return
+        del self._waits[(session.session_id, request_id)]
+        step, waiter, parent = waiting
+        if waiter in step.waiters:
+            step.waiters.remove(waiter)
+        self.engine.unblock(parent)
+
+    def _rejected_answer(self, session: Session, execution_id: str, parent_id: str) -> None:
         """A result the worker already handed to the caller (``answered``: its parent) arrived
         after the server ended the execution otherwise (cancelled meanwhile): the caller went on
         with a value its history doesn't hold, so it is cancelled too. A repeat of a result the
@@ -188,7 +204,7 @@ class WorkerSessions:
         recorded = self.engine.recent.get(step_key) or self.lookup(step_key)
         if recorded is None or recorded.get("state") == ExecutionState.SUCCEEDED.value:
             return
-        parent = session.executions.get(ExecutionId(checks.execution_id(parent_id, "answered")))
+        parent = session.executions.get(ExecutionId(parent_id))
         if parent is not None:
             log.info(
                 "%s used a result of %s that was %s: cancelled", parent_id, execution_id, recorded["state"]
@@ -432,6 +448,15 @@ class WorkerSessions:
             self.engine.finish(live, {"state": ExecutionState.CANCELLED.value})
         reply = {"type": "reply", "request_id": message["request_id"]}
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, reply))
+
+
+def _answered(value: Any) -> tuple[str, int] | None:
+    """``complete``'s ``answered``: (caller execution, its request id), checked."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("request_id"), int):
+        raise checks.malformed("answered must be {caller, request_id}")
+    return checks.execution_id(value.get("caller"), "answered.caller"), value["request_id"]
 
 
 def _target_type(value: Any) -> TargetType:

@@ -283,7 +283,7 @@ class Session:
         }
         caller = self._caller_answered(ctx, outcome)
         if caller is not None:
-            message["answered"] = caller.owner
+            message["answered"] = {"caller": caller.owner, "request_id": caller.request_id}
         self._unacked[self._seq] = message
         self._held[execution_id] = self._seq
         self.connection.send(message)  # if disconnected: re-sent on welcome
@@ -457,6 +457,11 @@ class Session:
             acked = self._unacked.pop(seq, None)
             if acked is not None and self._held.get(acked["execution_id"]) == seq:
                 del self._held[acked["execution_id"]]
+            if acked is not None and "answered" in acked:  # the call it answered is durable too
+                request = self._requests.get(acked["answered"]["request_id"])
+                if request is not None and request.local is not None:
+                    del self._requests[request.request_id]
+                    self._unindex(request)
         if not self._unacked and self._all_acked is not None:
             self._all_acked.set()
 

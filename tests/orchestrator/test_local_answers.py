@@ -91,10 +91,42 @@ def test_a_live_child_is_finished_by_the_outcome_its_caller_used(tmp_path: Path)
             await asyncio.sleep(0.05)  # the step and its assignment are durable
             worker.say(**_resent(submit, execute["execution_id"], 42))
             assert (await worker.next("resolved"))["outcome"] == ok(42)
-            worker.complete(execute["execution_id"], {**ok(42), "answered": parent["execution_id"]})
+            worker.say(
+                type="complete",
+                seq=1,
+                execution_id=execute["execution_id"],
+                outcome=ok(42),
+                answered={"caller": parent["execution_id"], "request_id": 1},
+            )
             await worker.next("ack")
             assert await _states(service, parent["run_id"]) == [["assigned"], ["succeeded"]]
             assert not [m for m in worker.inbox if m["type"] == "abort"]
+
+    run(scenario)
+
+
+def test_a_result_the_worker_gave_its_caller_settles_the_call_without_resolved(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=1)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 7, 0))  # the parent waits: its slot is free
+            execute = await worker.next("execute")
+            answered = {"caller": parent["execution_id"], "request_id": 7}
+            worker.say(
+                type="complete", seq=1, execution_id=execute["execution_id"], outcome=ok(3), answered=answered
+            )
+            assert (await worker.next("ack"))["seqs"] == [1]
+            await asyncio.sleep(0.05)
+            assert not [m for m in worker.inbox if m["type"] == "resolved"]
+            # The parent runs again: with one slot, a new run waits for it.
+            await service.start_run("main", "m", "flow", [2])
+            await asyncio.sleep(0.05)
+            assert not [m for m in worker.inbox if m["type"] == "execute"]
+            worker.complete(parent["execution_id"], ok(3))
+            assert (await worker.next("execute"))["arguments"] == [2]
+            assert await _states(service, parent["run_id"]) == [["succeeded"], ["succeeded"]]
 
     run(scenario)
 
@@ -116,7 +148,7 @@ def test_a_result_the_caller_used_after_the_child_was_cancelled_cancels_the_call
                 seq=1,
                 execution_id=execute["execution_id"],
                 outcome=ok(5),
-                answered=parent["execution_id"],
+                answered={"caller": parent["execution_id"], "request_id": 1},
             )
             assert (await worker.next("abort"))["execution_id"] == parent["execution_id"]
             assert await _states(service, parent["run_id"]) == [["cancelled"], ["cancelled"]]

@@ -76,29 +76,30 @@ def test_a_child_run_here_answers_its_caller_without_a_round_trip(
     one = _run_child(server, first, 2, add)
     done = server.expect("complete")
     assert done["execution_id"] == one and done["outcome"]["value"] == 101
-    assert done["answered"] == "Rt:1:1"  # the caller has it: no ``resolved`` needed to go on
+    # The caller has it, so it goes on with no ``resolved``; the server is told which call.
+    assert done["answered"] == {"caller": "Rt:1:1", "request_id": first["request_id"]}
     second = server.expect("submit")
     two = _run_child(server, second, 3, add)
-    assert server.expect("complete")["answered"] == "Rt:1:1"
+    assert server.expect("complete")["answered"] == {"caller": "Rt:1:1", "request_id": second["request_id"]}
     parent = server.expect("complete")
     assert parent["execution_id"] == "Rt:1:1" and parent["outcome"]["value"] == 101 + 102
 
-    server.drop()  # no ``resolved`` yet: the server may have lost the children
+    server.drop()  # nothing acknowledged yet: the server may have lost the children
     assert sorted(server.expect("hello")["running"]) == ["Rt:1:1", one, two]
     # Re-sent with the outcomes the caller used, before any result reaches the server.
     assert server.expect("submit") == {**first, "execution_id": one, "outcome": done["outcome"]}
     again = server.expect("submit")
     assert again["call_index"] == 1 and again["outcome"]["value"] == 102
-    kinds = [server.expect("complete")["execution_id"] for _ in range(3)]
-    assert kinds == [one, two, "Rt:1:1"]
-    _resolve(server, first, one, done["outcome"])  # after the commit: proven
-    _resolve(server, second, two, again["outcome"])
+    completes = [server.expect("complete") for _ in range(3)]
+    assert [c["execution_id"] for c in completes] == [one, two, "Rt:1:1"]
+    _resolve(server, first, one, done["outcome"])  # the re-sent call, answered after its commit
+    server.send({"type": "ack", "seqs": [completes[1]["seq"]]})  # the second child's result: durable
     server.quiet(0.2)
     server.drop()
     server.expect("hello")
-    resent = [server.expect("complete")["execution_id"] for _ in range(3)]  # never acknowledged here
-    assert resent == [one, two, "Rt:1:1"]
-    server.quiet(0.3)  # but no call: both were proven
+    resent = [server.expect("complete")["execution_id"] for _ in range(2)]
+    assert resent == [one, "Rt:1:1"]
+    server.quiet(0.3)  # but no call: both were proven, one by ``resolved``, one by the ``ack``
 
 
 def test_a_child_with_a_timeout_or_a_failure_waits_for_the_server(
