@@ -29,25 +29,12 @@ from coflux.models import (
     step_id,
 )
 from coflux.orchestrator import dispatch, keys
+from coflux.orchestrator.cache import CacheIndex, FindCached, FindSource
 from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step
 from coflux.orchestrator.writer import Writer
 from coflux.storage import dumps
 
 RECENT_OUTCOMES = 10_000
-CACHE_INDEX_SIZE = 20_000
-LEASED_KEYS = 20_000
-"""Cache keys with leases at most; past that the oldest is revoked (revoking is always safe)."""
-CACHE_VALUE_INLINE = 4096
-"""Values up to this many characters of JSON are kept in the cache index; larger ones are read back."""
-CacheEntry = tuple[str, float, Any]
-"""(execution that computed it, when, its value or ``FETCH``)."""
-IndexEntry = tuple[str, float, Any, int]
-"""A :data:`CacheEntry` and the number of the batch that wrote it (0: read from storage)."""
-FETCH: Any = object()
-FindCached = Callable[[str, int], "CacheEntry | None"]
-"""(cache key, workspace) -> the newest entry in storage (its value ``FETCH``), or None."""
-FindSource = Callable[[str, str], "CacheEntry | None"]
-"""(cache key, execution) -> that execution's entry in storage (its value ``FETCH``), or None."""
 TERMINATED = frozenset({ExecutionState.CANCELLED, ExecutionState.TIMED_OUT, ExecutionState.ABANDONED})
 
 
@@ -64,23 +51,11 @@ class Engine:
         find_source: FindSource = lambda key, execution_id: None,
     ) -> None:
         self.dispatchable = dispatchable
-        self.find_source = find_source
         self.workspace_name = workspace_name
         self.lineage = lineage
-        self.find_cached = find_cached
-        self.value_of = value_of
+        self.cache = CacheIndex(writer, lineage, find_cached, find_source, value_of, self._send_to_session)
         self.deferring: dict[tuple[int, str | None], Execution] = {}
         """(workspace, defer key) -> the newest queued execution with that key."""
-        self.cache_index: OrderedDict[tuple[str, int], IndexEntry | None] = OrderedDict()
-        """(cache key, workspace) -> its newest entry, or None when storage has none. Exact: this
-        engine writes every entry; storage is read once per key and workspace after a restart."""
-        self.uncommitted: dict[str, JSON] = {}
-        """Execution id -> a large cached value its pending batch writes (read back after commit)."""
-        self.computing: dict[str, list[Step]] = {}
-        """Cache key -> live steps computing it: an identical step shares their outcome."""
-        self.leases: dict[str, set[str]] = {}
-        """Cache key -> sessions told they may answer that hit themselves (``resolved`` with
-        ``lease``) until told otherwise (``uncache``): see :meth:`revoke_leases`."""
         self.writer = writer
         self.publish = events
         self.runs: dict[RunId, Run] = {}
@@ -236,28 +211,6 @@ class Engine:
         followed = older.step
         execution.step.waiters.append(lambda outcome: self._follow(followed, outcome))
 
-    def _add_cache_entry(self, execution: Execution, value: JSON) -> None:
-        key, now = execution.step.cache_key, time.time()
-        assert key is not None
-        row = {"cache_key": key, "workspace_id": execution.workspace_id, "created_at": now}
-        self.writer.batch.cache_entries.append({**row, "execution_id": execution.execution_id})
-        self.revoke_leases(key)
-        small = len(dumps(value)) <= CACHE_VALUE_INLINE
-        entry = (execution.execution_id, now, value if small else FETCH, self.writer.number)
-        self._index((key, execution.workspace_id), entry)
-        if not small:  # storage can't give it back before the commit: a hit meanwhile reads it here
-            source = execution.execution_id
-            self.uncommitted[source] = value
-            self.writer.after_commit(lambda: self.uncommitted.pop(source, None))
-
-    def _cached_value(self, source: str, value: JSON | object) -> JSON:
-        """An index entry's value: inline, not yet committed, or read from storage."""
-        if value is not FETCH:
-            return value
-        if source in self.uncommitted:
-            return self.uncommitted[source]
-        return self.value_of(source)
-
     def _leave_deferring(self, execution: Execution) -> None:
         """It is no longer queued: a later identical call no longer defers it."""
         if execution.step.defer_key is not None:
@@ -274,7 +227,7 @@ class Engine:
     def _from_cache(self, execution: Execution) -> bool:
         """Checked when a first attempt becomes due: share an identical step in flight, or reuse a
         result within max age, searching the workspace and then its ancestors, nearest first
-        (unless the step was made with its reuse decided: :meth:`durable_reuse`)."""
+        (unless the step was made with its reuse decided: :meth:`CacheIndex.durable_reuse`)."""
         step = execution.step
         key = step.cache_key
         assert key is not None
@@ -282,96 +235,20 @@ class Engine:
             self._reuse(execution, *step.reuse)
             return True
         lineage = self.lineage(execution.workspace_id)
-        computing = next(
-            (o for o in self.computing.get(key, ()) if o is not step and o.workspace_id in lineage), None
-        )
+        computing = self.cache.computing_in(key, lineage, other_than=step)
         if computing is not None:
             computing.waiters.append(lambda outcome: self._shared(execution, computing, outcome))
             return True
-        hit = self._cache_hit(key, lineage, keys.cache_max_age(step.options))
+        hit = self.cache.hit(key, lineage, keys.cache_max_age(step.options))
         if hit is not None:
             source, _, value, _ = hit
-            self._reuse(execution, source, self._cached_value(source, value))
+            self._reuse(execution, source, self.cache.value(source, value))
             return True
-        self.revoke_leases(key)
-        self.computing.setdefault(key, []).append(step)
+        self.cache.start_computing(key, step)
         return False
 
     def _reuse(self, execution: Execution, source: str, value: JSON) -> None:
         self.finish(execution, {"state": ExecutionState.CACHED.value, "value": value, "cached_from": source})
-
-    def durable_reuse(
-        self, key: str, workspace_id: int, options: StepOptions, pinned: str | None = None
-    ) -> tuple[str, JSON, float | None] | None:
-        """(execution, value, until): the result that a new first attempt with this cache key
-        would reuse right now, if storage already holds it (a hit on a committed result, with no
-        identical step in flight), and until when (server time) its max age allows that (None:
-        no limit); else None. Such a step's outcome doesn't depend on its own commit.
-
-        ``pinned``: a submit re-sent after it was answered ``cached_from`` that execution, or one
-        its worker answered from a lease, reuses it again, whatever the cache holds now, if it
-        holds a result for the key (``until`` is then None)."""
-        lineage = self.lineage(workspace_id)
-        if pinned is not None:
-            for workspace in lineage:  # usually still the newest entry: no storage read
-                entry = self.cache_index.get((key, workspace))
-                if entry is not None and entry[0] == pinned and entry[3] < self.writer.number:
-                    return pinned, self._cached_value(pinned, entry[2]), None
-            if self.find_source(key, pinned) is not None:
-                return pinned, self.value_of(pinned), None
-        if any(o.workspace_id in lineage for o in self.computing.get(key, ())):
-            return None
-        max_age = keys.cache_max_age(options)
-        hit = self._cache_hit(key, lineage, max_age)
-        if hit is None or hit[3] >= self.writer.number:  # none, or written by the pending batch
-            return None
-        source, created_at, value, _ = hit
-        until = None if max_age is None else created_at + max_age
-        return source, self._cached_value(source, value), until
-
-    def grant_lease(self, key: str, session: Session) -> None:
-        if key not in self.leases and len(self.leases) >= LEASED_KEYS:
-            self.revoke_leases(next(iter(self.leases)))
-        self.leases.setdefault(key, set()).add(session.session_id)
-
-    def revoke_leases(self, key: str | None = None) -> None:
-        """What a hit on ``key`` (None: on any key) would return may have changed (a new entry or
-        an identical step in flight; a workspace's lineage or a target's declaration): the
-        sessions holding such leases are told to stop answering those hits themselves. Sent at
-        once, ahead of the commit, like a dispatch; a worker uses a lease at most until then."""
-        if key is None:
-            holders = set().union(*self.leases.values()) if self.leases else set()
-            self.leases.clear()
-            message: dict[str, Any] = {"type": "uncache", "all": True}
-        else:
-            holders = self.leases.pop(key, set())
-            message = {"type": "uncache", "keys": [key]}
-        for session_id in holders:
-            session = self.sessions.get(session_id)
-            if session is not None:
-                self._send(session, message)
-
-    def _cache_hit(self, key: str, lineage: list[int], max_age: float | None) -> IndexEntry | None:
-        """The newest entry in the nearest workspace that has one (within ``max_age``)."""
-        now = time.time()
-        for workspace in lineage:
-            slot = (key, workspace)
-            if slot in self.cache_index:
-                entry = self.cache_index[slot]
-                self.cache_index.move_to_end(slot)
-            else:
-                found = self.find_cached(key, workspace)
-                entry = (*found, 0) if found is not None else None
-                self._index(slot, entry)
-            if entry is not None and (max_age is None or now - entry[1] <= max_age):
-                return entry
-        return None
-
-    def _index(self, slot: tuple[str, int], entry: IndexEntry | None) -> None:
-        self.cache_index[slot] = entry
-        self.cache_index.move_to_end(slot)
-        if len(self.cache_index) > CACHE_INDEX_SIZE:
-            self.cache_index.popitem(last=False)
 
     def _shared(self, execution: Execution, other: Step, outcome: Outcome) -> None:
         if self.executions.get(execution.execution_id) is not execution:
@@ -495,8 +372,9 @@ class Engine:
             }
         )
         self._event_execution(execution)
-        if state is ExecutionState.SUCCEEDED and execution.step.cache_key is not None:
-            self._add_cache_entry(execution, outcome.get("value"))
+        key = execution.step.cache_key
+        if state is ExecutionState.SUCCEEDED and key is not None:
+            self.cache.add(key, execution.workspace_id, execution.execution_id, outcome.get("value"))
         run = execution.step.run
         run.live -= 1
         if run.live <= 0:
@@ -530,12 +408,7 @@ class Engine:
 
     def resolve_step(self, step: Step, outcome: Outcome) -> None:
         del self.steps[step.step_id]
-        if step.cache_key is not None:
-            computing = self.computing.get(step.cache_key, [])
-            if step in computing:
-                computing.remove(step)
-            if not computing:
-                self.computing.pop(step.cache_key, None)
+        self.cache.stop_computing(step)
         self.recent[step.step_id] = outcome
         if len(self.recent) > RECENT_OUTCOMES:
             self.recent.popitem(last=False)
@@ -604,6 +477,11 @@ class Engine:
 
     def send_to(self, session: Session, message: dict[str, Any]) -> None:
         self._send(session, message)
+
+    def _send_to_session(self, session_id: str, message: dict[str, Any]) -> None:
+        session = self.sessions.get(session_id)
+        if session is not None:
+            self._send(session, message)
 
     def _send(self, session: Session, message: dict[str, Any]) -> None:
         if session.send is not None:

@@ -29,7 +29,8 @@ from coflux.models import (
     split_step_id,
 )
 from coflux.orchestrator import keys
-from coflux.orchestrator.engine import FETCH, Engine
+from coflux.orchestrator.cache import FETCH
+from coflux.orchestrator.engine import Engine
 from coflux.orchestrator.sessions import Close, Send, WorkerSessions
 from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step
 from coflux.orchestrator.views import lineage, outcome_from_row, run_view
@@ -74,7 +75,7 @@ class ProjectService:
             self.workspaces.dispatchable,
             self._find_source,
         )
-        self.workspaces.changed = self.engine.revoke_leases
+        self.workspaces.changed = self.engine.cache.revoke_leases
         self.sessions = WorkerSessions(
             self.engine,
             self.workspaces,

@@ -215,7 +215,7 @@ def test_an_answered_call_whose_commit_was_lost_is_recorded_when_resent(tmp_path
 def test_past_the_limit_the_oldest_leased_key_is_revoked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("coflux.orchestrator.engine.LEASED_KEYS", 1)
+    monkeypatch.setattr("coflux.orchestrator.cache.LEASED_KEYS", 1)
 
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
@@ -224,6 +224,6 @@ def test_past_the_limit_the_oldest_leased_key_is_revoked(
             second = (await _leased(service, worker, cache={**CACHED, "namespace": "other"}))["resolved"]
             assert second["lease"]["key"] != first
             assert (await _uncache(worker)) == {"type": "uncache", "keys": [first]}
-            assert list(service.engine.leases) == [second["lease"]["key"]]
+            assert list(service.engine.cache.leases) == [second["lease"]["key"]]
 
     run(scenario)
