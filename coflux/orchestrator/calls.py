@@ -7,6 +7,7 @@ in docs/architecture.md.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from coflux.orchestrator.state import Execution, Outcome, Run, Session
 
 if TYPE_CHECKING:
     from coflux.orchestrator.workspaces import Workspaces
+
+log = logging.getLogger(__name__)
 
 Wait = Callable[[Session, Execution, str, int, str], None]
 """(session, caller, step, request id, execution id): answer the call with ``resolved`` when final."""
@@ -65,10 +68,8 @@ class Calls:
                 return
         else:
             step_key, attempts = existing
-            if carried is not None:  # it ran here and its caller has the value: as its ``complete``
-                ran = session.executions.get(ExecutionId(checks.execution_id(message.get("execution_id"))))
-                if ran is not None and ran.step.step_id == step_key:
-                    self.engine.finish(ran, carried)
+            if carried is not None and not self._settle_carried(parent, step_key, message, carried):
+                return
         execution_id = f"{step_key}:{max(attempts, 1)}"
         if awaits:
             # The caller only wants the value: ``resolved`` will carry the execution id.
@@ -82,6 +83,25 @@ class Calls:
         }
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, reply))
 
+    def _settle_carried(
+        self, parent: Execution, step_key: str, message: dict[str, Any], carried: Outcome
+    ) -> bool:
+        """A re-sent call carrying the outcome its caller used, for a step that exists: the
+        execution that produced it is finished with it if still live (queued, or assigned here
+        or elsewhere, as after a restart); if it already succeeded, this is a repeat. Otherwise
+        the step holds some other outcome than the one the caller used: the caller is cancelled
+        (returns False), as when a result it used crosses a cancel (see ``complete``)."""
+        ran_id = message["execution_id"]
+        ran = self.engine.executions.get(ExecutionId(ran_id))
+        if ran is not None and ran.step.step_id == step_key:
+            self.engine.finish(ran, carried)
+            return True
+        if self.engine.state_of(ran_id) == ExecutionState.SUCCEEDED.value:
+            return True
+        log.info("%s used a result of %s that its step doesn't hold: cancelled", parent.execution_id, ran_id)
+        self.engine.finish(parent, {"state": ExecutionState.CANCELLED.value})
+        return False
+
     @staticmethod
     def _carried_outcome(message: dict[str, Any], call_index: int | None, awaits: bool) -> Outcome | None:
         """A submit re-sent with the outcome this worker already gave its caller, having run the
@@ -91,6 +111,8 @@ class Calls:
             return None
         if call_index is None or not awaits or not isinstance(carried, dict):
             raise BadRequest("a submit with an outcome needs call_index, await and an outcome object")
+        if not isinstance(message.get("execution_id"), str):
+            raise BadRequest("a submit with an outcome needs the execution_id that produced it")
         if carried.get("state") != ExecutionState.SUCCEEDED.value or "value" not in carried:
             raise BadRequest("a submit can carry only a succeeded outcome")
         return checks.outcome(carried)

@@ -117,6 +117,8 @@ def outcome(raw: dict[str, Any]) -> dict[str, Any]:
     if "value" in raw:
         value(raw["value"], "the result")
     error = raw.get("error")
+    if error is not None and not isinstance(error, dict):
+        raise malformed("an outcome's error must be an object")
     if error is not None and not all(
         isinstance(error.get(k, ""), str) for k in ("type", "message", "traceback")
     ):

@@ -49,7 +49,9 @@ class Engine:
         value_of: Callable[[str], JSON] = lambda execution_id: None,
         dispatchable: Callable[[int], bool] = lambda _: True,
         find_source: FindSource = lambda key, execution_id: None,
+        stored_state: Callable[[str], str | None] = lambda execution_id: None,
     ) -> None:
+        self.stored_state = stored_state
         self.dispatchable = dispatchable
         self.workspace_name = workspace_name
         self.lineage = lineage
@@ -474,6 +476,16 @@ class Engine:
     def abandon(self, executions: list[Execution]) -> None:
         for execution in sorted(executions, key=lambda e: -e.step.number):
             self.finish(execution, {"state": ExecutionState.ABANDONED.value})
+
+    def state_of(self, execution_id: str) -> str | None:
+        """An execution's state: live, in the pending batch, or in storage (None: unknown)."""
+        live = self.executions.get(ExecutionId(execution_id))
+        if live is not None:
+            return live.state.value
+        for row in reversed(self.writer.batch.results):
+            if row["execution_id"] == execution_id:
+                return str(row["state"])
+        return self.stored_state(execution_id)
 
     def send_to(self, session: Session, message: dict[str, Any]) -> None:
         self._send(session, message)

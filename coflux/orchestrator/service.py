@@ -74,6 +74,7 @@ class ProjectService:
             self._value_of,
             self.workspaces.dispatchable,
             self._find_source,
+            self._stored_state,
         )
         self.workspaces.changed = self.engine.cache.revoke_leases
         self.sessions = WorkerSessions(
@@ -239,6 +240,10 @@ class ProjectService:
     def _find_source(self, key: str, execution_id: str) -> tuple[str, float, Any] | None:
         row = self.store.cache_source(key, execution_id)
         return (execution_id, row["created_at"], FETCH) if row is not None else None
+
+    def _stored_state(self, execution_id: str) -> str | None:
+        row = self.store.result(execution_id)
+        return str(row["state"]) if row is not None else None
 
     def _value_of(self, execution_id: str) -> Any:
         row = self.store.result(execution_id)

@@ -81,10 +81,10 @@ class WorkerSessions:
         session.send, session.close, session.flush = send, close, flush
         session.last_seen, session.disconnected_at = now, None
         session.concurrency, session.provides = concurrency, provides
+        welcome = {"type": "welcome", "protocol": 1, "session_id": session.session_id}
+        send({**welcome, "heartbeat_interval": self.heartbeat_interval})  # first: what follows may say more
         self._declare(session, targets, bool(hello.get("register")))
         self._reconcile(session, running)
-        welcome = {"type": "welcome", "protocol": 1, "session_id": session.session_id}
-        send({**welcome, "heartbeat_interval": self.heartbeat_interval})
         self.engine.writer.schedule()
         return session
 
@@ -163,7 +163,7 @@ class WorkerSessions:
 
     def _on_complete(self, session: Session, message: dict[str, Any]) -> None:
         outcome = checks.outcome(message["outcome"])
-        execution_id = checks.execution_id(message["execution_id"])
+        execution_id = message["execution_id"]
         execution = session.executions.get(ExecutionId(execution_id))
         answered = _answered(message.get("answered"))
         if execution is not None:
@@ -191,18 +191,17 @@ class WorkerSessions:
 
     def _rejected_answer(self, session: Session, execution_id: str, parent_id: str) -> None:
         """A result the worker already handed to the caller (``answered``: its parent) arrived
-        after the server ended the execution otherwise (cancelled meanwhile): the caller went on
-        with a value its history doesn't hold, so it is cancelled too. A repeat of a result the
-        server recorded (a re-send after a reconnect) changes nothing."""
-        _, step_key, _ = split_execution_id(execution_id)
-        recorded = self.engine.recent.get(step_key) or self.lookup(step_key)
-        if recorded is None or recorded.get("state") == ExecutionState.SUCCEEDED.value:
+        after the server ended that execution otherwise (cancelled, replaced by a re-run, timed
+        out, abandoned): the caller went on with a value its history doesn't hold, so it is
+        cancelled too. A repeat of a result the server recorded (a re-send after a reconnect), or
+        one of an execution it doesn't know (a lost step, made again from the call's re-send),
+        changes nothing."""
+        state = self.engine.state_of(execution_id)
+        if state not in _ENDED_OTHERWISE:
             return
         parent = session.executions.get(ExecutionId(parent_id))
         if parent is not None:
-            log.info(
-                "%s used a result of %s that was %s: cancelled", parent_id, execution_id, recorded["state"]
-            )
+            log.info("%s used a result of %s, which was %s: cancelled", parent_id, execution_id, state)
             self.engine.finish(parent, {"state": ExecutionState.CANCELLED.value})
 
     def _on_log(self, session: Session, message: dict[str, Any]) -> None:
@@ -272,10 +271,19 @@ class WorkerSessions:
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, reply))
 
 
+_ENDED_OTHERWISE = frozenset(
+    s.value for s in (ExecutionState.CANCELLED, ExecutionState.TIMED_OUT, ExecutionState.ABANDONED)
+)
+
+
 def _answered(value: Any) -> tuple[str, int] | None:
-    """``complete``'s ``answered``: (caller execution, its request id), checked."""
+    """``complete``'s ``answered``: (caller execution, its request id), or None. A malformed one is
+    ignored (logged): the result itself must still be recorded and acknowledged."""
     if value is None:
         return None
-    if not isinstance(value, dict) or not isinstance(value.get("request_id"), int):
-        raise checks.malformed("answered must be {caller, request_id}")
-    return checks.execution_id(value.get("caller"), "answered.caller"), value["request_id"]
+    request_id = value.get("request_id") if isinstance(value, dict) else None
+    caller = value.get("caller") if isinstance(value, dict) else None
+    if not isinstance(request_id, int) or isinstance(request_id, bool) or not isinstance(caller, str):
+        log.warning("ignored a malformed 'answered' in a complete: %r", value)
+        return None
+    return caller, request_id

@@ -195,10 +195,12 @@ class Workspaces:
 
     def remember(self, workspace_id: int, targets: list[TargetDefinition]) -> None:
         table = self.declared.setdefault(workspace_id, {})
+        registered = self.registered.get(workspace_id, {})
         for definition in targets:
-            if table.get(definition.key, definition) != definition:
-                self.changed()
+            before = table.get(definition.key) or registered.get(definition.key)
             table[definition.key] = definition
+            if before != definition:  # what cache keys and hits use (its parameters) may differ now
+                self.changed()
 
     def parameters(self, workspace_id: int, module: str, name: str) -> list[str] | None:
         """The parameter names of a target as its workers declared it (None if not known here)."""

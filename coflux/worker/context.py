@@ -75,6 +75,7 @@ class ExecutionContext:
     workspace: str | None = None
     attempt: int = 1
     aborted: bool = False
+    made_calls: bool = False
     answers: PendingRequest | None = None
     """The awaited call of another execution of this worker that this execution is the child of:
     its value goes to that caller directly (see ``Session._answer_locally``)."""
@@ -84,6 +85,7 @@ class ExecutionContext:
     def next_call_index(self) -> int:
         """The n-th child submitted by this execution (from 0): lets the server recognise a submit
         re-sent after a reconnect."""
+        self.made_calls = True
         return next(self._calls)
 
     def write(self, level: str, text: str) -> None:

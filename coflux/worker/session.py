@@ -293,11 +293,12 @@ class Session:
     def _caller_answered(self, ctx: ExecutionContext, outcome: dict[str, JSON]) -> PendingRequest | None:
         """The awaited call of this worker that a child's success answers here, with no round trip:
         the child ran here, so should the server lose its outcome, this worker sends it again
-        (the ``complete`` until acknowledged, the call with ``outcome`` until ``resolved``). Not
-        for a child with a timeout: the server may time it out while its result travels."""
+        (the ``complete`` until acknowledged, the call with ``outcome`` until then). Not for a
+        child with a timeout (the server may time it out while its result travels), nor for one
+        that made calls of its own (re-sent after a reconnect, they need it still running)."""
         request = ctx.answers
-        if request is None or outcome.get("state") != "succeeded":
-            return None
+        if request is None or outcome.get("state") != "succeeded" or ctx.made_calls:
+            return None  # (a child with calls of its own: what they re-send needs it running)
         if self._requests.get(request.request_id) is not request or request.finished:
             return None
         options = request.message.get("options")
@@ -340,13 +341,8 @@ class Session:
     def welcomed(self, welcome: Message) -> None:
         self.session_id = welcome["session_id"]
         self.leases.revoke(None)  # the server granted them to a connection that is gone
-        # Calls answered here come first: the caller's own result must not reach the server before
-        # the child it used (which the server may have lost).
-        for request_id in sorted(self._requests):
-            local = self._requests[request_id].local
-            if local is not None:
-                message = self._requests[request_id].message
-                self.connection.send({**message, "execution_id": local[0], "outcome": local[1]})
+        for ctx in self._running.values():
+            ctx.answers = None  # a link made by an ``execute`` of the connection that is gone
         # Before any complete: a parent's children must reach the server while it still runs.
         for request_id in sorted(self._ahead):
             ahead = self._ahead[request_id]
@@ -355,6 +351,13 @@ class Session:
                 self.connection.send({**ahead.request.message, "cached_from": ahead.cached_from})
             else:
                 del self._ahead[request_id]  # its parent was aborted: nobody needs the step
+        # Then the calls answered here, with the outcome the caller used, before the child's own
+        # result (the server may have lost the child: it is made again from that outcome).
+        for request_id in sorted(self._requests):
+            local = self._requests[request_id].local
+            if local is not None:
+                message = self._requests[request_id].message
+                self.connection.send({**message, "execution_id": local[0], "outcome": local[1]})
         for seq in sorted(self._unacked):
             self.connection.send(self._unacked[seq])
         for request_id in sorted(self._requests):
@@ -507,11 +510,13 @@ class Session:
 
     def _on_recorded(self, message: Message) -> None:
         for request_id in message["request_ids"]:
-            self._ahead.pop(request_id, None)
+            if isinstance(request_id, int):
+                self._ahead.pop(request_id, None)
 
     def _on_uncache(self, message: Message) -> None:
         keys = message.get("keys")
-        self.leases.revoke(None if message.get("all") or not isinstance(keys, list) else keys)
+        named = isinstance(keys, list) and all(isinstance(k, str) for k in keys)
+        self.leases.revoke(keys if named and not message.get("all") else None)  # unclear: all
 
     def _on_reply(self, message: Message) -> None:
         request = self._requests.pop(message["request_id"], None)
@@ -521,7 +526,9 @@ class Session:
     def _on_error(self, message: Message) -> None:
         request_id = message.get("request_id")
         if isinstance(request_id, int) and self._ahead.pop(request_id, None) is not None:
-            return  # a re-sent submit the server can no longer take: its caller has its answer
+            # A re-sent submit the server can no longer take: its caller has its answer.
+            _logger.warning("coflux: a call answered ahead was refused: %s", message["message"])
+            return
         request = self._requests.pop(request_id, None) if isinstance(request_id, int) else None
         error = request_error(message["code"], message["message"])
         if request is not None:

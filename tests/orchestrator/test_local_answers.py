@@ -13,7 +13,16 @@ from typing import Any
 import pytest
 
 from coflux.errors import BadRequest
-from tests.orchestrator.test_service import FakeWorker, _start_parent, _submit, ok, open_service, run
+from tests.orchestrator.test_service import (
+    FLOW,
+    TASK,
+    FakeWorker,
+    _start_parent,
+    _submit,
+    ok,
+    open_service,
+    run,
+)
 
 
 def _resent(submit: dict[str, Any], execution_id: str, value: Any) -> dict[str, Any]:
@@ -170,5 +179,125 @@ def test_a_carried_outcome_must_be_a_success_of_an_awaited_call(tmp_path: Path) 
                 worker.say(**{**_resent(submit, "R1:2:1", 1), "await": False})
             await asyncio.sleep(0.05)
             assert await _states(service, parent["run_id"]) == [["assigned"]]  # nothing was made
+
+    run(scenario)
+
+
+def test_a_result_the_caller_used_from_an_attempt_a_rerun_replaced_cancels_the_caller(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            worker.say(**_submit(parent, 1, 0))
+            first = await worker.next("execute")
+            await asyncio.sleep(0.05)
+            await service.rerun_step(first["execution_id"].rsplit(":", 1)[0], None)  # replaces attempt 1
+            await worker.next("execute")
+            # Attempt 1 succeeded on the worker before its abort arrived, and its caller has 5.
+            answered = {"caller": parent["execution_id"], "request_id": 1}
+            worker.say(
+                type="complete", seq=1, execution_id=first["execution_id"], outcome=ok(5), answered=answered
+            )
+            aborted = [(await worker.next("abort"))["execution_id"] for _ in range(2)]
+            assert parent["execution_id"] in aborted  # the step's history won't hold 5
+            assert (await _states(service, parent["run_id"]))[0] == ["cancelled"]
+
+    run(scenario)
+
+
+def test_a_restored_child_dispatched_elsewhere_is_finished_with_the_outcome_its_caller_used(
+    tmp_path: Path,
+) -> None:
+    """The child's step committed but not its dispatch to this worker, which ran it and answered
+    the caller; after a restart the child goes to another worker. The caller's re-sent call
+    settles it with the outcome the caller used; the other worker's result is then late."""
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            a = FakeWorker(service)
+            a.hello(concurrency=1)
+            parent = await _start_parent(service, a)
+            await asyncio.sleep(0.05)
+            await service.start_run("main", "m", "flow", [2])  # queued: A has no free slot
+            a.say(**_submit(parent, 1, 0))  # the parent waits: its slot goes to the queued run
+            other = await a.next("execute")
+            await asyncio.sleep(0.05)  # the child's step is durable, not yet dispatched
+            assert a.session is not None
+            session_id = a.session.session_id
+            service.store.apply = lambda batch: None  # type: ignore[method-assign]  # commits lost from here
+            a.complete(other["execution_id"], ok(0))
+            child = await a.next("execute")
+        async with open_service(tmp_path) as service:
+            b = FakeWorker(service)
+            b.hello(concurrency=1)
+            again = await b.next("execute")
+            assert again["execution_id"] == child["execution_id"]
+            a = FakeWorker(service)
+            running = [parent["execution_id"], other["execution_id"], child["execution_id"]]
+            a.hello(concurrency=1, session_id=session_id, running=running)
+            a.say(**_resent(_submit(parent, 1, 0), child["execution_id"], 7))
+            assert (await a.next("resolved"))["outcome"] == ok(7)
+            b.complete(again["execution_id"], ok(99))  # late: dropped
+            await b.next("ack")
+            view = await service.get_run(parent["run_id"])
+            assert [(e["state"], e["result"]) for e in view["steps"][1]["executions"]] == [("succeeded", 7)]
+
+    run(scenario)
+
+
+def test_a_welcome_precedes_what_the_declarations_of_its_hello_revoke(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            worker.say(
+                **_submit(
+                    parent, 1, 0, cache={"max_age": None, "params": None, "namespace": None, "version": None}
+                )
+            )
+            execute = await worker.next("execute")
+            worker.complete(execute["execution_id"], ok(1))
+            await worker.next("resolved")
+            second = await _start_parent(service, worker)
+            await asyncio.sleep(0.05)
+            cached = {"max_age": None, "params": None, "namespace": None, "version": None}
+            worker.say(**_submit(second, 1, 0, cache=cached))
+            assert "lease" in await worker.next("resolved")
+            assert worker.session is not None
+            worker.disconnect()
+            worker.inbox.clear()
+            # It comes back declaring the task with other parameters: its lease is revoked, after the welcome.
+            worker.hello(
+                concurrency=4,
+                session_id=worker.session.session_id,
+                running=[second["execution_id"]],
+                targets=[FLOW, {**TASK, "parameters": [{"name": "y"}]}],
+            )
+            assert [m["type"] for m in worker.inbox][:2] == ["welcome", "uncache"]
+
+    run(scenario)
+
+
+def test_a_malformed_answered_still_records_the_result(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            for answered in (
+                {"caller": 3, "request_id": 1},
+                {"caller": parent["execution_id"], "request_id": True},
+            ):
+                worker.say(
+                    type="complete",
+                    seq=1,
+                    execution_id=parent["execution_id"],
+                    outcome=ok(1),
+                    answered=answered,
+                )
+                assert (await worker.next("ack"))["seqs"] == [1]  # recorded and acknowledged, not refused
+            assert await _states(service, parent["run_id"]) == [["succeeded"]]
 
     run(scenario)

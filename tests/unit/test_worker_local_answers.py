@@ -5,6 +5,7 @@ the outcome its caller used, before any result."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,27 @@ def catches(x: int) -> str:
     except ValueError as err:
         return f"caught {err}"
     return "no error"
+
+
+@cf.task()
+def nested(x: int) -> int:
+    return add(x)  # a call of its own
+
+
+@cf.workflow()
+def calls_nested(x: int) -> int:
+    return nested(x)
+
+
+@cf.task()
+def slow(x: int) -> int:
+    time.sleep(0.4)
+    return x
+
+
+@cf.workflow()
+def waits_on_slow(x: int) -> int:
+    return slow(x)
 
 
 def _run_child(server: FakeServer, submit: Message, number: int, target: cf.Target[..., Any]) -> str:
@@ -123,3 +145,41 @@ def test_a_child_with_a_timeout_or_a_failure_waits_for_the_server(
     server.quiet(0.2, skip=_BACKGROUND)
     _resolve(server, submit, child, complete["outcome"])
     assert server.expect("complete")["outcome"]["value"] == "caught no 3"
+
+
+def test_a_child_with_calls_of_its_own_waits_for_the_server(
+    server: FakeServer, worker: Callable[..., cf.Worker]
+) -> None:
+    """Its calls, re-sent after a reconnect, need it still running on the server: were it made
+    again from its outcome instead, they would be refused."""
+    worker([add, nested, calls_nested])
+    server.execute("Rn:1:1", calls_nested, 1)
+    outer = server.expect("submit")
+    middle = _run_child(server, outer, 2, nested)
+    inner = server.expect("submit")
+    assert inner["parent_execution_id"] == middle
+    leaf = _run_child(server, inner, 3, add)
+    assert server.expect("complete")["answered"] == {"caller": middle, "request_id": inner["request_id"]}
+    done = server.expect("complete")  # the leaf answered its caller here; the caller made a call
+    assert done["execution_id"] == middle and done["outcome"]["value"] == 101 and "answered" not in done
+    server.quiet(0.2, skip=_BACKGROUND)
+    _resolve(server, outer, middle, done["outcome"])
+    assert server.expect("complete")["outcome"]["value"] == 101
+    assert leaf
+
+
+def test_a_child_running_across_a_reconnect_no_longer_answers_its_caller(
+    server: FakeServer, worker: Callable[..., cf.Worker]
+) -> None:
+    worker([slow, waits_on_slow])
+    server.execute("Rs:1:1", waits_on_slow, 5)
+    submit = server.expect("submit")
+    child = _run_child(server, submit, 2, slow)
+    server.drop()  # while the child runs: the server may make the call's step anew
+    server.expect("hello")
+    assert server.expect("submit") == submit  # re-sent as it was
+    complete = server.expect("complete")
+    assert complete["execution_id"] == child and "answered" not in complete
+    server.quiet(0.2, skip=_BACKGROUND)
+    _resolve(server, submit, child, complete["outcome"])
+    assert server.expect("complete")["outcome"]["value"] == 5
