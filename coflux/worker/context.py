@@ -78,7 +78,7 @@ class ExecutionContext:
     made_calls: bool = False
     answers: PendingRequest | None = None
     """The awaited call of another execution of this worker that this execution is the child of:
-    its value goes to that caller directly (see ``Session._answer_locally``)."""
+    its value goes to that caller directly (see ``Pending.caller_answered``)."""
     _calls: Iterator[int] = field(default_factory=itertools.count)
     _partial: dict[str, str] = field(default_factory=dict)
 

@@ -6,16 +6,10 @@ methods, which append to an outbox and wake the loop at most once per batch, so 
 
 - ``complete`` messages get a sequence number and are kept until the server's ``ack`` lists it;
   unacknowledged ones are re-sent after a reconnect;
-- requests (``submit``, ``wait``, ``cancel``) stay in a table until their final answer and are
-  re-sent (same ``request_id``, same ``call_index``) after a reconnect; the server de-duplicates;
-- a submit answered *ahead* of the commit of its step (a cache hit: ``resolved`` with ``ahead``
-  and ``cached_from``) is kept until a later message proves that commit, and re-sent, pinned to
-  the result it was answered with, if the connection is lost first (see :meth:`Session._confirm`);
-- such an answer may carry a lease (:mod:`coflux.worker.leases`): identical calls are then answered
-  here and sent ``answered`` (:meth:`Session.record`), kept like the above until ``recorded``;
-- a child this worker runs for an awaited call of its own answers that call itself, as it
-  completes (:meth:`Session._answer_locally`); the call stays pending until the server's
-  ``resolved`` proves the outcome durable, and is re-sent with it first after a reconnect;
+- requests, calls answered ahead of their commit (cache hits, and those a lease answered here:
+  :meth:`Session.record`), and calls a child running here answered as it completed
+  (:meth:`Session._send_complete`) are kept in :mod:`coflux.worker.pending` until answered or
+  proven durable, and re-sent in the right order after a reconnect;
 - ``log`` and ``started`` written while disconnected wait in a bounded backlog.
 """
 
@@ -37,6 +31,7 @@ from coflux.worker.blobclient import BlobClient
 from coflux.worker.context import ExecutionContext, log_entry
 from coflux.worker.execution import Execution
 from coflux.worker.leases import Lease, Leases
+from coflux.worker.pending import Pending
 from coflux.worker.requests import PendingRequest
 from coflux.worker.settings import WorkerSettings
 from coflux.worker.targets import Target
@@ -50,9 +45,6 @@ BACKLOG_LIMIT: Final = 10_000
 TargetKey = tuple[str, str]
 STARTED_AFTER = 0.01
 """Seconds an execution runs before the worker reports it as running."""
-UNCOMMITTED: Final = frozenset({"welcome", "execute", "error", "uncache"})
-"""What the server may send before the commit of the batch it belongs to; besides these, only a
-``resolved`` with ``ahead``. Every other message leaves after a commit."""
 
 
 class Session:
@@ -85,11 +77,7 @@ class Session:
         self._unacked: dict[int, Message] = {}
         self._held: dict[ExecutionId, int] = {}
         self._running: dict[ExecutionId, ExecutionContext] = {}
-        self._requests: dict[int, PendingRequest] = {}
-        self._awaited: dict[tuple[ExecutionId, int], PendingRequest] = {}
-        """Awaited submits by (caller, call index): the child an ``execute`` names may answer one."""
-        self._ahead: dict[int, _Ahead] = {}
-        """Submits answered ahead of the commit of their step, by request id, until confirmed."""
+        self._pending = Pending()
         self.leases = Leases()
         self._runner = runtime.Runner()
         # Outcomes of children the server pushed, by parent: read from execution threads.
@@ -130,9 +118,9 @@ class Session:
             self._closed = True
             items, self._outbox = self._outbox, []
         requests = [payload[0] for kind, payload in items if kind == "request"]
-        for request in [*self._requests.values(), *requests]:
+        for request in [*self._pending.requests.values(), *requests]:
             request.on_error(error)
-        self._requests.clear()
+        self._pending.requests.clear()
 
     # -- Channel: called from execution threads --------------------------------------------------
 
@@ -239,12 +227,12 @@ class Session:
             if kind == "request":
                 self._send_request(*payload)
             elif kind == "record":
-                self._ahead[payload.request_id] = _Ahead(None, payload, payload.message["cached_from"])
+                self._pending.keep_ahead(payload, None, payload.message["cached_from"])
                 self.connection.send(payload.message)  # if disconnected: re-sent on welcome
             elif kind == "complete":
                 self._send_complete(*payload)
             elif kind == "withdraw":
-                if self._requests.pop(payload.request_id, None) is not None:
+                if self._pending.pop(payload.request_id) is not None:
                     self._send_or_keep({"type": "unwait", "request_id": payload.request_id})
             else:
                 self._send_declare(*payload)
@@ -257,15 +245,7 @@ class Session:
             self._backlog.append(message)
 
     def _send_request(self, request: PendingRequest, encoded: str | None) -> None:
-        self._requests[request.request_id] = request
-        call_index = request.message.get("call_index")
-        if (
-            request.owner is not None
-            and request.kind == "submit"
-            and request.awaits
-            and call_index is not None
-        ):
-            self._awaited[(request.owner, call_index)] = request
+        self._pending.add(request)
         self.connection.send(request.message, encoded)  # if disconnected: re-sent on welcome
 
     def _send_complete(self, ctx: ExecutionContext, outcome: dict[str, JSON]) -> None:
@@ -281,7 +261,7 @@ class Session:
             "execution_id": execution_id,
             "outcome": outcome,
         }
-        caller = self._caller_answered(ctx, outcome)
+        caller = self._pending.caller_answered(ctx, outcome)
         if caller is not None:
             message["answered"] = {"caller": caller.owner, "request_id": caller.request_id}
         self._unacked[self._seq] = message
@@ -289,22 +269,6 @@ class Session:
         self.connection.send(message)  # if disconnected: re-sent on welcome
         if caller is not None:  # after the result, so that what the caller does next follows it
             caller.answer_locally(execution_id, outcome)
-
-    def _caller_answered(self, ctx: ExecutionContext, outcome: dict[str, JSON]) -> PendingRequest | None:
-        """The awaited call of this worker that a child's success answers here, with no round trip:
-        the child ran here, so should the server lose its outcome, this worker sends it again
-        (the ``complete`` until acknowledged, the call with ``outcome`` until then). Not for a
-        child with a timeout (the server may time it out while its result travels), nor for one
-        that made calls of its own (re-sent after a reconnect, they need it still running)."""
-        request = ctx.answers
-        if request is None or outcome.get("state") != "succeeded" or ctx.made_calls:
-            return None  # (a child with calls of its own: what they re-send needs it running)
-        if self._requests.get(request.request_id) is not request or request.finished:
-            return None
-        options = request.message.get("options")
-        if isinstance(options, dict) and options.get("timeout") is not None:
-            return None
-        return request
 
     def _send_declare(self, targets: list[Target[..., Any]], request: PendingRequest | None) -> None:
         self._upsert(targets)
@@ -343,49 +307,24 @@ class Session:
         self.leases.revoke(None)  # the server granted them to a connection that is gone
         for ctx in self._running.values():
             ctx.answers = None  # a link made by an ``execute`` of the connection that is gone
-        # Before any complete: a parent's children must reach the server while it still runs.
-        for request_id in sorted(self._ahead):
-            ahead = self._ahead[request_id]
-            if ahead.owner in self._running or ahead.owner in self._held:
-                ahead.batch = None  # only its own answer confirms it now
-                self.connection.send({**ahead.request.message, "cached_from": ahead.cached_from})
-            else:
-                del self._ahead[request_id]  # its parent was aborted: nobody needs the step
-        # Then the calls answered here, with the outcome the caller used, before the child's own
-        # result (the server may have lost the child: it is made again from that outcome).
-        for request_id in sorted(self._requests):
-            local = self._requests[request_id].local
-            if local is not None:
-                message = self._requests[request_id].message
-                self.connection.send({**message, "execution_id": local[0], "outcome": local[1]})
+        # Before any result: a parent's children must reach the server while it still runs.
+        for message in self._pending.resend_first(
+            lambda owner: owner in self._running or owner in self._held
+        ):
+            self.connection.send(message)
         for seq in sorted(self._unacked):
             self.connection.send(self._unacked[seq])
-        for request_id in sorted(self._requests):
-            if self._requests[request_id].local is None:
-                self.connection.send(self._requests[request_id].message)
+        for message in self._pending.resend_rest():
+            self.connection.send(message)
         while self._backlog:
             self.connection.send(self._backlog.popleft())
         self._set_status(connected=True, refusal=None)
 
     def received(self, message: Message) -> None:
-        if self._ahead:
-            self._confirm(message)
+        self._pending.confirm(message)
         handler = self._handlers.get(message["type"])
         if handler is not None:
             handler(message)
-
-    def _confirm(self, message: Message) -> None:
-        """Forget the submits answered ahead whose commit ``message`` proves. The server numbers
-        its batches: one answered ahead of batch N is durable once anything sent after batch N
-        committed arrives, i.e. a message not in :data:`UNCOMMITTED`, or one answered ahead of a
-        later batch (a failed commit closes the connection before anything else is sent)."""
-        kind = message["type"]
-        if kind in UNCOMMITTED:
-            return
-        batch = message.get("ahead") if kind == "resolved" else None
-        for request_id, ahead in list(self._ahead.items()):
-            if ahead.batch is not None and (batch is None or ahead.batch < batch):
-                del self._ahead[request_id]
 
     def heartbeat(self) -> Message:
         return {"type": "heartbeat", "running": list(self._running)}
@@ -420,11 +359,7 @@ class Session:
             attempt=int(message.get("attempt") or 1),
         )
         self._running[execution_id] = ctx
-        caller, call_index = message.get("parent_execution_id"), message.get("call_index")
-        if isinstance(caller, str) and isinstance(call_index, int):
-            request = self._awaited.pop((ExecutionId(caller), call_index), None)
-            if request is not None and self._requests.get(request.request_id) is request:
-                ctx.answers = request
+        ctx.answers = self._pending.link(message.get("parent_execution_id"), message.get("call_index"))
         target = self._targets.get((message["module"], message["target"]))
         if target is None:
             name = f"{message['module']}:{message['target']}"
@@ -446,62 +381,40 @@ class Session:
             return
         ctx.aborted = True
         self._outcomes.pop(execution_id, None)
-        for request_id, ahead in list(self._ahead.items()):
-            if ahead.owner == execution_id:
-                del self._ahead[request_id]
-        for request_id, request in list(self._requests.items()):
-            if request.owner == execution_id:
-                del self._requests[request_id]
-                self._unindex(request)
-                request.on_error(ExecutionCancelled(execution_id, f"{execution_id} was aborted"))
+        for request in self._pending.drop_owner(execution_id):
+            request.on_error(ExecutionCancelled(execution_id, f"{execution_id} was aborted"))
 
     def _on_ack(self, message: Message) -> None:
         for seq in message["seqs"]:
             acked = self._unacked.pop(seq, None)
             if acked is not None and self._held.get(acked["execution_id"]) == seq:
                 del self._held[acked["execution_id"]]
-            if acked is not None and "answered" in acked:  # the call it answered is durable too
-                request = self._requests.get(acked["answered"]["request_id"])
-                if request is not None and request.local is not None:
-                    del self._requests[request.request_id]
-                    self._unindex(request)
+            if acked is not None and "answered" in acked:
+                self._pending.answer_durable(acked["answered"])
         if not self._unacked and self._all_acked is not None:
             self._all_acked.set()
 
     def _on_submitted(self, message: Message) -> None:
-        request = self._requests.get(message["request_id"])
+        request = self._pending.requests.get(message["request_id"])
         if request is None:
             return
         step_id = message.get("step_id")
         execution_id = ExecutionId(message["execution_id"])
         if request.on_submitted(execution_id, StepId(step_id) if step_id else None):
-            del self._requests[request.request_id]
+            self._pending.pop(request.request_id)
 
     def _on_resolved(self, message: Message) -> None:
         request_id = message["request_id"]
         batch = message.get("ahead")
-        request = self._requests.pop(request_id, None)
-        if request is not None:
-            self._unindex(request)
-            if isinstance(batch, int) and request.owner is not None and request.kind == "submit":
-                self._ahead[request_id] = _Ahead(batch, request, message.get("cached_from"))
-                if request.lease_key is not None and self.connected:
-                    self.leases.grant(request.lease_key, message, message["outcome"])
-            request.on_resolved(ExecutionId(message["execution_id"]), message["outcome"])
+        request = self._pending.pop(request_id)
+        if request is None:
+            self._pending.answered_again(request_id, batch)
             return
-        ahead = self._ahead.get(request_id)  # the answer to a submit re-sent after a reconnect
-        if ahead is not None:
-            if isinstance(batch, int):
-                ahead.batch = batch
-            else:
-                del self._ahead[request_id]
-
-    def _unindex(self, request: PendingRequest) -> None:
-        call_index = request.message.get("call_index")
-        if request.owner is not None and isinstance(call_index, int):
-            key = (request.owner, call_index)
-            if self._awaited.get(key) is request:
-                del self._awaited[key]
+        if isinstance(batch, int) and request.owner is not None and request.kind == "submit":
+            self._pending.keep_ahead(request, batch, message.get("cached_from"))
+            if request.lease_key is not None and self.connected:
+                self.leases.grant(request.lease_key, message, message["outcome"])
+        request.on_resolved(ExecutionId(message["execution_id"]), message["outcome"])
 
     def _on_outcome(self, message: Message) -> None:
         parent = ExecutionId(message["parent_execution_id"])
@@ -509,9 +422,7 @@ class Session:
             self._outcomes.setdefault(parent, {})[message["step_id"]] = message["outcome"]
 
     def _on_recorded(self, message: Message) -> None:
-        for request_id in message["request_ids"]:
-            if isinstance(request_id, int):
-                self._ahead.pop(request_id, None)
+        self._pending.recorded(message["request_ids"])
 
     def _on_uncache(self, message: Message) -> None:
         keys = message.get("keys")
@@ -519,37 +430,19 @@ class Session:
         self.leases.revoke(keys if named and not message.get("all") else None)  # unclear: all
 
     def _on_reply(self, message: Message) -> None:
-        request = self._requests.pop(message["request_id"], None)
+        request = self._pending.pop(message["request_id"])
         if request is not None:
             request.on_reply()
 
     def _on_error(self, message: Message) -> None:
         request_id = message.get("request_id")
-        if isinstance(request_id, int) and self._ahead.pop(request_id, None) is not None:
+        if self._pending.refused_ahead(request_id):
             # A re-sent submit the server can no longer take: its caller has its answer.
             _logger.warning("coflux: a call answered ahead was refused: %s", message["message"])
             return
-        request = self._requests.pop(request_id, None) if isinstance(request_id, int) else None
+        request = self._pending.pop(request_id)
         error = request_error(message["code"], message["message"])
         if request is not None:
-            self._unindex(request)
             request.on_error(error)
         else:
             _logger.warning("coflux: the server reported %s: %s", message["code"], message["message"])
-
-
-class _Ahead:
-    """A submit answered ahead of the commit of its step: ``batch`` is the server's number of that
-    commit (``None`` once re-sent on a new connection, until the re-sent submit is answered);
-    a re-sent submit is pinned to the result it was answered with (``cached_from``)."""
-
-    __slots__ = ("batch", "cached_from", "request")
-
-    def __init__(self, batch: int | None, request: PendingRequest, cached_from: Any) -> None:
-        self.batch = batch
-        self.request = request
-        self.cached_from = cached_from
-
-    @property
-    def owner(self) -> ExecutionId | None:
-        return self.request.owner
