@@ -68,7 +68,7 @@ class Calls:
                 return
         else:
             step_key, attempts = existing
-            if carried is not None and not self._settle_carried(parent, step_key, message, carried):
+            if carried is not None and not self._settle_carried(session, parent, step_key, message, carried):
                 return
         execution_id = f"{step_key}:{max(attempts, 1)}"
         if awaits:
@@ -84,7 +84,7 @@ class Calls:
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, reply))
 
     def _settle_carried(
-        self, parent: Execution, step_key: str, message: dict[str, Any], carried: Outcome
+        self, session: Session, parent: Execution, step_key: str, message: dict[str, Any], carried: Outcome
     ) -> bool:
         """A re-sent call carrying the outcome its caller used, for a step that exists: the
         execution that produced it is finished with it if still live (queued, or assigned here
@@ -94,7 +94,11 @@ class Calls:
         ran_id = message["execution_id"]
         ran = self.engine.executions.get(ExecutionId(ran_id))
         if ran is not None and ran.step.step_id == step_key:
+            elsewhere = ran.session if ran.session is not None and ran.session is not session else None
             self.engine.finish(ran, carried)
+            if elsewhere is not None:  # it runs there again (dispatched after a restart): stop it
+                abort = {"type": "abort", "execution_id": ran_id}
+                self.engine.writer.after_commit(lambda: self.engine.send_to(elsewhere, abort))
             return True
         if self.engine.state_of(ran_id) == ExecutionState.SUCCEEDED.value:
             return True

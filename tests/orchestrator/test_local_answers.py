@@ -238,6 +238,7 @@ def test_a_restored_child_dispatched_elsewhere_is_finished_with_the_outcome_its_
             a.hello(concurrency=1, session_id=session_id, running=running)
             a.say(**_resent(_submit(parent, 1, 0), child["execution_id"], 7))
             assert (await a.next("resolved"))["outcome"] == ok(7)
+            assert (await b.next("abort"))["execution_id"] == child["execution_id"]  # stopped there
             b.complete(again["execution_id"], ok(99))  # late: dropped
             await b.next("ack")
             view = await service.get_run(parent["run_id"])
