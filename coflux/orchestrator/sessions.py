@@ -97,12 +97,26 @@ class WorkerSessions:
 
     def _reconcile(self, session: Session, running: list[str]) -> None:
         """After a reconnect: what the server assigned and the worker no longer holds was lost with
-        it (abandoned); what the worker holds and the server no longer assigns it is aborted."""
+        it (abandoned); what the worker holds and the server no longer assigns it is aborted. A
+        held execution of a step the server lost (with the last batch, before a restart) keeps
+        its number from being given to a new step of the run: the worker would take that step's
+        ``execute`` for a repeat of the one it holds."""
         held = set(running)
         self.engine.abandon([e for e in session.executions.values() if e.execution_id not in held])
         for stray in held - set(session.executions):
+            self._skip_number(stray)
             message = {"type": "abort", "execution_id": stray}
             self.engine.writer.after_commit(lambda m=message: self.engine.send_to(session, m))  # type: ignore[misc]
+
+    def _skip_number(self, execution_id: str) -> None:
+        try:
+            run_id, step_key, _ = split_execution_id(execution_id)
+        except ValueError:
+            return
+        run = self.engine.runs.get(run_id)
+        number = int(step_key.rsplit(":", 1)[1])
+        if run is not None and number >= run.next_number:
+            run.next_number = number + 1
 
     def disconnected(self, session: Session, send: Send) -> None:
         if session.send != send:

@@ -302,3 +302,33 @@ def test_a_malformed_answered_still_records_the_result(tmp_path: Path) -> None:
             assert await _states(service, parent["run_id"]) == [["succeeded"]]
 
     run(scenario)
+
+
+def test_a_lost_step_a_worker_still_holds_keeps_its_number_from_new_steps(tmp_path: Path) -> None:
+    """The server dies after dispatching a child, before the commit that makes it; the worker
+    ran it and holds its result. The call, re-sent after the restart, makes a new step: it must
+    not take the lost step's number, or the worker would take its ``execute`` for a repeat."""
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent = await _start_parent(service, worker)
+            await asyncio.sleep(0.05)
+            assert worker.session is not None
+            session_id = worker.session.session_id
+            service.store.apply = lambda batch: None  # type: ignore[method-assign]  # commits lost from here
+            submit = _submit(parent, 1, 0, timeout=60)  # (a timeout: not answered on the worker)
+            worker.say(**submit)
+            lost = await worker.next("execute")
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(
+                concurrency=4, session_id=session_id, running=[parent["execution_id"], lost["execution_id"]]
+            )
+            worker.say(**submit)  # re-sent: the step is made again
+            again = await worker.next("execute")
+            assert again["execution_id"] != lost["execution_id"]
+            assert again["call_index"] == 0 and again["parent_execution_id"] == parent["execution_id"]
+
+    run(scenario)
