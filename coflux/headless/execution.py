@@ -8,6 +8,7 @@ import contextlib
 import json
 import math
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -156,7 +157,7 @@ def run_notebook(
     parameters = dict(parameters or {})
     inject_parameters(notebook, parameters)
     settings = resolve_settings(url, token, project, workspace)  # url: only the flag counts
-    with _server(url, settings.token) as (server_url, server_token):
+    with _server(url, settings.token) as (server_url, server_token), _socket_folder() as sockets:
         env = kernel_environment(path, server_url, server_token, settings.project, settings.workspace)
         client = NotebookClient(
             notebook,
@@ -168,7 +169,8 @@ def run_notebook(
             resources={"metadata": {"path": str(path.resolve().parent)}},
             extra_arguments=["--ext=coflux"],
             # Local sockets, not TCP on 127.0.0.1: nothing else on the machine can talk to the kernel.
-            config=Config({"KernelManager": {"transport": "ipc"}}),
+            # Their path is absolute: the kernel runs in the notebook's folder, this process may not.
+            config=Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}}),
         )
         with _kernel(client, env):
             try:
@@ -190,6 +192,14 @@ def _execute(client: Any) -> tuple[CellFailure | None, list[tuple[str, str]], li
         return failure, [], ["the kernel died: the runs it started are unknown"]
     started, problem = _started_runs(client)
     return failure, started, [problem] if problem else []
+
+
+@contextlib.contextmanager
+def _socket_folder() -> Iterator[Path]:
+    """A private folder (mode 0700) for the kernel's sockets, removed afterwards. Short: a socket
+    path must fit in about 100 bytes."""
+    with tempfile.TemporaryDirectory(prefix="coflux-kernel-") as folder:
+        yield Path(folder)
 
 
 @contextlib.contextmanager

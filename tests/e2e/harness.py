@@ -229,11 +229,13 @@ def wait_for_run(
 
 
 def coflux_run(notebook: Path, *args: str, timeout: float = 110) -> subprocess.CompletedProcess[str]:
-    """``coflux run NOTEBOOK ARGS...`` in the notebook's folder, its output captured as text."""
+    """``coflux run FOLDER/NOTEBOOK ARGS...`` from the folder above the notebook's (as the README's
+    ``coflux run notebooks/quickstart.ipynb``), its output captured as text."""
+    relative = Path(notebook.parent.name) / notebook.name
     return subprocess.run(
-        [sys.executable, "-m", "coflux.cli", "run", str(notebook), *args],
+        [sys.executable, "-m", "coflux.cli", "run", str(relative), *args],
         env=environment(),
-        cwd=notebook.parent,
+        cwd=notebook.parent.parent,
         capture_output=True,
         timeout=timeout,
         check=False,
