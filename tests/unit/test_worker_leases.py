@@ -30,6 +30,18 @@ def squares(n: int, x: int) -> list[int]:
     return [square(x) for _ in range(n)]
 
 
+def _submit_of(server: FakeServer, parent: str) -> Message:
+    """The next submit of ``parent``, past what the reconnect re-sent for earlier executions
+    (their results and calls, never acknowledged in these tests)."""
+    resent = []
+    for _ in range(50):
+        message = server.expect("submit", skip=_RESENT)
+        if message["parent_execution_id"] == parent:
+            return message
+        resent.append(message)
+    raise AssertionError(f"no submit of {parent}; got {resent}")
+
+
 def _answer(server: FakeServer, submit: Message, value: Any, lease: dict[str, Any] | None) -> None:
     message = {
         "type": "resolved",
@@ -128,8 +140,7 @@ def test_uncache_another_run_and_a_dropped_connection_end_the_lease(
     server.drop()  # a revocation could be lost with the connection: the lease goes too
     server.expect("hello")
     server.execute("Rl:8:1", squares, 1, 4)
-    while (message := server.expect("submit", skip=_RESENT))["parent_execution_id"] != "Rl:8:1":
-        pass  # what the reconnect re-sends (never acknowledged here)
+    message = _submit_of(server, "Rl:8:1")
     assert "answered" not in message
 
 
