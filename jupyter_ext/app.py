@@ -17,6 +17,7 @@ from jupyter_server.serverapp import ServerApp
 from jupyter_server.utils import url_path_join
 from traitlets import Float, Unicode, default
 
+from coflux import tokens
 from coflux.orchestrator import Hub, HubSettings, Timing
 from jupyter_ext import handlers as h
 from jupyter_ext.websocket import EventsSocket, WorkerSocket
@@ -79,7 +80,7 @@ class Coflux(ExtensionApp):
         self.hub = Hub(
             HubSettings(
                 data_dir=data_dir,
-                secret=_secret(data_dir),
+                secret=tokens.load_secret(data_dir),
                 database_url=self.database_url or None,
                 blob_store=self.blob_store or None,
                 timing=timing,
@@ -105,7 +106,7 @@ class Coflux(ExtensionApp):
         """Kernels that this server starts inherit the environment: they connect back with these."""
         assert self.serverapp is not None
         os.environ["COFLUX_URL"] = coflux_url(self.serverapp)
-        os.environ["COFLUX_TOKEN"] = self.hub.worker_token("default")
+        os.environ["COFLUX_TOKEN"] = self.hub.token("default", tokens.Scope.WORKER)
 
     async def stop_extension(self) -> None:
         await self.hub.close()
@@ -115,16 +116,6 @@ def coflux_url(serverapp: ServerApp) -> str:
     scheme = "https" if serverapp.certfile else "http"
     host = "[::1]" if ":" in (serverapp.ip or "") else "127.0.0.1"
     return f"{scheme}://{host}:{serverapp.port}{serverapp.base_url}coflux"
-
-
-def _secret(data_dir: Path) -> bytes:
-    """The server's secret, kept across restarts so that worker tokens stay valid."""
-    path = data_dir / "secret"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
 
 
 class _HeadlessServer(ServerApp):

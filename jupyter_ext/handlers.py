@@ -12,6 +12,7 @@ from tornado import web
 from coflux.blobs import blob_key, valid_key
 from coflux.errors import BadRequest, NotFound, PayloadTooLarge, RequestError, StorageError, Unauthorized
 from coflux.orchestrator import Hub, ProjectService
+from coflux.tokens import Scope
 from jupyter_ext.errors import CODE_BY_STATUS, code_of, error_body, status_of
 
 MAX_JSON_BODY = 16 * 1024 * 1024
@@ -33,7 +34,7 @@ def authorize(handler: Any, hub: Hub, project: str | None) -> None:
     token = request_token(handler)
     if token is None:
         raise Unauthorized("authentication required: send 'Authorization: token T'")
-    if project is None or not hub.check_worker_token(project, token):
+    if project is None or hub.grant(project, token) is None:
         raise Unauthorized("this token does not grant access here")
 
 
@@ -147,7 +148,7 @@ class TokenHandler(CofluxHandler):
         async def action() -> None:
             authorize(self, self.hub, None)
             self.hub.blobs(project)  # validates the name
-            self.reply({"project": project, "token": self.hub.worker_token(project)})
+            self.reply({"project": project, "token": self.hub.token(project, Scope.WORKER)})
 
         await self.guarded(action)
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coflux import tokens
 from coflux.blobs import BlobStore
 from coflux.errors import BadRequest, Conflict, NotFound
 from coflux.models import valid_project_name
@@ -98,12 +97,14 @@ class Hub:
                 stopped.append(name)
         return stopped
 
-    def worker_token(self, project: str) -> str:
-        """A token that grants access to ``project`` only: an HMAC of its name under the secret."""
-        return hmac.new(self.settings.secret, b"project:" + project.encode(), hashlib.sha256).hexdigest()
+    def token(self, project: str, scope: tokens.Scope) -> str:
+        """A new token that grants ``project`` only, in ``scope`` (see :mod:`coflux.tokens`)."""
+        self._check_name(project)
+        return tokens.mint(self.settings.secret, project, scope)
 
-    def check_worker_token(self, project: str, token: str) -> bool:
-        return hmac.compare_digest(self.worker_token(project), token)
+    def grant(self, project: str, token: str) -> tokens.Scope | None:
+        """The scope ``token`` grants in ``project``, or None."""
+        return tokens.verify(self.settings.secret, project, token)
 
     def blobs(self, project: str) -> BlobStore:
         store = self._blobs.get(project)

@@ -9,6 +9,7 @@ import pytest
 
 from coflux.errors import BadRequest, Conflict, NotFound
 from coflux.orchestrator import Hub, HubSettings
+from coflux.tokens import Scope
 from tests.orchestrator.test_service import FakeWorker, run
 
 
@@ -35,13 +36,17 @@ def test_projects_are_created_listed_and_named_safely(tmp_path: Path) -> None:
     run(scenario)
 
 
-def test_worker_tokens_grant_their_own_project_only(tmp_path: Path) -> None:
+def test_project_tokens_grant_their_own_project_and_scope_only(tmp_path: Path) -> None:
     hub = _hub(tmp_path)
-    alpha = hub.worker_token("alpha")
-    assert hub.check_worker_token("alpha", alpha)
-    assert not hub.check_worker_token("beta", alpha)
-    assert not hub.check_worker_token("alpha", alpha[:-1] + "0")
-    assert _hub(tmp_path).worker_token("alpha") == alpha  # same secret, same token
+    alpha = hub.token("alpha", Scope.WORKER)
+    assert hub.grant("alpha", alpha) is Scope.WORKER
+    assert hub.grant("beta", alpha) is None
+    assert hub.grant("alpha", alpha[:-1] + ("0" if alpha[-1] != "0" else "1")) is None
+    assert _hub(tmp_path).grant("alpha", alpha) is Scope.WORKER  # same secret: valid after a restart
+    submit = hub.token("alpha", Scope.SUBMIT)
+    assert hub.grant("alpha", submit) is Scope.SUBMIT
+    # The scope in clear can't be changed: it is signed.
+    assert hub.grant("alpha", submit.replace("cfx_submit_", "cfx_worker_")) is None
 
 
 def test_an_idle_orchestrator_stops_and_starts_again_on_use(tmp_path: Path) -> None:
