@@ -67,13 +67,19 @@ of :mod:`coflux.serialization`.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import re
 from typing import Any, Final
 
 from coflux.errors import ProtocolError
 
 PROTOCOL_VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
+MAX_JSON_DEPTH: Final = 128
+"""Deepest nesting of arrays and objects accepted in a frame or a request body: values nest far
+less in practice, and deeper ones would reach the interpreter's recursion limit further on."""
 
 Message = dict[str, Any]
 
@@ -155,13 +161,46 @@ def check_outcome(outcome: dict[str, Any]) -> None:
         raise ProtocolError("malformed", "a failed outcome needs an error object")
 
 
+_STRINGS: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS: Final = re.compile(r"[^\[\]{}]+")
+_STEP: Final = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (numbers must be finite)")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range (numbers must be finite)")
+    return number
+
+
+def depth(text: str) -> int:
+    """How deeply arrays and objects nest in the JSON ``text`` (computed without parsing it)."""
+    structure = _NOT_BRACKETS.sub("", _STRINGS.sub("", text))
+    return max(itertools.accumulate(map(_STEP.__getitem__, structure)), default=0)
+
+
+def loads(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Strict JSON: ``NaN``, ``Infinity`` and numbers that overflow (``1e999``) are refused (others
+    could not read them back), and so is nesting deeper than ``max_depth``. Raises ``ValueError``."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    # Nesting can't exceed the number of openers: most texts need no closer look.
+    if text.count("[") + text.count("{") > max_depth and depth(text) > max_depth:
+        raise ValueError(f"nested more than {max_depth} levels deep")
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+
+
 def _parse(frame: str | bytes) -> Any:
     if isinstance(frame, bytes):
         raise ProtocolError("malformed", "binary frames are not part of the protocol")
     if len(frame) > MAX_FRAME_BYTES:
         raise ProtocolError("too_large", f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}")
     try:
-        return json.loads(frame)
+        return loads(frame)
     except ValueError as err:
         raise ProtocolError("malformed", f"frame is not JSON: {err}") from err
 
