@@ -324,12 +324,18 @@ def runs_rerun(step_id: str, as_json: bool, **options: str | None) -> None:
 
 
 @runs.command("cancel")
-@click.argument("execution_id", metavar="EXECUTION")
+@click.argument("target", metavar="RUN|EXECUTION")
 @_connection_options
-def runs_cancel(execution_id: str, **options: str | None) -> None:
-    """Cancel an execution and what it started."""
-    _client(options).cancel(execution_id)
-    click.echo(f"cancelled {execution_id}")
+def runs_cancel(target: str, **options: str | None) -> None:
+    """Cancel a run (everything of it still queued or running, also after it ended), or one
+    execution and what it started."""
+    client = _client(options)
+    if ":" in target:
+        client.cancel(target)
+        click.echo(f"cancelled {target}")
+        return
+    count = client.cancel_run(target)
+    click.echo(f"cancelled {count} execution{'s' if count != 1 else ''} of run {target}")
 
 
 @runs.command("logs")

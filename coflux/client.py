@@ -341,6 +341,12 @@ class Client:
     def cancel(self, execution_id: str) -> None:
         self._request("POST", self._project_path("executions", execution_id, "cancel"), {})
 
+    def cancel_run(self, run_id: str) -> int:
+        """Cancel everything of the run still queued or running (also after the run has ended);
+        returns how many executions that cancelled."""
+        data = self._request("POST", self._project_path("runs", run_id, "cancel"), {})
+        return int(data["cancelled"])
+
     def logs(self, execution_id: str) -> list[dict[str, Any]]:
         data = self._request("GET", self._project_path("executions", execution_id, "logs"))
         return list(data["logs"])
@@ -440,12 +446,11 @@ class Run:
             raise terminated(root or self.id, error.get("message"))
         raise execution_error_from_data(error, execution_id=root)
 
-    def cancel(self) -> None:
-        """Cancel the run's root execution (its latest live attempt, else its first)."""
-        execution = root_execution_id(self.data(), live=True)
-        if execution is None:
-            raise request_error("conflict", f"run {self.id} has no execution to cancel")
-        self.client.cancel(execution)
+    def cancel(self) -> int:
+        """Cancel everything of the run still queued or running, including steps that go on
+        after the run has ended (a failed run keeps running what it started until then); returns
+        how many executions that cancelled."""
+        return self.client.cancel_run(self.id)
 
     def rerun(self, step: str, workspace: str | None = None) -> ExecutionId:
         return self.client.rerun(step, workspace or self.workspace)
@@ -454,28 +459,25 @@ class Run:
         return text_tree(self.data())
 
 
-_LIVE_STATES = ("queued", "assigned", "running")
 _TERMINATED_BY_TYPE = {f"coflux.{cls.__name__}": cls for cls in TERMINATED_BY_STATE.values()}
 
 
-def root_execution_id(data: dict[str, Any], *, live: bool = False) -> str | None:
-    """The root step's first execution; with ``live``, its latest unfinished one if there is one."""
+def root_execution_id(data: dict[str, Any]) -> str | None:
+    """The root step's first execution."""
     steps = data.get("steps") or []
     if not steps or not steps[0].get("executions"):
         root = data.get("root_execution_id")  # a summary (``steps=false``) names the latest one
         return str(root) if root else None
-    executions = steps[0]["executions"]
-    if live:
-        for execution in reversed(executions):
-            if execution.get("state") in _LIVE_STATES:
-                return str(execution["execution_id"])
-    return str(executions[0]["execution_id"])
+    return str(steps[0]["executions"][0]["execution_id"])
 
 
 def text_tree(data: dict[str, Any]) -> str:
     """An indented text tree of a run's steps: one line per step with each execution's attempt,
     state, cached mark and (when it differs from the run's) workspace."""
     lines = [f"Run {data.get('run_id')} ({data.get('workspace')}): {data.get('status')}"]
+    still = data.get("still_running") or 0
+    if still:
+        lines[0] += f"; {still} step{'s' if still != 1 else ''} still running after it ended"
     steps = list(data.get("steps") or [])
     known = {step["step_id"] for step in steps}
     children: dict[str | None, list[dict[str, Any]]] = {}
@@ -500,6 +502,8 @@ def _step_line(step: dict[str, Any], run_workspace: str | None) -> str:
         text = f"#{execution.get('attempt')} {execution.get('state')}"
         if execution.get("cached"):
             text += " (cached)"
+        if execution.get("after_run_ended"):
+            text += " (after the run ended)"
         if execution.get("workspace") not in (None, run_workspace):
             text += f" @{execution['workspace']}"
         attempts.append(text)

@@ -208,9 +208,13 @@ class RunTree(_ActionWidget):
         self.refresh()
         return execution_id
 
-    def cancel(self, execution_id: str) -> None:
-        """Cancel an execution (what it waits on is cancelled with it)."""
-        self._client.cancel(ExecutionId(execution_id))
+    def cancel(self, execution_id: str | None = None) -> None:
+        """Cancel an execution (what it waits on is cancelled with it), or without one the whole
+        run: everything of it still queued or running, also after the run has ended."""
+        if execution_id is None:
+            self._client.cancel_run(self._run_id)
+        else:
+            self._client.cancel(ExecutionId(execution_id))
         self.refresh()
 
     def _rerun(self, step_id: str, workspace: str | None) -> tuple[ExecutionId, str]:
@@ -225,6 +229,7 @@ class RunTree(_ActionWidget):
         return {
             "rerun": self._on_rerun,
             "cancel": self._on_cancel,
+            "cancel_run": self._on_cancel_run,
             "logs": self._on_logs,
             "refresh": lambda _message: "",
         }
@@ -238,6 +243,10 @@ class RunTree(_ActionWidget):
         execution_id = _required(message, "execution_id")
         self._client.cancel(ExecutionId(execution_id))
         return f"cancelled {execution_id}"
+
+    def _on_cancel_run(self, message: Message) -> str:
+        count = self._client.cancel_run(self._run_id)
+        return f"cancelled {count} execution{'s' if count != 1 else ''} of run {self._run_id}"
 
     def _on_logs(self, message: Message) -> str:
         execution_id = _required(message, "execution_id")

@@ -182,7 +182,7 @@ class Engine:
 
     def _unhold(self, execution: Execution) -> None:
         execution.holds -= 1
-        if execution.holds == 0 and self.executions.get(execution.execution_id) is execution:
+        if execution.holds == 0 and self.undispatched(execution):
             self.enqueue(execution)
 
     def _queue(self, execution: Execution) -> None:
@@ -253,8 +253,8 @@ class Engine:
         self.finish(execution, {"state": ExecutionState.CACHED.value, "value": value, "cached_from": source})
 
     def _shared(self, execution: Execution, other: Step, outcome: Outcome) -> None:
-        if self.executions.get(execution.execution_id) is not execution:
-            return  # cancelled meanwhile
+        if not self.undispatched(execution):
+            return  # cancelled meanwhile, or a worker that ran it after all has it (``adopt``)
         if outcome["state"] == ExecutionState.SUCCEEDED.value:
             source = f"{other.step_id}:{other.attempts}"
             self.finish(execution, {"state": "cached", "value": outcome.get("value"), "cached_from": source})
@@ -272,18 +272,7 @@ class Engine:
 
     def assign(self, execution: Execution, session: Session) -> None:
         self._leave_deferring(execution)
-        execution.assigned_at = time.time()
-        execution.state = ExecutionState.ASSIGNED
-        execution.session = session
-        session.executions[execution.execution_id] = execution
-        session.busy += 1
-        self.writer.batch.assignments.append(
-            {
-                "execution_id": execution.execution_id,
-                "session_id": session.session_id,
-                "assigned_at": execution.assigned_at,
-            }
-        )
+        self._attach(execution, session)
         step = execution.step
         message = {
             "type": "execute",
@@ -306,6 +295,51 @@ class Engine:
         # parent's re-sent submit runs the step again: at least once, as for any lost worker.
         self._send(session, message)
         self.arm_timeout(execution)
+
+    def _attach(self, execution: Execution, session: Session) -> None:
+        execution.assigned_at = time.time()
+        execution.state = ExecutionState.ASSIGNED
+        execution.session = session
+        session.executions[execution.execution_id] = execution
+        if execution.blocked == 0:
+            session.busy += 1
+        self.writer.batch.assignments.append(
+            {
+                "execution_id": execution.execution_id,
+                "session_id": session.session_id,
+                "assigned_at": execution.assigned_at,
+            }
+        )
+
+    def adopt(self, execution: Execution, session: Session) -> None:
+        """``session``'s worker holds ``execution`` (it runs it, or holds its result) although the
+        server has it queued (its dispatch was lost with the last batch before a restart) or
+        assigned to a session whose worker is gone. It becomes that worker's, with no new
+        ``execute``: its result, re-sent next, is then taken, and nobody runs it a second time."""
+        previous = execution.session
+        if previous is not None:
+            previous.executions.pop(execution.execution_id, None)
+            if execution.blocked == 0:
+                previous.busy -= 1
+        else:  # not dispatched: whatever would have dispatched it must not any more
+            self._leave_deferring(execution)
+            queue = self.queue.get(execution.workspace_id)
+            if queue is not None:
+                queue.pop(execution.execution_id, None)
+            if execution.timer is not None:  # a delay
+                execution.timer.cancel()
+                execution.timer = None
+            execution.holds = 0
+        self._attach(execution, session)
+        if execution.timer is None:
+            self.arm_timeout(execution)
+        self.writer.schedule()
+
+    def undispatched(self, execution: Execution) -> bool:
+        """Live and waiting for dispatch (queued, delayed, held by ``wait`` or sharing a cached
+        step's outcome), not assigned to any session."""
+        live = self.executions.get(execution.execution_id) is execution
+        return live and execution.session is None and execution.state is ExecutionState.QUEUED
 
     def arm_timeout(self, execution: Execution) -> None:
         timeout = execution.step.options.timeout
@@ -486,6 +520,11 @@ class Engine:
             if row["execution_id"] == execution_id:
                 return str(row["state"])
         return self.stored_state(execution_id)
+
+    def abort_on(self, session: Session, execution_id: ExecutionId) -> None:
+        """Tell ``session``'s worker, once what happened is durable, to stop ``execution_id``."""
+        message = {"type": "abort", "execution_id": execution_id}
+        self.writer.after_commit(lambda: self._send(session, message))
 
     def send_to(self, session: Session, message: dict[str, Any]) -> None:
         self._send(session, message)

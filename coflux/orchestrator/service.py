@@ -491,6 +491,29 @@ class ProjectService:
         if not any(r["execution_id"] == execution_id for r in self.store.executions_of_step(step_key)):
             raise NotFound(f"no execution {execution_id}")
 
+    async def cancel_run(self, run_id: str) -> int:
+        """Cancel every live execution of the run and of the runs it spawned, whether or not the
+        run has ended: a run that failed keeps running what it had started (their results may
+        serve a re-run through memo and cache) until they finish or this cancels them. Returns
+        how many executions were cancelled (their descendants are cancelled with them)."""
+        if self.store.run(run_id) is None:
+            raise NotFound(f"no run {run_id}")
+        family = {run_id}
+        pending = [run_id]
+        while pending:
+            for row in self.store.spawned_by(pending.pop()):
+                if row["run_id"] not in family:
+                    family.add(row["run_id"])
+                    pending.append(row["run_id"])
+        live = [e for e in self.engine.executions.values() if e.step.run.run_id in family]
+        cancelled = 0
+        for execution in sorted(live, key=lambda e: e.step.number):  # callers first: they cascade
+            if self.engine.executions.get(execution.execution_id) is execution:
+                self.engine.finish(execution, {"state": ExecutionState.CANCELLED.value})
+                cancelled += 1
+        await self.writer.durable()
+        return cancelled
+
     async def logs(self, execution_id: str) -> list[dict[str, Any]]:
         try:
             _, step_key, _ = split_execution_id(execution_id)

@@ -96,17 +96,41 @@ class WorkerSessions:
         self.workspaces.remember(session.workspace_id, targets)
 
     def _reconcile(self, session: Session, running: list[str]) -> None:
-        """After a reconnect: what the server assigned and the worker no longer holds was lost with
-        it (abandoned); what the worker holds and the server no longer assigns it is aborted. A
-        held execution of a step the server lost (with the last batch, before a restart) keeps
-        its number from being given to a new step of the run: the worker would take that step's
-        ``execute`` for a repeat of the one it holds."""
-        held = set(running)
+        """After a reconnect (``running``: what the worker holds, running or with its result not
+        yet acknowledged):
+
+        - what the server assigned it and it no longer holds was lost with it: abandoned;
+        - what it holds that the server has live but not dispatched (the dispatch was lost with
+          the last batch before a restart), or assigned to a worker that is gone, is its own again
+          (:meth:`Engine.adopt`): dispatching it anew would make the worker, which still holds
+          it, take the ``execute`` for a repeat and ignore it;
+        - what it holds that another connected worker was given meanwhile is aborted here, but a
+          result it re-sends for it is still taken (the first result wins; see ``_on_complete``);
+        - what it holds that the server no longer has live is aborted. An execution of a step the
+          server lost keeps its number from a new step of the run, for the same reason as above.
+        """
+        held = {ExecutionId(r) for r in running}
         self.engine.abandon([e for e in session.executions.values() if e.execution_id not in held])
+        session.claimed.clear()
         for stray in held - set(session.executions):
-            self._skip_number(stray)
-            message = {"type": "abort", "execution_id": stray}
-            self.engine.writer.after_commit(lambda m=message: self.engine.send_to(session, m))  # type: ignore[misc]
+            execution = self.engine.executions.get(stray)
+            if execution is not None and self._adoptable(session, execution):
+                self.engine.adopt(execution, session)
+                continue
+            if execution is not None:
+                session.claimed.add(stray)
+            else:
+                self._skip_number(stray)
+            self.engine.abort_on(session, stray)
+
+    @staticmethod
+    def _adoptable(session: Session, execution: Execution) -> bool:
+        holder = execution.session
+        return (
+            execution.workspace_id == session.workspace_id
+            and execution.step.key in session.targets
+            and (holder is None or not holder.connected)
+        )
 
     def _skip_number(self, execution_id: str) -> None:
         try:
@@ -177,18 +201,28 @@ class WorkerSessions:
 
     def _on_complete(self, session: Session, message: dict[str, Any]) -> None:
         outcome = checks.outcome(message["outcome"])
-        execution_id = message["execution_id"]
-        execution = session.executions.get(ExecutionId(execution_id))
+        execution_id = ExecutionId(message["execution_id"])
+        execution = session.executions.get(execution_id) or self._claimed(session, execution_id)
         answered = _answered(message.get("answered"))
         if execution is not None:
             if answered is not None and outcome.get("state") == ExecutionState.SUCCEEDED.value:
                 self._answered_by_worker(session, execution, answered[1])
+            holder = execution.session
             self.engine.finish(execution, outcome)
+            if holder is not None and holder is not session:  # it ran twice: stop the other one
+                self.engine.abort_on(holder, execution_id)
         elif answered is not None:
             self._rejected_answer(session, execution_id, answered[0])
         # A late or repeated result (abandoned, timed out, already recorded) is acknowledged and dropped.
         seq = message["seq"]
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, {"type": "ack", "seqs": [seq]}))
+
+    def _claimed(self, session: Session, execution_id: ExecutionId) -> Execution | None:
+        """A live execution that this worker held when it reconnected, given to another since."""
+        if execution_id not in session.claimed:
+            return None
+        session.claimed.discard(execution_id)
+        return self.engine.executions.get(execution_id)
 
     def _answered_by_worker(self, session: Session, execution: Execution, request_id: int) -> None:
         """The worker gave this result to the awaited call ``request_id`` itself: that call's

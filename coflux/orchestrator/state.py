@@ -123,6 +123,9 @@ class Session:
     busy: int = 0
     recorded: list[int] = field(default_factory=list)
     """``answered`` submits of the pending commit, acknowledged together by ``recorded``."""
+    claimed: set[ExecutionId] = field(default_factory=set)
+    """Executions its worker said it holds (``hello``) that another connected worker had been
+    given meanwhile: a result it re-sends for one of them is taken all the same."""
 
     @property
     def connected(self) -> bool:

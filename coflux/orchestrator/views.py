@@ -14,6 +14,7 @@ from coflux.orchestrator.workspaces import Workspaces
 from coflux.storage import SqlStore
 
 Row = dict[str, Any]
+_LIVE = frozenset({ExecutionState.QUEUED.value, ExecutionState.ASSIGNED.value, ExecutionState.RUNNING.value})
 
 
 def outcome_from_row(row: Row) -> Outcome:
@@ -63,6 +64,7 @@ def run_view(
     shown = [_step(s, per_step.get(s["step_id"], [])) for s in steps]
     root = shown[0] if shown else None
     status, result, error = _status(root, by_result)
+    still_running = _mark_after_end(shown) if status != "running" else 0
     return {
         "run_id": run_id,
         "workspace": workspaces.by_id[view_id].name,
@@ -80,8 +82,22 @@ def run_view(
         "result_value": result,
         "error": error,
         "root_execution_id": root["executions"][-1]["execution_id"] if root and root["executions"] else None,
+        "still_running": still_running,
         "steps": shown if with_steps else None,
     }
+
+
+def _mark_after_end(steps: list[dict[str, Any]]) -> int:
+    """The run has ended, yet steps it started may still be queued or running: they go on (their
+    results can serve a re-run) until they finish or the run is cancelled. Marks their live
+    executions ``after_run_ended`` and returns how many steps have one."""
+    count = 0
+    for step in steps:
+        live = [e for e in step["executions"] if e["state"] in _LIVE]
+        for execution in live:
+            execution["after_run_ended"] = True
+        count += bool(live)
+    return count
 
 
 def _execution(

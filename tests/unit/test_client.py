@@ -265,11 +265,11 @@ def test_cancelled_run_and_timeout(fake: FakeServer, client: Client) -> None:
 
 def test_run_cancel_and_rerun(fake: FakeServer, client: Client) -> None:
     fake.on("GET", "projects/proj/runs/Rx", (200, run_json("running")))
-    fake.on("POST", "projects/proj/executions/Rx%3A1%3A1/cancel", (200, {}))
+    fake.on("POST", "projects/proj/runs/Rx/cancel", (200, {"run_id": "Rx", "cancelled": 3}))
     fake.on("POST", "projects/proj/steps/Rx%3A1/rerun", (201, {"execution_id": "Rx:1:2"}))
     run = client.get_run("Rx")
-    run.cancel()
-    assert fake.requests[-1].path.endswith("/executions/Rx%3A1%3A1/cancel")
+    assert run.cancel() == 3  # the whole run: also what goes on after it ended
+    assert fake.requests[-1].path.endswith("/runs/Rx/cancel")
     assert run.rerun("Rx:1", workspace="dev/ana") == "Rx:1:2"
     assert json.loads(fake.requests[-1].body) == {"workspace": "dev/ana"}
     assert run.status == "running"

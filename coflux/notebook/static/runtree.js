@@ -1,7 +1,7 @@
 // The RunTree view (anywidget ES module, no build step, no imports).
 // Model traits: run, spawned, view, workspace, workspaces, expanded, details, error, notice.
 // Sends {action: "rerun", step_id, workspace?} | {action: "cancel", execution_id}
-//       | {action: "logs", execution_id} | {action: "refresh"}.
+//       | {action: "cancel_run"} | {action: "logs", execution_id} | {action: "refresh"}.
 
 const LIVE = new Set(["queued", "assigned", "running"]);
 
@@ -54,6 +54,7 @@ function marks(step, executions, spawnedHere) {
     if (e.retry) add("retry", `retry #${e.attempt}`);
     if (e.rerun) add("rerun", `re-run #${e.attempt}`, `re-run in ${e.workspace}`);
     if (e.state === "timed_out") add("timed-out", "timed out", `#${e.attempt}`);
+    if (e.after_run_ended) add("after-end", "after the run ended", `#${e.attempt} is still ${e.state}: the run has ended, this goes on until it finishes or the run is cancelled`);
   }
   if (step.memoised) add("memo", "memo");
   if (spawnedHere || executions.some((e) => e.state === "spawned")) add("spawned", "spawned");
@@ -281,7 +282,23 @@ export default {
         }),
         run.status === "failed" && run.error ? h("span", { class: "coflux-run-error", text: `${run.error.type}: ${run.error.message}` }) : null,
         run.status === "succeeded" && "result" in run ? h("code", { class: "coflux-run-result", text: describeValue(run.result) }) : null,
+        run.status === "running"
+          ? h("button", { class: "coflux-cancel-run", title: "cancel everything of this run", text: "cancel run", onclick: () => send({ action: "cancel_run" }) })
+          : null,
         h("button", { class: "coflux-refresh", title: "refresh", text: "↻", onclick: () => send({ action: "refresh" }) }),
+      );
+    }
+
+    // A run that ended keeps running what it had started (their results can serve a re-run
+    // through memo and cache): say so, and offer to stop them.
+    function afterEnd(run) {
+      const count = run.status && run.status !== "running" ? run.still_running || 0 : 0;
+      if (!count) return null;
+      return h(
+        "div",
+        { class: "coflux-after-end", role: "status" },
+        h("span", { text: `${count} step${count === 1 ? "" : "s"} still running after the run ${run.status === "cancelled" ? "was cancelled" : run.status}` }),
+        h("button", { class: "coflux-cancel-rest", text: "cancel them", onclick: () => send({ action: "cancel_run" }) }),
       );
     }
 
@@ -296,6 +313,7 @@ export default {
       fill(
         root,
         header(run),
+        afterEnd(run),
         error ? h("div", { class: "coflux-error", role: "alert", text: error }) : null,
         notice && !error ? h("div", { class: "coflux-notice", text: notice }) : null,
         h("ul", { class: "coflux-steps coflux-root" }, top.map((s) => stepNode(s, idx, seen)).filter(Boolean)),

@@ -111,3 +111,21 @@ def tokens(n: int) -> str:
     for _ in range(n):
         x = token(x)
     return x
+
+
+@cf.task()
+def ledger_square(i: int, ledger: str, seconds: float) -> int:
+    """Appends its execution id to ``ledger`` (one line, one write) as it runs: what ran, for real."""
+    from coflux.worker import context
+
+    current = context.current()
+    assert current is not None
+    with open(ledger, "a") as handle:
+        handle.write(f"{current.execution_id}\n")
+    time.sleep(seconds)
+    return i * i
+
+
+@cf.workflow()
+def ledger_fanout(n: int, ledger: str, seconds: float) -> int:
+    return sum(e.result() for e in [ledger_square.submit(i, ledger, seconds) for i in range(n)])
