@@ -257,3 +257,23 @@ def test_an_unreachable_server_or_unknown_run_is_reported_in_the_widget(
     assert switcher.error.startswith("cannot refresh")
     tree.close()
     switcher.close()
+
+
+def test_steps_left_running_by_a_failed_run_are_shown_and_cancelled_from_the_tree(
+    server: Server, session: FakeSession, watcher: live.Watcher, frontend: Frontend
+) -> None:
+    run_id = start_run(server, "widget_flows:leaves_behind", 2, 6.0)
+    tree = RunTree(run_id, session=session, watcher=watcher)
+    wait_until(lambda: tree.run.get("status") == "failed", 30, "the run to fail (seen live)")
+    assert tree.run["still_running"] == 2
+    assert not tree.finished  # what the run left still runs
+
+    frontend(tree, {"action": "cancel_run"})
+
+    assert tree.error == "", tree.error
+    assert tree.notice == f"cancelled 2 executions of run {run_id}"
+    sleepers = [s["executions"][-1] for s in tree.run["steps"] if s["target"] == "sleeper"]
+    assert [e["state"] for e in sleepers] == ["cancelled", "cancelled"]
+    assert tree.run["status"] == "failed" and tree.run["still_running"] == 0
+    assert tree.finished
+    tree.close()

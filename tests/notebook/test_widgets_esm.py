@@ -247,3 +247,32 @@ def test_workspace_switcher_view_nests_by_base_and_sends_actions(tmp_path: Path)
     assert out["sent"] == [{"action": "switch", "name": "main"}, {"action": "create", "name": "feature"}]
     assert out["cleared"] == ""
     assert out["after"] == ["main"]
+
+
+AFTER_END = """
+const { model, el, cleanup } = await dom.render(viewPath, state);
+const notice = el.querySelector(".coflux-after-end");
+const out = {
+  notice: notice ? notice.textContent : null,
+  marks: el.querySelectorAll(".coflux-mark").map((m) => m.getAttribute("data-mark")),
+  cancelRun: el.querySelectorAll("button.coflux-cancel-run").length,
+};
+notice.querySelector("button.coflux-cancel-rest").click();
+out.sent = model.sent;
+cleanup();
+return out;
+"""
+
+
+def test_run_tree_view_shows_steps_still_running_after_the_run_failed_and_cancels_them(
+    tmp_path: Path, server: Server, session: FakeSession
+) -> None:
+    state = _state(server, session, "widget_flows:leaves_behind", 2, 4.0)
+    assert state["run"]["status"] == "failed" and state["run"]["still_running"] == 2
+
+    out = _node(tmp_path, AFTER_END, state, "runtree.js")
+
+    assert out["notice"].startswith("2 steps still running after the run failed")
+    assert out["marks"].count("after-end") == 2
+    assert out["cancelRun"] == 0  # the run itself has ended: only what it left is offered
+    assert out["sent"] == [{"action": "cancel_run"}]

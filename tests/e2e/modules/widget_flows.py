@@ -49,3 +49,11 @@ def boom(message: str) -> None:
 @cf.workflow()
 def fails(message: str) -> None:
     boom(message)
+
+
+@cf.workflow()
+def leaves_behind(n: int, seconds: float) -> None:
+    """Starts n long children without waiting for them, then fails: they go on after the run."""
+    for _ in range(n):
+        sleeper.submit(seconds)
+    raise RuntimeError("gave up early")
