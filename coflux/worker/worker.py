@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from coflux.errors import CofluxError
+from coflux.tokens import redact_url
 from coflux.worker import context
 from coflux.worker.session import Session
 from coflux.worker.settings import WorkerSettings, resolve_settings
@@ -128,7 +129,7 @@ class Worker:
             if session.refusal is not None:
                 raise session.refusal
         if not done:
-            raise TimeoutError(f"not connected to {self.settings.url} within {timeout} s")
+            raise TimeoutError(f"not connected to {redact_url(self.settings.url)} within {timeout} s")
 
     def __enter__(self) -> Worker:
         self.start()
