@@ -25,7 +25,7 @@ _logger = logging.getLogger("coflux.worker")
 BACKOFF_MIN: Final = 0.1
 BACKOFF_MAX: Final = 5.0
 HANDSHAKE_TIMEOUT: Final = 30.0
-_HTTP_REFUSALS: Final = {401: "unauthorized", 403: "unauthorized", 404: "not_found"}
+_HTTP_REFUSALS: Final = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
 _TEXT: Final = 0x1
 """The opcode of a text frame (RFC 6455)."""
 

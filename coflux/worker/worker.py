@@ -118,7 +118,8 @@ class Worker:
 
     def wait_connected(self, timeout: float | None = None) -> None:
         """Block until the server welcomed the worker. Raises the server's refusal (e.g.
-        ``cf.Unauthorized``) if the last attempt was refused, ``TimeoutError`` after ``timeout``."""
+        ``cf.Unauthorized`` for a wrong token, ``cf.Forbidden`` for a submit token) if the last
+        attempt was refused, ``TimeoutError`` after ``timeout``."""
         session = self._session
         if session is None:
             raise CofluxError("the worker is not started")

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from tornado import httpclient, web, websocket
 
+import coflux as cf
 from coflux.serialization import serialize
 from jupyter_ext.app import _ROUTES
 from jupyter_ext.auth import SCOPES
@@ -327,3 +328,17 @@ def test_coflux_tokens_create_makes_both_scopes(server: Server, tokens: dict[str
     assert "error: a submit token can't make tokens" in refused.stderr
     bad = coflux(server, "tokens", "create", "--project", "alpha", "--scope", "admin", token=server.token)
     assert bad.returncode == 2 and "'admin' is not one of 'worker', 'submit'" in bad.stderr
+
+
+def test_a_worker_holding_a_submit_token_is_told_why_it_is_refused(
+    server: Server, tokens: dict[str, str]
+) -> None:
+    worker = cf.Worker([], url=server.url, token=tokens["submit"], project="alpha")
+    worker.start()
+    try:
+        with pytest.raises(
+            cf.Forbidden, match="a submit token can't open the worker socket: give workers a worker"
+        ):
+            worker.wait_connected(30)
+    finally:
+        worker.stop(timeout=1)
