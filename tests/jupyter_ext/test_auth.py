@@ -127,6 +127,7 @@ async def test_a_failing_request_logs_no_token(
                 "coflux", "api", "projects", params={"token": server_token}, headers={"Authorization": ""}
             )
         assert info.value.code == 500
+        assert _error(info) == {"code": "internal", "message": "Internal Server Error"}
         url = f"ws://127.0.0.1:{jp_http_port}{jp_serverapp.base_url}coflux/ws/events?project=default&token={worker_token}"
         connection = await websocket_connect(url)
         assert await connection.read_message() is None  # the failure closed it
