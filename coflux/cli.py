@@ -466,5 +466,31 @@ def workspaces_archive(name: str, as_json: bool, **options: str | None) -> None:
     _report_workspace("archived", _client(options).archive_workspace(name), as_json)
 
 
+# -- tokens ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def tokens() -> None:
+    """Make project tokens (with the server's own token in --token or COFLUX_TOKEN)."""
+
+
+@tokens.command("create")
+@click.option(
+    "--scope",
+    type=click.Choice(["worker", "submit"]),
+    required=True,
+    help="worker: for workers and notebook kernels; submit: for CI and dashboards (JSON arguments only).",
+)
+@_json_option
+@_connection_options
+def tokens_create(scope: str, as_json: bool, **options: str | None) -> None:
+    """Print a new token of --project (only the token, unless --json)."""
+    data = _client(options).create_token(scope)
+    if as_json:
+        _print_json(data)
+    else:
+        click.echo(data["token"])
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -43,10 +43,17 @@ LONG_POLL = 30.0
 """Seconds the server may hold a request for a run's result before answering "still running"."""
 CONFIG_FILE = "coflux.toml"
 _SETTINGS = ("url", "token", "project", "workspace")
+_REFUSALS = {
+    401: "no valid credential was sent: pass a token with --token or COFLUX_TOKEN (`coflux tokens "
+    "create --project P --scope worker|submit` makes one, with the server's own token)",
+    403: "the credential may not do this (a submit token can't open the worker socket or start runs "
+    "with pickled arguments; project tokens can't list or create projects)",
+}
+"""What a 401 or 403 without Coflux's JSON error body (a proxy's page, a Jupyter API) means."""
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
-    403: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     409: "conflict",
     413: "too_large",
@@ -199,7 +206,7 @@ class Client:
                 return body
         except urllib.error.HTTPError as err:
             with err:
-                raise _error_from_response(err.code, err.read()) from None
+                raise _error_from_response(err.code, err.read(), self.url) from None
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise ServerUnavailable(
@@ -351,6 +358,12 @@ class Client:
         data = self._request("GET", self._project_path("executions", execution_id, "logs"))
         return list(data["logs"])
 
+    def create_token(self, scope: str) -> dict[str, Any]:
+        """A new token of this client's project: ``"worker"`` (workers and notebook kernels) or
+        ``"submit"`` (CI and dashboards: JSON arguments only). Needs the server's own token.
+        Returns ``{"project", "scope", "token"}``."""
+        return dict(self._request("POST", self._project_path("tokens"), {"scope": scope}))
+
     def asset(self, asset_id: str) -> dict[str, Any]:
         return dict(self._request("GET", self._project_path("assets", asset_id)))
 
@@ -359,12 +372,16 @@ class Client:
         return deserialize(value, self.get_blob, execution=ExecutionReference, asset=AssetReference)
 
 
-def _error_from_response(status: int, body: bytes) -> RequestError:
+def _error_from_response(status: int, body: bytes, url: str) -> RequestError:
     try:
         error = json.loads(body)["error"]
         return request_error(str(error["code"]), str(error["message"]))
     except (ValueError, KeyError, TypeError):
         code = _STATUS_CODES.get(status, "error")
+        if status in _REFUSALS:
+            return request_error(
+                code, f"the server at {url} refused the request (HTTP {status}): {_REFUSALS[status]}"
+            )
         text = body.decode("utf-8", "replace").strip()[:200]
         return request_error(code, f"HTTP {status}" + (f": {text}" if text else ""))
 

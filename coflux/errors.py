@@ -9,6 +9,7 @@
     ├── RequestError              a request was refused; ``code`` names why (the REST error code)
     │   ├── BadRequest            bad_request: malformed input, wrong arguments
     │   ├── Unauthorized          unauthorized: missing or wrong token
+    │   ├── Forbidden             forbidden: a valid credential that may not do this
     │   ├── NotFound              not_found: unknown project, workspace, run, target...
     │   ├── Conflict              conflict: already exists, or not allowed in this state
     │   └── PayloadTooLarge       too_large
@@ -68,6 +69,13 @@ class Unauthorized(RequestError):
     code = "unauthorized"
 
 
+class Forbidden(RequestError):
+    """The credential is valid but its scope doesn't allow the request (e.g. a submit token
+    starting a run with pickled arguments)."""
+
+    code = "forbidden"
+
+
 class NotFound(RequestError):
     code = "not_found"
 
@@ -81,7 +89,7 @@ class PayloadTooLarge(RequestError):
 
 
 REQUEST_ERRORS: dict[str, type[RequestError]] = {
-    cls.code: cls for cls in (BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge)
+    cls.code: cls for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge)
 }
 
 

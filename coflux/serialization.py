@@ -4,8 +4,9 @@ Plain JSON stays as it is; anything else becomes an object with the key ``"$c"``
 Bytes and pickled objects at or above ``inline_limit`` bytes are stored through an injected
 ``put_blob`` and referenced by their SHA-256 key, so this module stays pure: it does no I/O itself.
 
-The server only ever calls :func:`describe`, :func:`references` and :func:`canonical`, none of which
-unpickles anything; :func:`deserialize` runs on the trusted user side (workers, clients).
+The server only ever calls :func:`describe`, :func:`references`, :func:`canonical` and
+:func:`needs_trust`, none of which unpickles anything; :func:`deserialize` runs on the trusted user
+side (workers, clients).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import cloudpickle
 
 from coflux.errors import BadRequest
 from coflux.models import JSON
+from coflux.protocol import loads
 
 BlobPut = Callable[[bytes], str]
 """Stores bytes and returns their 64-hex SHA-256 key."""
@@ -415,3 +417,44 @@ def _normalize(data: JSON) -> JSON:
     if tag == "tuple":
         return {**data, "items": _normalize(data["items"])}
     return data
+
+
+def needs_trust(data: JSON, fetch: BlobGet) -> bool:
+    """Would a worker decoding ``data`` unpickle anything? True for a ``pickle`` tag anywhere, and
+    for a ``json`` value whose content (inline, or its blob read with ``fetch``) has one; content
+    that can't be read as JSON counts too. Unpickles nothing; ``fetch``'s errors propagate."""
+    pending: list[JSON] = [data]
+    fetched: set[str] = set()
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            if item.get(TAG) == "pickle":
+                return True
+            if item.get(TAG) == "json":
+                contents = _json_contents(item, fetch, fetched)
+                if contents is None:
+                    return True
+                pending.extend(contents)
+            pending.extend(item.values())
+    return False
+
+
+def _json_contents(data: dict[str, JSON], fetch: BlobGet, fetched: set[str]) -> list[JSON] | None:
+    """What a ``json`` value holds: its inline text and its blob (a decoder reads one of them; both
+    are looked at). None if either isn't strict JSON."""
+    raws: list[bytes] = []
+    if isinstance(data.get("b64"), str):
+        try:
+            raws.append(_decode_b64(data["b64"]))
+        except BadRequest:
+            return None
+    blob = data.get("blob")
+    if isinstance(blob, str) and _BLOB_KEY.match(blob) and blob not in fetched:
+        fetched.add(blob)
+        raws.append(fetch(blob))
+    try:
+        return [loads(raw) for raw in raws]
+    except ValueError:
+        return None

@@ -67,6 +67,16 @@ def scope_of(token: str) -> Scope | None:
     return Scope(match[1]) if match else None
 
 
+_SECRET_PARAMETER: Final = re.compile(r"([?&][^=&#]*(?:token|auth|key|secret|password)[^=&#]*=)[^&#]*", re.I)
+_PASSWORD: Final = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:]*:)[^/@]*@", re.I)
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for a log: the values of token-like query parameters (``?token=``...) and a
+    password in it replaced by ``[secret]``."""
+    return _PASSWORD.sub(r"\1[secret]@", _SECRET_PARAMETER.sub(r"\1[secret]", url))
+
+
 def _mac(secret: bytes, project: str, scope: Scope, nonce: str) -> str:
     message = f"coflux-token/1\0{scope.value}\0{project}\0{nonce}".encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()

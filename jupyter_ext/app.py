@@ -20,12 +20,14 @@ from traitlets import Float, Unicode, default
 from coflux import tokens
 from coflux.orchestrator import Hub, HubSettings, Timing
 from jupyter_ext import handlers as h
+from jupyter_ext.auth import CofluxAuthorizer
 from jupyter_ext.websocket import EventsSocket, WorkerSocket
 
 _SEGMENT = r"[^/]+"
 _ROUTES: list[tuple[str, Any]] = [
     ("api/projects", h.ProjectsHandler),
     (f"api/projects/({_SEGMENT})/token", h.TokenHandler),
+    (f"api/projects/({_SEGMENT})/tokens", h.TokensHandler),
     (f"api/projects/({_SEGMENT})/workspaces", h.WorkspacesHandler),
     (f"api/projects/({_SEGMENT})/workspaces/({_SEGMENT})/workflows", h.WorkflowsHandler),
     (
@@ -87,15 +89,15 @@ class Coflux(ExtensionApp):
             )
         )
         self.settings["coflux_hub"] = self.hub
+        assert self.serverapp is not None
+        # Our handlers ask this one; it hands Jupyter's own users to the server's authorizer.
+        self.settings["coflux_authorizer"] = CofluxAuthorizer(
+            parent=self, inner=self.serverapp.authorizer, identity_provider=self.serverapp.identity_provider
+        )
 
     def initialize_handlers(self) -> None:
-        serverapp = self.serverapp
-        assert serverapp is not None
-        base = serverapp.base_url
-        serverapp.web_app.add_handlers(
-            ".*$", [(url_path_join(base, "coflux", path), handler) for path, handler in _ROUTES]
-        )
-        serverapp.web_app.settings["coflux_hub"] = self.hub
+        # ExtensionApp prefixes base_url and gives each handler its extension name (ExtensionHandlerMixin).
+        self.handlers.extend((url_path_join("coflux", path), handler) for path, handler in _ROUTES)
         self._publish()
 
     async def _start_jupyter_server_extension(self, serverapp: ServerApp) -> None:

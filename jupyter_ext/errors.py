@@ -7,6 +7,7 @@ import json
 from coflux.errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     NotFound,
     PayloadTooLarge,
     RequestError,
@@ -17,6 +18,7 @@ from coflux.errors import (
 STATUS: dict[type[Exception], int] = {
     BadRequest: 400,
     Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
@@ -26,7 +28,7 @@ STATUS: dict[type[Exception], int] = {
 CODE_BY_STATUS: dict[int, str] = {
     400: "bad_request",
     401: "unauthorized",
-    403: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",

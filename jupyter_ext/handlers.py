@@ -1,85 +1,79 @@
-"""Thin authenticated HTTP handlers: parse, ask the project's orchestrator, answer JSON."""
+"""Thin HTTP handlers: authorized before the body is read, parse, ask the project's orchestrator,
+answer JSON. Who may call what is :mod:`jupyter_ext.auth`; each handler names its resource."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler
-from tornado import web
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import httputil, web
+from tornado.http1connection import HTTP1Connection
 
 from coflux.blobs import blob_key, valid_key
-from coflux.errors import BadRequest, NotFound, PayloadTooLarge, RequestError, StorageError, Unauthorized
-from coflux.orchestrator import Hub, ProjectService
+from coflux.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestError, StorageError
+from coflux.orchestrator import ProjectService
+from coflux.protocol import loads
+from coflux.serialization import needs_trust
 from coflux.tokens import Scope
-from jupyter_ext.errors import CODE_BY_STATUS, code_of, error_body, status_of
+from jupyter_ext.auth import Authorized, refusal
 
 MAX_JSON_BODY = 16 * 1024 * 1024
 MAX_LONG_POLL = 60.0
 
 
-def request_token(handler: web.RequestHandler) -> str | None:
-    header = handler.request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() in ("token", "bearer") and value.strip():
-        return value.strip()
-    return handler.get_query_argument("token", None)
+def _declared_length(request: httputil.HTTPServerRequest) -> int | None:
+    value = request.headers.get("Content-Length", "")
+    return int(value) if value.isdigit() else None
 
 
-def authorize(handler: Any, hub: Hub, project: str | None) -> None:
-    """Jupyter's own authentication grants everything; a project token grants its project only."""
-    if handler.current_user is not None:
-        return
-    token = request_token(handler)
-    if token is None:
-        raise Unauthorized("authentication required: send 'Authorization: token T'")
-    if project is None or hub.grant(project, token) is None:
-        raise Unauthorized("this token does not grant access here")
+@web.stream_request_body
+class CofluxHandler(Authorized, ExtensionHandlerMixin, APIHandler):
+    """Base of the REST handlers. The body streams in only once ``prepare()`` has authorized the
+    request, up to :meth:`max_body` bytes: a longer one is read and dropped (never held), then
+    answered 413; one longer than Jupyter's ``max_body_size`` is answered at once."""
 
+    _chunks: list[bytes]
+    _received = 0
+    _too_large = False
 
-class CofluxHandler(APIHandler):
-    """Base: our own auth (Jupyter's, or a project token), JSON errors, body limits."""
+    def max_body(self) -> int:
+        return MAX_JSON_BODY
 
-    @property
-    def hub(self) -> Hub:
-        hub: Hub = self.settings["coflux_hub"]
-        return hub
-
-    def check_xsrf_cookie(self) -> None:
-        # Not authenticated by Jupyter (no cookie, no server token): only a project token in a
-        # header can authorize it (see ``authorize``), which another site cannot forge. Anyone
-        # Jupyter authenticated goes through Jupyter's own check (it skips token-authenticated ones).
-        if getattr(self, "_jupyter_current_user", None) is None:
+    async def prepare(self) -> None:  # type: ignore[override]
+        self._chunks = []
+        await super().prepare()
+        if self._finished:
             return
-        super().check_xsrf_cookie()
+        declared = _declared_length(self.request)
+        if declared is not None and declared > max(self.max_body(), self.serverapp.max_body_size):
+            self.fail(PayloadTooLarge(f"request body of {declared} bytes exceeds {self.max_body()}"))
+            return
+        self._too_large = declared is not None and declared > self.max_body()
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):  # tornado's own cap, should a body outgrow this
+            connection.set_max_body_size(declared if self._too_large and declared else self.max_body())
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc_info = kwargs.get("exc_info")
-        error = exc_info[1] if exc_info else None
-        if isinstance(error, web.HTTPError):
-            message = error.reason or self._reason
-            if error.log_message:
-                try:
-                    message = error.log_message % error.args if error.args else error.log_message
-                except (TypeError, ValueError):
-                    message = error.log_message
-        else:
-            message = self._reason
-        self.set_header("Content-Type", "application/json")
-        self.finish(error_body(CODE_BY_STATUS.get(status_code, "error"), message))
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:  # answered in prepare(): nothing more is kept
+            return
+        self._received += len(chunk)
+        if self._received > self.max_body():
+            self._too_large, self._chunks = True, []
+        if not self._too_large:
+            self._chunks.append(chunk)
 
-    def fail(self, error: Exception) -> None:
-        self.set_status(status_of(error))
-        self.set_header("Content-Type", "application/json")
-        self.finish(error_body(code_of(error), str(getattr(error, "message", error))))
+    def raw_body(self) -> bytes:
+        if len(self._chunks) > 1:
+            self._chunks = [b"".join(self._chunks)]
+        return self._chunks[0] if self._chunks else b""
 
     def body(self) -> dict[str, Any]:
-        raw = self.request.body
-        if len(raw) > MAX_JSON_BODY:
-            raise PayloadTooLarge(f"request body of {len(raw)} bytes exceeds {MAX_JSON_BODY}")
+        """The body as a JSON object (strict JSON, nested at most 128 deep); BadRequest otherwise."""
         try:
-            data = json.loads(raw or b"{}")
+            data = loads(self.raw_body() or b"{}")
         except ValueError as err:
             raise BadRequest(f"request body is not JSON: {err}") from err
         if not isinstance(data, dict):
@@ -92,11 +86,12 @@ class CofluxHandler(APIHandler):
         self.finish(json.dumps(data))
 
     async def service(self, project: str, create: bool = False) -> ProjectService:
-        authorize(self, self.hub, project)
         return await self.hub.project(project, create=create)
 
-    async def guarded(self, action: Any) -> None:
+    async def guarded(self, action: Callable[[], Awaitable[None]]) -> None:
         try:
+            if self._too_large:
+                raise PayloadTooLarge(f"request body of {self._received} bytes exceeds {self.max_body()}")
             await action()
         except (RequestError, StorageError) as err:
             self.fail(err)
@@ -112,27 +107,24 @@ def _field(data: dict[str, Any], name: str, kind: type, optional: bool = False) 
 
 
 class UnknownRouteHandler(CofluxHandler):
-    """Anything else under ``coflux/api/``: a JSON 404, not Jupyter's HTML page."""
+    """Anything else under ``coflux/api/``: a JSON 404, not Jupyter's HTML page. The one public
+    answer (as Jupyter's own 404 is): it tells no more than the documentation does."""
 
-    def _unknown(self, *args: str) -> None:
+    async def prepare(self) -> None:  # type: ignore[override]
         self.fail(NotFound(f"no such endpoint: {self.request.method} {self.request.path}"))
-
-    get = post = put = delete = patch = allow_unauthenticated(_unknown)
 
 
 class ProjectsHandler(CofluxHandler):
-    @allow_unauthenticated
+    auth_resource = "coflux:projects"
+
     async def get(self) -> None:
         async def action() -> None:
-            authorize(self, self.hub, None)
             self.reply({"projects": [{"name": n} for n in self.hub.list_projects()]})
 
         await self.guarded(action)
 
-    @allow_unauthenticated
     async def post(self) -> None:
         async def action() -> None:
-            authorize(self, self.hub, None)
             name = _field(self.body(), "name", str)
             await self.hub.create_project(name)
             self.reply({"name": name}, 201)
@@ -141,20 +133,39 @@ class ProjectsHandler(CofluxHandler):
 
 
 class TokenHandler(CofluxHandler):
-    """The worker token of a project, for those authenticated to the Jupyter server itself."""
+    """``GET projects/{p}/token``: a new worker token of the project (kept for callers that predate
+    scopes; ``POST projects/{p}/tokens`` chooses the scope)."""
 
-    @allow_unauthenticated
+    auth_resource = "coflux:tokens"
+    auth_actions = {"GET": "write"}  # it makes a token
+
     async def get(self, project: str) -> None:
         async def action() -> None:
-            authorize(self, self.hub, None)
-            self.hub.blobs(project)  # validates the name
             self.reply({"project": project, "token": self.hub.token(project, Scope.WORKER)})
 
         await self.guarded(action)
 
 
+class TokensHandler(CofluxHandler):
+    """``POST projects/{p}/tokens`` ``{"scope": "worker" | "submit"}``: a new token of the project."""
+
+    auth_resource = "coflux:tokens"
+
+    async def post(self, project: str) -> None:
+        async def action() -> None:
+            name = _field(self.body(), "scope", str)
+            scopes = {scope.value: scope for scope in Scope}
+            if name not in scopes:
+                raise BadRequest(f"scope must be one of {sorted(scopes)}, not {name!r}")
+            token = self.hub.token(project, scopes[name])
+            self.reply({"project": project, "scope": name, "token": token}, 201)
+
+        await self.guarded(action)
+
+
 class WorkspacesHandler(CofluxHandler):
-    @allow_unauthenticated
+    auth_resource = "coflux:workspaces"
+
     async def get(self, project: str) -> None:
         async def action() -> None:
             service = await self.service(project)
@@ -162,7 +173,6 @@ class WorkspacesHandler(CofluxHandler):
 
         await self.guarded(action)
 
-    @allow_unauthenticated
     async def post(self, project: str) -> None:
         async def action() -> None:
             data = self.body()
@@ -193,7 +203,8 @@ async def _change_workspace(
 class WorkspaceActionHandler(CofluxHandler):
     """``POST .../workspaces/{w}/rename|rebase|pause|resume|archive``: the workspace as it is now."""
 
-    @allow_unauthenticated
+    auth_resource = "coflux:workspaces"
+
     async def post(self, project: str, workspace: str, action: str) -> None:
         async def act() -> None:
             data = self.body()
@@ -204,7 +215,8 @@ class WorkspaceActionHandler(CofluxHandler):
 
 
 class WorkflowsHandler(CofluxHandler):
-    @allow_unauthenticated
+    auth_resource = "coflux:workflows"
+
     async def get(self, project: str, workspace: str) -> None:
         async def action() -> None:
             service = await self.service(project)
@@ -214,7 +226,8 @@ class WorkflowsHandler(CofluxHandler):
 
 
 class RunsHandler(CofluxHandler):
-    @allow_unauthenticated
+    auth_resource = "coflux:runs"
+
     async def get(self, project: str, workspace: str) -> None:
         async def action() -> None:
             service = await self.service(project)
@@ -227,22 +240,30 @@ class RunsHandler(CofluxHandler):
 
         await self.guarded(action)
 
-    @allow_unauthenticated
     async def post(self, project: str, workspace: str) -> None:
         async def action() -> None:
             data = self.body()
-            service = await self.service(project)
             module = _field(data, "module", str)
             target = _field(data, "target", str)
             arguments = data.get("arguments", [])
+            await self._check_trust(project, arguments)
+            service = await self.service(project)
             run_id = await service.start_run(workspace, module, target, arguments)
             self.reply({"run_id": run_id}, 201)
 
         await self.guarded(action)
 
+    async def _check_trust(self, project: str, arguments: Any) -> None:
+        """Arguments a worker would unpickle need ``coflux:values`` execute (not a submit token)."""
+        if await self.allowed("execute", "coflux:values"):
+            return
+        if needs_trust(arguments, self.hub.blobs(project).get):
+            raise Forbidden(refusal(self.current_user, "execute", "coflux:values"))
+
 
 class RunHandler(CofluxHandler):
-    @allow_unauthenticated
+    auth_resource = "coflux:runs"
+
     async def get(self, project: str, run_id: str) -> None:
         async def action() -> None:
             service = await self.service(project)
@@ -258,7 +279,8 @@ class RunHandler(CofluxHandler):
 
 
 class RerunHandler(CofluxHandler):
-    @allow_unauthenticated
+    auth_resource = "coflux:runs"
+
     async def post(self, project: str, step_id: str) -> None:
         async def action() -> None:
             data = self.body()
@@ -271,7 +293,8 @@ class RerunHandler(CofluxHandler):
 
 
 class CancelHandler(CofluxHandler):
-    @allow_unauthenticated
+    auth_resource = "coflux:runs"
+
     async def post(self, project: str, execution_id: str) -> None:
         async def action() -> None:
             service = await self.service(project)
@@ -282,7 +305,8 @@ class CancelHandler(CofluxHandler):
 
 
 class LogsHandler(CofluxHandler):
-    @allow_unauthenticated
+    auth_resource = "coflux:runs"
+
     async def get(self, project: str, execution_id: str) -> None:
         async def action() -> None:
             service = await self.service(project)
@@ -292,24 +316,27 @@ class LogsHandler(CofluxHandler):
 
 
 class BlobHandler(CofluxHandler):
-    @allow_unauthenticated
+    auth_resource = "coflux:blobs"
+
+    def max_body(self) -> int:
+        limit: int = self.serverapp.max_body_size
+        return limit
+
     async def get(self, project: str, key: str) -> None:
         async def action() -> None:
-            authorize(self, self.hub, project)
             data = self.hub.blobs(project).get(key)
             self.set_header("Content-Type", "application/octet-stream")
             self.finish(data)
 
         await self.guarded(action)
 
-    @allow_unauthenticated
     async def put(self, project: str, key: str) -> None:
         async def action() -> None:
-            authorize(self, self.hub, project)
             store = self.hub.blobs(project)
-            if not valid_key(key) or blob_key(self.request.body) != key:
+            data = self.raw_body()
+            if not valid_key(key) or blob_key(data) != key:
                 raise BadRequest("a blob's key must be the SHA-256 (64 hex digits) of its content")
-            store.put(self.request.body)
+            store.put(data)
             self.reply({"key": key}, 201)
 
         await self.guarded(action)

@@ -7,40 +7,44 @@ import json
 import logging
 from typing import Any
 
-from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
-from tornado import web, websocket
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import websocket
 
 from coflux import protocol
 from coflux.errors import ProtocolError, RequestError, StorageError
-from coflux.orchestrator import Hub, ProjectService, Session
+from coflux.orchestrator import ProjectService, Session
+from jupyter_ext.auth import Authorized
 from jupyter_ext.errors import code_of
-from jupyter_ext.handlers import authorize
 
 log = logging.getLogger(__name__)
 
 
-class _Socket(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
-    project_service: ProjectService | None = None
+class _Socket(Authorized, ExtensionHandlerMixin, WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
+    """Authorized (see :mod:`jupyter_ext.auth`) before the upgrade: a refusal is a JSON 401 or 403."""
 
-    @property
-    def hub(self) -> Hub:
-        hub: Hub = self.settings["coflux_hub"]
-        return hub
+    project_service: ProjectService | None = None
 
     @property
     def max_message_size(self) -> int:
         return protocol.MAX_FRAME_BYTES
 
-    async def _open_project(self) -> None:
-        project = self.get_query_argument("project", "default")
+    def token_project(self) -> str | None:
+        return self.get_query_argument("project", "default")
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        if await self._open_project():
+            await super().get(*args, **kwargs)
+
+    async def _open_project(self) -> bool:
+        """The project (created on first use), or False once a JSON error has answered."""
         try:
-            authorize(self, self.hub, project)
-            self.project_service = await self.hub.project(project, create=True)
-        except RequestError as err:
-            status = 401 if err.code == "unauthorized" else 400
-            raise web.HTTPError(status, "%s", err.message) from err
+            self.project_service = await self.hub.project(self.token_project() or "default", create=True)
+        except (RequestError, StorageError) as err:
+            self.fail(err)
+            return False
+        return True
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         # Replies are small frames written back to back: without this, each waits on a delayed ACK.
@@ -67,12 +71,10 @@ class _Socket(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
 
 
 class WorkerSocket(_Socket):
-    session: Session | None = None
+    auth_resource = "coflux:worker"
+    auth_actions = {"GET": "execute"}
 
-    @allow_unauthenticated
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        await self._open_project()
-        await super().get(*args, **kwargs)
+    session: Session | None = None
 
     def _close(self, code: int, reason: str) -> None:
         self._flush()
@@ -122,12 +124,9 @@ class WorkerSocket(_Socket):
 class EventsSocket(_Socket):
     """Pushes ``run`` and ``execution`` events of one project as they commit."""
 
-    _unsubscribe: Any = None
+    auth_resource = "coflux:events"
 
-    @allow_unauthenticated
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        await self._open_project()
-        await super().get(*args, **kwargs)
+    _unsubscribe: Any = None
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)

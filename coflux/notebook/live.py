@@ -35,6 +35,8 @@ from typing import Any, Final, Protocol
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketError, websocket_connect
 
+from coflux.tokens import redact_url
+
 _logger = logging.getLogger("coflux.notebook")
 
 POLL_INTERVAL: Final = 1.0
@@ -349,9 +351,11 @@ class _Feed:
                     delay = BACKOFF_MIN
                     await self._serve(ws)
                 except (OSError, HTTPClientError, asyncio.TimeoutError, WebSocketError) as err:
-                    _logger.debug("coflux: no events socket for %s (%s); polling", self.endpoint.url, err)
+                    _logger.debug(
+                        "coflux: no events socket for %s (%s); polling", redact_url(self.endpoint.url), err
+                    )
                 except Exception:
-                    _logger.exception("coflux: the events socket of %s failed", self.endpoint.url)
+                    _logger.exception("coflux: the events socket of %s failed", redact_url(self.endpoint.url))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
         finally:

@@ -17,6 +17,7 @@ from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, w
 from coflux import protocol
 from coflux.errors import ProtocolError, request_error
 from coflux.protocol import Message
+from coflux.tokens import redact_url
 from coflux.worker.settings import WorkerSettings
 
 _logger = logging.getLogger("coflux.worker")
@@ -24,7 +25,7 @@ _logger = logging.getLogger("coflux.worker")
 BACKOFF_MIN: Final = 0.1
 BACKOFF_MAX: Final = 5.0
 HANDSHAKE_TIMEOUT: Final = 30.0
-_HTTP_REFUSALS: Final = {401: "unauthorized", 403: "unauthorized", 404: "not_found"}
+_HTTP_REFUSALS: Final = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
 _TEXT: Final = 0x1
 """The opcode of a text frame (RFC 6455)."""
 
@@ -159,7 +160,7 @@ class Connection:
             self._handler.welcomed(welcome)
             self._deliver(early)  # anything that shared the welcome's frame
             frames.open()  # then what arrived since, then every frame as it comes
-            _logger.info("coflux: connected to %s", self._settings.url)
+            _logger.info("coflux: connected to %s", redact_url(self._settings.url))
             interval = float(welcome.get("heartbeat_interval") or 2.0)
             heartbeat = asyncio.create_task(self._beat(interval))
             await frames.closed

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from coflux.errors import CofluxError
+from coflux.tokens import redact_url
 from coflux.worker import context
 from coflux.worker.session import Session
 from coflux.worker.settings import WorkerSettings, resolve_settings
@@ -117,7 +118,8 @@ class Worker:
 
     def wait_connected(self, timeout: float | None = None) -> None:
         """Block until the server welcomed the worker. Raises the server's refusal (e.g.
-        ``cf.Unauthorized``) if the last attempt was refused, ``TimeoutError`` after ``timeout``."""
+        ``cf.Unauthorized`` for a wrong token, ``cf.Forbidden`` for a submit token) if the last
+        attempt was refused, ``TimeoutError`` after ``timeout``."""
         session = self._session
         if session is None:
             raise CofluxError("the worker is not started")
@@ -128,7 +130,7 @@ class Worker:
             if session.refusal is not None:
                 raise session.refusal
         if not done:
-            raise TimeoutError(f"not connected to {self.settings.url} within {timeout} s")
+            raise TimeoutError(f"not connected to {redact_url(self.settings.url)} within {timeout} s")
 
     def __enter__(self) -> Worker:
         self.start()

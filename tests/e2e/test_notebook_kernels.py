@@ -255,3 +255,50 @@ async def test_a_kernel_lost_mid_run_has_its_execution_abandoned_and_retried(
         slow = by_target(data)["slow"][0]["executions"]
         assert [e["state"] for e in slow] == ["abandoned", "succeeded"]
         assert slow[1]["retry"] is True
+
+
+FRAME = """class Frame:
+    \"\"\"A data frame's stand-in: defined in the notebook, so only a pickle can carry it.\"\"\"
+
+    def __init__(self, rows):
+        self.rows = rows
+"""
+
+
+async def test_a_kernel_needs_nothing_but_its_worker_token(start_kernel: Any, jp_fetch: Any) -> None:
+    async with start_kernel() as kernel:
+        token = await kernel.value("__import__('os').environ['COFLUX_TOKEN']")
+        assert token.startswith("cfx_worker_"), "the server gives its kernels a worker token"
+        await kernel.run(FRAME)
+        await kernel.run(
+            "%%coflux_workflow\ndef total(frame):\n    return sum(sum(row) for row in frame.rows)\n"
+        )
+        # Pickled arguments: one inline, one large enough to travel as a blob.
+        assert await kernel.value("total.run(Frame([[1, 2], [3, 4]])).result(timeout=60)") == 10
+        big = "Frame([[i, i] for i in range(20000)])"
+        assert await kernel.value(f"total.run({big}).result(timeout=60)") == 2 * sum(range(20000))
+        # The run tree widget follows the run over the events socket.
+        await kernel.run(
+            "import time\n"
+            "from coflux.notebook import live\n"
+            "from coflux.notebook.widgets import RunTree\n"
+            "run = total.run(Frame([[5]]))\n"
+            "tree = RunTree(run)\n"
+            "endpoint = live.Endpoint.of(run.client)\n"
+            "deadline = time.monotonic() + 30\n"
+            "while time.monotonic() < deadline:\n"
+            "    if live.watcher().connected(endpoint) and tree.finished:\n"
+            "        break\n"
+            "    time.sleep(0.05)\n"
+        )
+        assert await kernel.value("[live.watcher().connected(endpoint), tree.run['status']]") == [
+            True,
+            "succeeded",
+        ]
+        # A workspace of its own, based on main, made and served with the same token.
+        assert "now serves and runs in workspace 'feature'" in await kernel.run(
+            "%coflux workspace feature --base main"
+        )
+        assert await kernel.value("total.run(Frame([[7]])).result(timeout=60)") == 7
+    workspaces = (await rest(jp_fetch, "workspaces"))["workspaces"]
+    assert {"name": "feature", "base": "main", "state": "active"} in workspaces

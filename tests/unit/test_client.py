@@ -16,13 +16,21 @@ import pytest
 from click.testing import CliRunner
 
 from coflux.cli import main
-from coflux.client import Client, ExecutionReference, ServerUnavailable, resolve_settings, text_tree
+from coflux.client import (
+    _REFUSALS,
+    Client,
+    ExecutionReference,
+    ServerUnavailable,
+    resolve_settings,
+    text_tree,
+)
 from coflux.errors import (
     BadRequest,
     Conflict,
     ExecutionCancelled,
     ExecutionError,
     ExecutionTimeout,
+    Forbidden,
     NotFound,
     RequestError,
     Unauthorized,
@@ -155,7 +163,13 @@ def test_requests_carry_token_and_json(fake: FakeServer, client: Client) -> None
         ),
         (409, {"error": {"code": "conflict", "message": "exists"}}, Conflict, "exists"),
         (400, {"error": {"code": "bad_request", "message": "bad args"}}, BadRequest, "bad args"),
-        (401, None, Unauthorized, "HTTP 401"),
+        (401, None, Unauthorized, "the server at {url} refused the request (HTTP 401): " + _REFUSALS[401]),
+        (
+            403,
+            {"message": "Forbidden"},
+            Forbidden,
+            "the server at {url} refused the request (HTTP 403): " + _REFUSALS[403],
+        ),
         (500, b"<html>boom</html>", RequestError, "HTTP 500: <html>boom</html>"),
     ],
 )
@@ -171,7 +185,7 @@ def test_error_bodies_map_to_exception_classes(
     with pytest.raises(expected) as caught:
         client.projects()
     assert type(caught.value) is expected
-    assert caught.value.message == message
+    assert caught.value.message == message.format(url=fake.url)
 
 
 def test_unknown_error_code_keeps_code(fake: FakeServer, client: Client) -> None:

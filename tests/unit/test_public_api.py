@@ -19,6 +19,7 @@ PUBLIC = {
     "ExecutionError",
     "ExecutionTerminated",
     "ExecutionTimeout",
+    "Forbidden",
     "NotFound",
     "RequestError",
     "Retries",
