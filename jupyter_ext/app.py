@@ -37,6 +37,7 @@ _ROUTES: list[tuple[str, Any]] = [
     (f"api/projects/({_SEGMENT})/workspaces/({_SEGMENT})/runs", h.RunsHandler),
     (f"api/projects/({_SEGMENT})/runs/({_SEGMENT})", h.RunHandler),
     (f"api/projects/({_SEGMENT})/steps/({_SEGMENT})/rerun", h.RerunHandler),
+    (f"api/projects/({_SEGMENT})/runs/({_SEGMENT})/cancel", h.RunCancelHandler),
     (f"api/projects/({_SEGMENT})/executions/({_SEGMENT})/cancel", h.CancelHandler),
     (f"api/projects/({_SEGMENT})/executions/({_SEGMENT})/logs", h.LogsHandler),
     (f"api/projects/({_SEGMENT})/blobs/({_SEGMENT})", h.BlobHandler),

@@ -304,6 +304,20 @@ class CancelHandler(CofluxHandler):
         await self.guarded(action)
 
 
+class RunCancelHandler(CofluxHandler):
+    """``POST .../runs/{run}/cancel``: everything of the run still queued or running, also what
+    goes on after the run has ended."""
+
+    auth_resource = "coflux:runs"
+
+    async def post(self, project: str, run_id: str) -> None:
+        async def action() -> None:
+            service = await self.service(project)
+            self.reply({"run_id": run_id, "cancelled": await service.cancel_run(run_id)})
+
+        await self.guarded(action)
+
+
 class LogsHandler(CofluxHandler):
     auth_resource = "coflux:runs"
 

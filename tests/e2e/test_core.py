@@ -205,3 +205,45 @@ def test_a_fast_chain_killed_mid_run_keeps_one_history(tmp_path: Path) -> None:
     finally:
         worker.stop()
         server.stop()
+
+
+def test_steps_a_failed_run_left_running_are_shown_and_cancelled_with_the_run(
+    server: Server, workers: list[Worker]
+) -> None:
+    run_id = start_run(server, "e2e_flows:leaves_behind", 6, 30.0)
+    data = wait_for_run(server, run_id)
+    assert data["status"] == "failed"
+    assert data["still_running"] == 6  # the rule: a failure doesn't cancel what the run started
+    left = [e for s in data["steps"][1:] for e in s["executions"]]
+    assert {e["state"] for e in left} <= {"queued", "assigned", "running"}
+    assert all(e["after_run_ended"] for e in left)
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "coflux.cli", "runs", "show", run_id],
+        env=environment(COFLUX_URL=server.url, COFLUX_TOKEN=server.token),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "6 steps still running after it ended" in shown.stdout
+    assert shown.stdout.count("(after the run ended)") == 6
+
+    cancelled = subprocess.run(
+        [sys.executable, "-m", "coflux.cli", "runs", "cancel", run_id],
+        env=environment(COFLUX_URL=server.url, COFLUX_TOKEN=server.token),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.strip() == f"cancelled 6 executions of run {run_id}"
+    data = run_data(server, run_id)
+    assert data["status"] == "failed" and data["still_running"] == 0
+    assert [s["executions"][-1]["state"] for s in data["steps"][1:]] == ["cancelled"] * 6
+
+    again = server.request("POST", f"api/projects/default/runs/{run_id}/cancel")
+    assert again.status == 200 and again.json() == {"run_id": run_id, "cancelled": 0}
+    unknown = server.request("POST", "api/projects/default/runs/Rnope/cancel")
+    assert unknown.status == 404

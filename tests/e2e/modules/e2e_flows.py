@@ -129,3 +129,11 @@ def ledger_square(i: int, ledger: str, seconds: float) -> int:
 @cf.workflow()
 def ledger_fanout(n: int, ledger: str, seconds: float) -> int:
     return sum(e.result() for e in [ledger_square.submit(i, ledger, seconds) for i in range(n)])
+
+
+@cf.workflow()
+def leaves_behind(n: int, seconds: float) -> None:
+    """Starts n slow children without waiting for them, then fails: they go on after the run."""
+    for _ in range(n):
+        nap.submit(0, seconds)
+    raise RuntimeError("gave up early")
