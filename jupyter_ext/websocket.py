@@ -15,7 +15,7 @@ from tornado import web, websocket
 from coflux import protocol
 from coflux.errors import ProtocolError, RequestError, StorageError
 from coflux.orchestrator import Hub, ProjectService, Session
-from jupyter_ext.errors import code_of
+from jupyter_ext.errors import code_of, error_body, status_of
 from jupyter_ext.handlers import authorize
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,19 @@ class _Socket(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
         return protocol.MAX_FRAME_BYTES
 
     async def _open_project(self) -> None:
+        """Authorize and open the project, before the upgrade. A refusal or a project that can't be
+        opened is answered as JSON, ``{"error": {"code", "message"}}``, and the upgrade never happens
+        (the message names the project and the cause; other projects are unaffected)."""
         project = self.get_query_argument("project", "default")
         try:
             authorize(self, self.hub, project)
             self.project_service = await self.hub.project(project, create=True)
-        except RequestError as err:
-            status = 401 if err.code == "unauthorized" else 400
-            raise web.HTTPError(status, "%s", err.message) from err
+        except (RequestError, StorageError) as err:
+            if isinstance(err, StorageError):
+                self.log.error("a websocket of project %r was refused: %s", project, err)
+            self.set_status(status_of(err))
+            self.set_header("Content-Type", "application/json")
+            raise web.Finish(error_body(code_of(err), str(err))) from err
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         # Replies are small frames written back to back: without this, each waits on a delayed ACK.
