@@ -13,12 +13,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from traitlets.config import Config
 
+from coflux import tokens
 from coflux.client import Client, ServerUnavailable, resolve_settings
 from coflux.embedded import EmbeddedServer
 from coflux.errors import CofluxError, RequestError
@@ -54,11 +56,25 @@ def _check_reachable(url: str, token: str | None) -> None:
         return
 
 
+def kernel_token(url: str, token: str | None, project: str) -> str | None:
+    """The token the notebook's kernel gets: never the server's own (Jupyter's: kernels, files),
+    always one that grants ``project`` only. A project token is passed on as it is; the server's
+    token is exchanged for a worker token of ``project``."""
+    if token is None or tokens.looks_like_token(token):
+        return token
+    answer = Client(url=url, token=token)._request("GET", f"projects/{quote(project, safe='')}/token")
+    worker = answer.get("token") if isinstance(answer, dict) else None
+    if not isinstance(worker, str) or not tokens.looks_like_token(worker):
+        raise CofluxError(f"the server at {url} gave no worker token for project {project!r}")
+    return worker
+
+
 def kernel_environment(
     notebook: Path, url: str, token: str | None, project: str, workspace: str
 ) -> dict[str, str]:
     """The kernel's environment: ours plus the settings that make it a worker of ``url``."""
     env = dict(os.environ)
+    env.pop("COFLUX_SERVER_TOKEN", None)  # the server's own token is not the kernel's business
     env.update(
         COFLUX_URL=url,
         COFLUX_PROJECT=project,
@@ -158,7 +174,8 @@ def run_notebook(
     inject_parameters(notebook, parameters)
     settings = resolve_settings(url, token, project, workspace)  # url: only the flag counts
     with _server(url, settings.token) as (server_url, server_token), _socket_folder() as sockets:
-        env = kernel_environment(path, server_url, server_token, settings.project, settings.workspace)
+        worker_token = kernel_token(server_url, server_token, settings.project)
+        env = kernel_environment(path, server_url, worker_token, settings.project, settings.workspace)
         client = NotebookClient(
             notebook,
             kernel_name=KERNEL_NAME,
