@@ -176,19 +176,7 @@ def run_notebook(
     with _server(url, settings.token) as (server_url, server_token), _socket_folder() as sockets:
         worker_token = kernel_token(server_url, server_token, settings.project)
         env = kernel_environment(path, server_url, worker_token, settings.project, settings.workspace)
-        client = NotebookClient(
-            notebook,
-            kernel_name=KERNEL_NAME,
-            timeout=math.ceil(timeout),
-            interrupt_on_timeout=True,  # the kernel stays usable to ask it for its runs
-            error_on_timeout={"ename": _CELL_TIMEOUT, "evalue": f"the cell ran longer than {timeout:g} s"},
-            store_widget_state=True,
-            resources={"metadata": {"path": str(path.resolve().parent)}},
-            extra_arguments=["--ext=coflux"],
-            # Local sockets, not TCP on 127.0.0.1: nothing else on the machine can talk to the kernel.
-            # Their path is absolute: the kernel runs in the notebook's folder, this process may not.
-            config=Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}}),
-        )
+        client = _notebook_client(notebook, path, timeout, sockets)
         with _kernel(client, env):
             try:
                 failure, started, warnings = _execute(client)
@@ -198,6 +186,22 @@ def run_notebook(
             runs = wait_for_runs(server_url, server_token, started, time.monotonic() + timeout)
     warnings += [f"run {r.run_id} was still running after {timeout:g} s" for r in runs if not r.finished]
     return HeadlessResult(path, output, parameters, url and server_url, failure, runs, warnings)
+
+
+def _notebook_client(notebook: Any, path: Path, timeout: float, sockets: Path) -> NotebookClient:
+    return NotebookClient(
+        notebook,
+        kernel_name=KERNEL_NAME,
+        timeout=math.ceil(timeout),
+        interrupt_on_timeout=True,  # the kernel stays usable to ask it for its runs
+        error_on_timeout={"ename": _CELL_TIMEOUT, "evalue": f"the cell ran longer than {timeout:g} s"},
+        store_widget_state=True,
+        resources={"metadata": {"path": str(path.resolve().parent)}},
+        extra_arguments=["--ext=coflux"],
+        # Local sockets, not TCP on 127.0.0.1: nothing else on the machine can talk to the kernel.
+        # Their path is absolute: the kernel runs in the notebook's folder, this process may not.
+        config=Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}}),
+    )
 
 
 def _execute(client: Any) -> tuple[CellFailure | None, list[tuple[str, str]], list[str]]:
