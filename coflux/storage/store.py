@@ -178,8 +178,10 @@ class SqlStore:
             self._raw.commit()
 
     def _rollback(self) -> None:
-        if self._conn.in_transaction():
-            self._conn.rollback()
+        # Unconditionally: after a failed commit (a full disk) SQLAlchemy holds an invalid
+        # transaction that in_transaction() doesn't report, and every later statement would fail;
+        # it leaves SQLite's own transaction open too, whose rows the next commit would write.
+        self._conn.rollback()
         if self._raw is not None:
             self._raw.rollback()
 

@@ -22,6 +22,7 @@ from tests.e2e.tinydisk import TinyDiskServer, fill, on_tiny_disk, require_names
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
 HELLO = {"type": "hello", "protocol": 1, "workspace": "main", "concurrency": 1, "targets": []}
+FLOW = {"module": "m", "name": "flow", "type": "workflow", "parameters": [{"name": "x"}]}
 BLOB = b"a value too large to travel inline " * 2000
 
 
@@ -47,9 +48,11 @@ async def _connect(server: Server, project: str) -> websocket.WebSocketClientCon
     return await websocket.websocket_connect(request)
 
 
-async def _welcomed(server: Server, project: str) -> websocket.WebSocketClientConnection:
+async def _welcomed(
+    server: Server, project: str, hello: dict[str, Any] = HELLO
+) -> websocket.WebSocketClientConnection:
     connection = await _connect(server, project)
-    await connection.write_message(json.dumps(HELLO))
+    await connection.write_message(json.dumps(hello))
     frame = await asyncio.wait_for(connection.read_message(), 10)
     assert frame is not None and "welcome" in str(frame), frame
     return connection
@@ -107,24 +110,33 @@ def test_a_full_disk_refuses_new_projects_and_blobs_clearly_and_leaves_nothing(
 
 
 def test_a_commit_on_a_full_disk_closes_workers_with_the_project_and_the_cause(tiny: TinyDiskServer) -> None:
+    hello = {**HELLO, "targets": [FLOW], "register": True}
+    runs = "api/projects/p/workspaces/main/runs"
+
     async def scenario() -> None:
-        worker = await _welcomed(tiny, "p")
-        filler = fill(tiny.folder)
-        for number in range(100):  # the database's last page may still hold a few writes
+        worker = await _welcomed(tiny, "p", hello)
+        # Durable, so what the hello wrote (workspace, workflow) is too: commits are in order.
+        assert tiny.request("POST", "api/projects/p/workspaces", {"name": "dev", "base": None}).status == 201
+        fill(tiny.folder)
+        for number in range(50):  # the last pages held may take a write or two
             created = tiny.request("POST", "api/projects/p/workspaces", {"name": f"w{number}", "base": None})
             if created.status != 201:
                 break
         _error(created, 507, "insufficient_storage")
-        assert await asyncio.wait_for(worker.read_message(), 10) is None
+        while await asyncio.wait_for(worker.read_message(), 10) is not None:
+            pass  # whatever was sent before the close
         assert worker.close_code == 1011
         assert worker.close_reason == "project 'p': no space left on the device holding its database"
 
-        filler.unlink()  # space again: workers come back and the project works
-        again = await _welcomed(tiny, "p")
+        (tiny.folder / "fill").unlink()  # space again: workers come back and the project works
+        again = await _welcomed(tiny, "p", hello)
+        started = tiny.request("POST", runs, {"module": "m", "target": "flow", "arguments": [1]})
+        assert started.status == 201
+        run = tiny.request("GET", f"api/projects/p/runs/{started.json()['run_id']}")
+        assert run.status == 200 and run.json()["status"] == "running"
+        names = [w["name"] for w in tiny.request("GET", "api/projects/p/workspaces").json()["workspaces"]]
+        assert names[:2] == ["main", "dev"] and f"w{number}" not in names
         again.close()
-        assert (
-            tiny.request("POST", "api/projects/p/workspaces", {"name": "later", "base": None}).status == 201
-        )
 
     asyncio.run(scenario())
 

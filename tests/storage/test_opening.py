@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from coflux.errors import StorageError, StorageFull
-from coflux.storage import SqlStore, list_projects, schema_name
+from coflux.storage import Batch, SqlStore, list_projects, schema_name
 from tests.storage.conftest import StoreFactory, unique_project
 
 
@@ -90,3 +90,45 @@ def test_a_failed_schema_creation_is_dropped(
             assert conn.execute(query, {"s": schema_name(project)}).first() is None
     finally:
         engine.dispose()
+
+
+class _FailingCommits(sqlite3.Connection):
+    """A driver connection whose commits fail while ``failing`` is set (as a full disk fails them)."""
+
+    failing = False
+
+    def commit(self) -> None:
+        if _FailingCommits.failing:
+            raise sqlite3.OperationalError("database or disk is full")
+        super().commit()
+
+
+def _row(id_: int, name: str) -> dict[str, object]:
+    return {"id": id_, "name": name, "base_id": None, "state": "active", "created_at": 1.0}
+
+
+def test_after_a_failed_commit_the_store_reads_and_writes_again_without_the_failed_batch(
+    tmp_path: Path,
+) -> None:
+    SqlStore.open("p", tmp_path).close()
+    path = tmp_path / "projects" / "p.db"
+    engine = sa.create_engine(
+        f"sqlite:///{path}", poolclass=sa.pool.StaticPool, connect_args={"factory": _FailingCommits}
+    )
+    store = SqlStore(engine, None)
+    try:
+        _FailingCommits.failing = True
+        with pytest.raises(StorageFull):
+            store.apply(Batch(workspaces=[_row(1, "lost")]))
+        _FailingCommits.failing = False
+        assert store.workspaces() == []  # readable again, and the failed batch is gone
+        store.apply(Batch(workspaces=[_row(1, "main")]))
+        assert [w["name"] for w in store.workspaces()] == ["main"]
+    finally:
+        _FailingCommits.failing = False
+        store.close()
+    reopened = SqlStore.open("p", tmp_path)
+    try:
+        assert [w["name"] for w in reopened.workspaces()] == ["main"]
+    finally:
+        reopened.close()
