@@ -7,6 +7,7 @@ refused before it gets near a path, so no key can name a file outside the store.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -16,9 +17,10 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from coflux.errors import BadRequest, NotFound
+from coflux.errors import BadRequest, NotFound, StorageError, StorageFull
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def valid_key(key: object) -> bool:
@@ -48,7 +50,9 @@ class BlobStore:
         return f"BlobStore({self.url!r})"
 
     def put(self, data: bytes) -> str:
-        """Store ``data`` and return its key. Local files are written atomically (temp + rename)."""
+        """Store ``data`` and return its key. Local files are written atomically (temp + rename), so
+        a failed write (:class:`~coflux.errors.StorageFull` when no space is left, else
+        :class:`~coflux.errors.StorageError`) leaves nothing behind."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise BadRequest(f"a blob must be bytes, not {type(data).__name__}")
         data = bytes(data)
@@ -56,11 +60,16 @@ class BlobStore:
         path = self._path(key)
         if self._fs.exists(path):
             return key
-        self._fs.makedirs(self._folder(key), exist_ok=True)
-        if self._local:
-            _write_atomically(path, data)
-        else:
-            self._fs.pipe_file(path, data)
+        try:
+            self._fs.makedirs(self._folder(key), exist_ok=True)
+            if self._local:
+                _write_atomically(path, data)
+            else:
+                self._fs.pipe_file(path, data)
+        except OSError as err:
+            if err.errno in _FULL_ERRNOS:
+                raise StorageFull(f"no space left on the server's blob store ({self.url})") from err
+            raise StorageError(f"the server's blob store failed: {err.strerror or err} ({self.url})") from err
         return key
 
     def get(self, key: str) -> bytes:

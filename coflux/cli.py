@@ -98,13 +98,18 @@ def main() -> None:
     "--database-url", default=None, envvar="COFLUX_DATABASE_URL", help="PostgreSQL URL (default: SQLite)."
 )
 @click.option(
-    "--token", default=None, envvar="COFLUX_SERVER_TOKEN", help="Fix the access token (default: generated)."
+    "--token",
+    default=None,
+    envvar="COFLUX_SERVER_TOKEN",
+    help="Fix the admin (Jupyter) token; better COFLUX_SERVER_TOKEN, as every local user can read a "
+    "command line (default: generated).",
 )
 @click.option("--exit-with-stdin", is_flag=True, hidden=True, help="Stop when stdin closes (embedded use).")
 def server(
     host: str, port: int, data_dir: str, database_url: str | None, token: str | None, exit_with_stdin: bool
 ) -> None:
-    """Run a headless Jupyter server hosting only the Coflux extension."""
+    """Run a headless Jupyter server hosting only the Coflux extension. It prints its URL, its admin
+    token and a worker token of project default; if Coflux can't start, it exits 1 with the reason."""
     run_server = _lazy("jupyter_ext.app", "run_server")
     run_server(
         host=host,

@@ -5,6 +5,7 @@ Used by the quickstart and by headless notebook runs when no server URL is given
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import subprocess
@@ -39,11 +40,18 @@ class EmbeddedServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> EmbeddedServer:
-        log = open(self.data_dir / "server.log", "ab")
+        # Private: the server prints its tokens there.
+        log = os.fdopen(
+            os.open(self.data_dir / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab"
+        )
         command = [sys.executable, "-m", "coflux.cli", "server", "--port", str(self.port)]
-        command += ["--data-dir", str(self.data_dir), "--token", self.token, "--exit-with-stdin"]
+        command += ["--data-dir", str(self.data_dir), "--exit-with-stdin"]
+        # The token goes by environment: a command line is readable by every local user (ps).
+        env = {**os.environ, "COFLUX_SERVER_TOKEN": self.token}
         # The server stops when this pipe closes: also when this process dies without cleaning up.
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT)
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         log.close()
         self._wait_ready()
         return self

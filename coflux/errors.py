@@ -5,6 +5,7 @@
     CofluxError
     ├── ConfigurationError        settings are missing or contradictory
     ├── StorageError              the database refused or failed a read or write
+    │   └── StorageFull           no space left where the data goes (a full disk, a quota)
     ├── ProtocolError             a peer broke the wire protocol (bad frame, wrong version)
     ├── RequestError              a request was refused; ``code`` names why (the REST error code)
     │   ├── BadRequest            bad_request: malformed input, wrong arguments
@@ -41,6 +42,10 @@ class ConfigurationError(CofluxError):
 
 class StorageError(CofluxError):
     pass
+
+
+class StorageFull(StorageError):
+    """No space left for the database or the blob store: freeing space is the fix, not a retry."""
 
 
 class ProtocolError(CofluxError):

@@ -18,9 +18,11 @@ from jupyter_server.utils import url_path_join
 from traitlets import Float, Unicode, default
 
 from coflux import tokens
+from coflux.errors import CofluxError, ConfigurationError
 from coflux.orchestrator import Hub, HubSettings, Timing
 from jupyter_ext import handlers as h
 from jupyter_ext.auth import CofluxAuthorizer
+from jupyter_ext.unavailable import UnavailableHandler
 from jupyter_ext.websocket import EventsSocket, WorkerSocket
 
 _SEGMENT = r"[^/]+"
@@ -74,13 +76,43 @@ class Coflux(ExtensionApp):
     def _default_reconnect_timeout(self) -> float:
         return float(os.environ.get("COFLUX_RECONNECT_TIMEOUT") or 10.0)
 
-    hub: Hub
+    hub: Hub | None = None
+    failure: str | None = None
+    """Why Coflux could not start, if it couldn't: every ``coflux/`` route then answers 503."""
 
     def initialize_settings(self) -> None:
+        """Open the hub. Should that fail (a full disk, a bad secret), the error is raised when the
+        server asked for that (``ServerApp.reraise_server_extension_failures``, as ``coflux
+        server`` does); otherwise Jupyter keeps serving notebooks, the log says why Coflux can't,
+        and every ``coflux/`` route answers 503 with the reason."""
+        try:
+            self.hub = self._open_hub()
+        except Exception as err:
+            assert self.serverapp is not None
+            if self.serverapp.reraise_server_extension_failures:
+                raise
+            self.failure = str(err) if isinstance(err, CofluxError) else f"{type(err).__name__}: {err}"
+            self.log.error(
+                "Coflux is unavailable: %s", self.failure, exc_info=not isinstance(err, CofluxError)
+            )
+            return
+        self.settings["coflux_hub"] = self.hub
+        assert self.serverapp is not None
+        # Our handlers ask this one; it hands Jupyter's own users to the server's authorizer.
+        self.settings["coflux_authorizer"] = CofluxAuthorizer(
+            parent=self, inner=self.serverapp.authorizer, identity_provider=self.serverapp.identity_provider
+        )
+
+    def _open_hub(self) -> Hub:
         data_dir = Path(self.data_dir).expanduser().resolve()
-        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigurationError(
+                f"cannot create the data folder {data_dir}: {err.strerror or err}"
+            ) from err
         timing = Timing(self.reconnect_timeout, self.heartbeat_interval, self.heartbeat_timeout)
-        self.hub = Hub(
+        return Hub(
             HubSettings(
                 data_dir=data_dir,
                 secret=tokens.load_secret(data_dir),
@@ -89,16 +121,13 @@ class Coflux(ExtensionApp):
                 timing=timing,
             )
         )
-        self.settings["coflux_hub"] = self.hub
-        assert self.serverapp is not None
-        # Our handlers ask this one; it hands Jupyter's own users to the server's authorizer.
-        self.settings["coflux_authorizer"] = CofluxAuthorizer(
-            parent=self, inner=self.serverapp.authorizer, identity_provider=self.serverapp.identity_provider
-        )
 
     def initialize_handlers(self) -> None:
         # ExtensionApp prefixes base_url and gives each handler its extension name (ExtensionHandlerMixin).
-        self.handlers.extend((url_path_join("coflux", path), handler) for path, handler in _ROUTES)
+        if self.hub is None:
+            self.handlers.append(("coflux(/.*)?", UnavailableHandler, {"reason": self.failure}))
+        else:
+            self.handlers.extend((url_path_join("coflux", path), handler) for path, handler in _ROUTES)
         self._publish()
 
     async def _start_jupyter_server_extension(self, serverapp: ServerApp) -> None:
@@ -106,13 +135,18 @@ class Coflux(ExtensionApp):
         self._publish()
 
     def _publish(self) -> None:
-        """Kernels that this server starts inherit the environment: they connect back with these."""
+        """Kernels that this server starts inherit the environment: they connect back with these.
+        Without a hub there is no token to give (the server answers 503 and says why)."""
         assert self.serverapp is not None
         os.environ["COFLUX_URL"] = coflux_url(self.serverapp)
-        os.environ["COFLUX_TOKEN"] = self.hub.token("default", tokens.Scope.WORKER)
+        if self.hub is None:
+            os.environ.pop("COFLUX_TOKEN", None)
+        else:
+            os.environ["COFLUX_TOKEN"] = self.hub.token("default", tokens.Scope.WORKER)
 
     async def stop_extension(self) -> None:
-        await self.hub.close()
+        if self.hub is not None:  # a failure here would leave Jupyter's shutdown unfinished
+            await self.hub.close()
 
 
 def coflux_url(serverapp: ServerApp) -> str:
@@ -136,7 +170,8 @@ def run_server(
     token: str | None,
     exit_with_stdin: bool = False,
 ) -> None:
-    """``coflux server``: print the URL and token, then serve until interrupted. With
+    """``coflux server``: print the URL and tokens, then serve until interrupted. If Coflux can't
+    start (a full disk, a bad secret), raise the reason before anything is printed. With
     ``exit_with_stdin``, also stop (as on SIGTERM) when stdin reaches its end: an embedding
     process holds the pipe's other end, so the server never outlives it, even when it is killed."""
     token = token or secrets.token_hex(24)
@@ -146,6 +181,7 @@ def run_server(
         "--ServerApp.port_retries=0",
         "--ServerApp.open_browser=False",
         "--ServerApp.allow_root=True",
+        "--ServerApp.reraise_server_extension_failures=True",  # no server without its orchestrator
         f"--IdentityProvider.token={token}",
         f"--Coflux.data_dir={data_dir}",
         f"--Coflux.database_url={database_url or ''}",
@@ -153,17 +189,28 @@ def run_server(
     ]
     app = _HeadlessServer.instance(jpserver_extensions={"jupyter_ext": True})
     app.initialize(argv=argv, find_extensions=False)
-    url = f"http://{host}:{app.port}{app.base_url}coflux"
-    print(f"Coflux server at {url}", flush=True)
-    print(f"  token: {token}", flush=True)
-    print(f"  workers: COFLUX_URL={url} COFLUX_TOKEN={token}", flush=True)
-    sys.stdout.flush()
+    hub: Hub = app.web_app.settings["coflux_hub"]
+    print(banner(f"http://{host}:{app.port}{app.base_url}coflux", token, hub), flush=True)
     # Everything loaded so far lives as long as the server: keep it out of the garbage collector's
     # full passes, which otherwise walk Jupyter's large heap and pause the loop now and then.
     gc.freeze()
     if exit_with_stdin:
         threading.Thread(target=_stop_at_end_of_stdin, name="coflux-stdin", daemon=True).start()
     app.start()
+
+
+def banner(url: str, token: str, hub: Hub) -> str:
+    """What ``coflux server`` prints: the admin token for the operator, a worker token for workers."""
+    worker = hub.token("default", tokens.Scope.WORKER)
+    return "\n".join(
+        [
+            f"Coflux server at {url}",
+            f"  admin token: {token}",
+            "    (Jupyter's own: every project and Jupyter's APIs; for you and browsers, never workers)",
+            f"  workers of project default: COFLUX_URL={url} COFLUX_TOKEN={worker}",
+            "  workers of another project P: coflux tokens create --project P --scope worker",
+        ]
+    )
 
 
 def _stop_at_end_of_stdin() -> None:

@@ -12,6 +12,7 @@ from coflux.errors import (
     PayloadTooLarge,
     RequestError,
     StorageError,
+    StorageFull,
     Unauthorized,
 )
 
@@ -23,6 +24,7 @@ STATUS: dict[type[Exception], int] = {
     Conflict: 409,
     PayloadTooLarge: 413,
     StorageError: 503,
+    StorageFull: 507,
 }
 
 CODE_BY_STATUS: dict[int, str] = {
@@ -35,6 +37,7 @@ CODE_BY_STATUS: dict[int, str] = {
     413: "too_large",
     500: "internal",
     503: "unavailable",
+    507: "insufficient_storage",
 }
 
 
@@ -49,7 +52,7 @@ def code_of(error: Exception) -> str:
     if isinstance(error, RequestError):
         return error.code
     if isinstance(error, StorageError):
-        return "unavailable"
+        return CODE_BY_STATUS[status_of(error)]
     return "internal"
 
 

@@ -38,10 +38,15 @@ class _Socket(Authorized, ExtensionHandlerMixin, WebSocketMixin, websocket.WebSo
             await super().get(*args, **kwargs)
 
     async def _open_project(self) -> bool:
-        """The project (created on first use), or False once a JSON error has answered."""
+        """The project (created on first use), or False once a JSON error has answered: before the
+        upgrade, so a project that can't be opened gets ``{"error": {"code", "message"}}`` naming
+        the project and the cause (other projects are unaffected)."""
+        project = self.token_project() or "default"
         try:
-            self.project_service = await self.hub.project(self.token_project() or "default", create=True)
+            self.project_service = await self.hub.project(project, create=True)
         except (RequestError, StorageError) as err:
+            if isinstance(err, StorageError):
+                self.log.error("a websocket of project %r was refused: %s", project, err)
             self.fail(err)
             return False
         return True

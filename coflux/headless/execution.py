@@ -19,6 +19,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from traitlets.config import Config
 
+from coflux import tokens
 from coflux.client import Client, ServerUnavailable, resolve_settings
 from coflux.embedded import EmbeddedServer
 from coflux.errors import CofluxError, RequestError
@@ -54,11 +55,24 @@ def _check_reachable(url: str, token: str | None) -> None:
         return
 
 
+def kernel_token(url: str, token: str | None, project: str) -> str | None:
+    """The token the notebook's kernel gets: never the server's own (Jupyter's: kernels, files),
+    always one that grants ``project`` only. A project token is passed on as it is; the server's
+    token is exchanged for a worker token of ``project``."""
+    if token is None or tokens.looks_like_token(token):
+        return token
+    worker = Client(url=url, token=token, project=project).create_token("worker").get("token")
+    if not isinstance(worker, str) or not tokens.looks_like_token(worker):
+        raise CofluxError(f"the server at {url} gave no worker token for project {project!r}")
+    return worker
+
+
 def kernel_environment(
     notebook: Path, url: str, token: str | None, project: str, workspace: str
 ) -> dict[str, str]:
     """The kernel's environment: ours plus the settings that make it a worker of ``url``."""
     env = dict(os.environ)
+    env.pop("COFLUX_SERVER_TOKEN", None)  # the server's own token is not the kernel's business
     env.update(
         COFLUX_URL=url,
         COFLUX_PROJECT=project,
@@ -158,20 +172,9 @@ def run_notebook(
     inject_parameters(notebook, parameters)
     settings = resolve_settings(url, token, project, workspace)  # url: only the flag counts
     with _server(url, settings.token) as (server_url, server_token), _socket_folder() as sockets:
-        env = kernel_environment(path, server_url, server_token, settings.project, settings.workspace)
-        client = NotebookClient(
-            notebook,
-            kernel_name=KERNEL_NAME,
-            timeout=math.ceil(timeout),
-            interrupt_on_timeout=True,  # the kernel stays usable to ask it for its runs
-            error_on_timeout={"ename": _CELL_TIMEOUT, "evalue": f"the cell ran longer than {timeout:g} s"},
-            store_widget_state=True,
-            resources={"metadata": {"path": str(path.resolve().parent)}},
-            extra_arguments=["--ext=coflux"],
-            # Local sockets, not TCP on 127.0.0.1: nothing else on the machine can talk to the kernel.
-            # Their path is absolute: the kernel runs in the notebook's folder, this process may not.
-            config=Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}}),
-        )
+        worker_token = kernel_token(server_url, server_token, settings.project)
+        env = kernel_environment(path, server_url, worker_token, settings.project, settings.workspace)
+        client = _notebook_client(notebook, path, timeout, sockets)
         with _kernel(client, env):
             try:
                 failure, started, warnings = _execute(client)
@@ -181,6 +184,22 @@ def run_notebook(
             runs = wait_for_runs(server_url, server_token, started, time.monotonic() + timeout)
     warnings += [f"run {r.run_id} was still running after {timeout:g} s" for r in runs if not r.finished]
     return HeadlessResult(path, output, parameters, url and server_url, failure, runs, warnings)
+
+
+def _notebook_client(notebook: Any, path: Path, timeout: float, sockets: Path) -> NotebookClient:
+    return NotebookClient(
+        notebook,
+        kernel_name=KERNEL_NAME,
+        timeout=math.ceil(timeout),
+        interrupt_on_timeout=True,  # the kernel stays usable to ask it for its runs
+        error_on_timeout={"ename": _CELL_TIMEOUT, "evalue": f"the cell ran longer than {timeout:g} s"},
+        store_widget_state=True,
+        resources={"metadata": {"path": str(path.resolve().parent)}},
+        extra_arguments=["--ext=coflux"],
+        # Local sockets, not TCP on 127.0.0.1: nothing else on the machine can talk to the kernel.
+        # Their path is absolute: the kernel runs in the notebook's folder, this process may not.
+        config=Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}}),
+    )
 
 
 def _execute(client: Any) -> tuple[CellFailure | None, list[tuple[str, str]], list[str]]:

@@ -37,11 +37,14 @@ from coflux.orchestrator.views import lineage, outcome_from_row, run_view
 from coflux.orchestrator.workspaces import Workspace, Workspaces
 from coflux.orchestrator.writer import Writer
 from coflux.storage import SqlStore
+from coflux.storage.faults import describe
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[dict[str, Any]], None]
 MAX_RUNS_LISTED = 200
+CLOSE_REASON_BYTES = 123
+"""The longest reason a websocket close frame can carry (RFC 6455)."""
 
 
 @dataclass(frozen=True)
@@ -212,15 +215,17 @@ class ProjectService:
 
     def _on_failure(self, error: Exception) -> None:
         """A commit failed: what was in memory may be ahead of storage. Drop it all and rebuild from
-        storage; workers reconnect and re-send what was not acknowledged."""
+        storage; workers reconnect and re-send what was not acknowledged (the close reason says
+        what failed, e.g. "project 'p': no space left on the device holding its database")."""
         for execution in self.engine.executions.values():
             if execution.timer is not None:
                 execution.timer.cancel()
+        reason = f"project {self.name!r}: {describe(error)}".encode()[:CLOSE_REASON_BYTES]
         for session in list(self.engine.sessions.values()):
             close = session.close
             session.send = session.close = session.flush = None  # stale from now on
             if close is not None:
-                close(1011, "storage failure; reconnect")
+                close(1011, reason.decode(errors="ignore"))
         self._load()
         asyncio.get_running_loop().create_task(self.start())
 

@@ -23,6 +23,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from coflux.errors import StorageError
 from coflux.storage import tables as t
+from coflux.storage.faults import storage_error
+from coflux.storage.projects import open_project
 
 Row = dict[str, Any]
 
@@ -42,7 +44,6 @@ _SQLITE_INSERT = {
     )
     for table in _HISTORY
 }
-_SCHEMA_PREFIX = "coflux_"
 
 
 @dataclass
@@ -82,36 +83,13 @@ def _wrapped(action: str) -> Iterator[None]:
     except StorageError:
         raise
     except Exception as err:  # the driver's own errors too (OverflowError, ValueError, ...)
-        raise StorageError(f"{action} failed: {err.__class__.__name__}: {err}") from err
-
-
-def _sqlite_engine(path: Path) -> Engine:
-    engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.pool.StaticPool)
-
-    @sa.event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        # Small pages: each commit writes every page it touched to the WAL, and the history's rows
-        # are small. Takes effect when the file is created; an existing file keeps its size.
-        cursor.execute("PRAGMA page_size=1024")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
-        cursor.execute("PRAGMA foreign_keys=ON")  # as PostgreSQL enforces them
-        cursor.close()
-
-    return engine
+        raise storage_error(f"{action} failed: {err.__class__.__name__}: {err}", err) from err
 
 
 def _without_nul(row: Row) -> Row:
     """PostgreSQL refuses NUL characters in text; both backends store U+FFFD in their place."""
     message = row["message"]
     return {**row, "message": message.replace("\x00", "\ufffd")} if "\x00" in message else row
-
-
-def schema_name(project: str) -> str:
-    """The PostgreSQL schema of a project: its name, prefixed, quoted by SQLAlchemy where needed."""
-    return _SCHEMA_PREFIX + project
 
 
 class SqlStore:
@@ -123,9 +101,13 @@ class SqlStore:
         options: dict[str, Any] = {}
         if schema is not None:
             options["schema_translate_map"] = {None: schema}
-        with _wrapped("opening the database"):
-            self._conn: Connection = engine.connect().execution_options(**options)
-            self._migrate()
+        try:
+            with _wrapped("opening the database"):
+                self._conn: Connection = engine.connect().execution_options(**options)
+                self._migrate()
+        except StorageError:
+            engine.dispose()
+            raise
         # On SQLite the append-only history goes straight through the driver: SQLAlchemy's
         # per-statement work is most of the cost of a small insert, and these run for every step.
         self._raw: sqlite3.Connection | None = None
@@ -136,15 +118,10 @@ class SqlStore:
 
     @classmethod
     def open(cls, project: str, data_dir: Path, database_url: str | None = None) -> SqlStore:
-        if database_url:
-            engine = sa.create_engine(database_url, pool_size=1, max_overflow=2)
-            schema = schema_name(project)
-            with _wrapped("creating the project schema"), engine.begin() as conn:
-                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-            return cls(engine, schema)
-        folder = data_dir / "projects"
-        folder.mkdir(parents=True, exist_ok=True)
-        return cls(_sqlite_engine(folder / f"{project}.db"), None)
+        """The project's storage, created if it has none. A creation happens whole or not at all, so
+        a failed one (a full disk, say) leaves nothing that would later pass for the project. Errors
+        name the project and the cause; no space left is :class:`~coflux.errors.StorageFull`."""
+        return open_project(project, data_dir, database_url, cls)
 
     def _migrate(self) -> None:
         config = Config()
@@ -201,8 +178,10 @@ class SqlStore:
             self._raw.commit()
 
     def _rollback(self) -> None:
-        if self._conn.in_transaction():
-            self._conn.rollback()
+        # Unconditionally: after a failed commit (a full disk) SQLAlchemy holds an invalid
+        # transaction that in_transaction() doesn't report, and every later statement would fail;
+        # it leaves SQLite's own transaction open too, whose rows the next commit would write.
+        self._conn.rollback()
         if self._raw is not None:
             self._raw.rollback()
 
@@ -397,28 +376,6 @@ class SqlStore:
             .where(t.logs.c.execution_id == execution_id)
             .order_by(t.logs.c.id)
         )
-
-
-def list_projects(data_dir: Path, database_url: str | None = None) -> list[str]:
-    """Projects that have storage: SQLite files under ``data_dir``, or schemas in PostgreSQL."""
-    if database_url:
-        engine = sa.create_engine(database_url)
-        try:
-            with _wrapped("listing projects"), engine.connect() as conn:
-                names = conn.execute(
-                    sa.text(
-                        "SELECT schema_name FROM information_schema.schemata"
-                        " WHERE left(schema_name, :length) = :prefix"
-                    ),
-                    {"prefix": _SCHEMA_PREFIX, "length": len(_SCHEMA_PREFIX)},
-                ).scalars()
-                return sorted(n[len(_SCHEMA_PREFIX) :] for n in names)
-        finally:
-            engine.dispose()
-    folder = data_dir / "projects"
-    if not folder.is_dir():
-        return []
-    return sorted(p.stem for p in folder.glob("*.db"))
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))

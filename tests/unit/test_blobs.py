@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import uuid
 from pathlib import Path
 
 import pytest
 
 from coflux.blobs import BlobStore, valid_key
-from coflux.errors import BadRequest, NotFound
+from coflux.errors import BadRequest, NotFound, StorageError, StorageFull
 
 
 @pytest.fixture
@@ -94,3 +96,23 @@ def test_stores_with_different_roots_are_separate(tmp_path: Path) -> None:
     two = BlobStore(str(tmp_path / "two"))
     key = one.put(b"private")
     assert not two.exists(key)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
+def test_a_failed_write_says_why_and_leaves_nothing(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    def refuse(source: str, target: str) -> None:
+        raise OSError(code, os.strerror(code))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", refuse)
+        with pytest.raises(StorageError) as raised:
+            store.put(b"a value too large to inline")
+    full = code == errno.ENOSPC
+    assert isinstance(raised.value, StorageFull) is full
+    expected = "no space left on the server's blob store" if full else "the server's blob store failed"
+    assert str(raised.value).startswith(expected)
+    assert [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []
+    key = store.put(b"a value too large to inline")  # the store goes on
+    assert store.get(key) == b"a value too large to inline"
