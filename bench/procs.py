@@ -75,9 +75,18 @@ def tree_rss(process: psutil.Process) -> int:
 class ManagedProcess:
     """One subprocess we started, with its output in a log file."""
 
-    def __init__(self, name: str, command: list[str], log_path: Path, root: Path = ROOT) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        log_path: Path,
+        root: Path = ROOT,
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.command = command
+        self.environment = environment or {}
+        """Added to the child's environment (tokens travel here, never on a command line)."""
         self.log_path = log_path
         self.root = root
         """The checkout whose code the process runs (its working folder and ``PYTHONPATH``)."""
@@ -95,7 +104,7 @@ class ManagedProcess:
         self.popen = subprocess.Popen(
             self.command,
             cwd=self.root,
-            env=child_environment(self.root),
+            env={**child_environment(self.root), **self.environment},
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -171,17 +180,18 @@ class Stack:
                 "--port",
                 str(self.port),
                 *data_dir,
-                "--token",
-                self.token,
             ],
             work_dir / "server.log",
             root,
+            {"COFLUX_SERVER_TOKEN": self.token},
         )
+        # The server's own token, so that older checkouts (without project tokens) run the same.
         self.worker = ManagedProcess(
             "coflux worker",
-            [*base, "worker", module, "--url", self.url, "--token", self.token, "--register", *slots],
+            [*base, "worker", module, "--url", self.url, "--register", *slots],
             work_dir / "worker.log",
             root,
+            {"COFLUX_TOKEN": self.token},
         )
 
     @property

@@ -19,9 +19,11 @@ from examples.fanout import fanout, square
 def main(n: int = 10) -> int:
     with EmbeddedServer() as server:
         print(f"server: {server.url} (data in {server.data_dir})")
-        worker = cf.Worker([fanout, square], url=server.url, token=server.token, register=True)
+        # The server's own token only makes tokens: the worker (and this script) get a worker token.
+        token = cf.Client(url=server.url, token=server.token).create_token("worker")["token"]
+        worker = cf.Worker([fanout, square], url=server.url, token=token, register=True)
         with worker:
-            client = cf.Client(url=server.url, token=server.token)
+            client = cf.Client(url=server.url, token=token)
             started = time.perf_counter()
             run = _start(client, n)
             value = run.result(timeout=60)

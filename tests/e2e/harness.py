@@ -95,11 +95,9 @@ class Server(_Child):
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
-                "--token",
-                self.token,
                 *self.extra,
             ],
-            env=environment(),
+            env=environment(COFLUX_SERVER_TOKEN=self.token),  # never on a command line
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -160,8 +158,6 @@ class Worker(_Child):
             module,
             "--url",
             server.url,
-            "--token",
-            token or server.token,
             "--project",
             project,
             "--workspace",
@@ -169,13 +165,13 @@ class Worker(_Child):
             "--register",
             *args,
         ]
+        self.token = token or server.token
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
         log = open(self.server.data_dir.parent / f"worker-{id(self)}.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            self.command, env=environment(self.modules), stdout=log, stderr=subprocess.STDOUT
-        )
+        env = environment(self.modules, COFLUX_TOKEN=self.token)  # never on a command line
+        self.process = subprocess.Popen(self.command, env=env, stdout=log, stderr=subprocess.STDOUT)
         return self
 
     @property
