@@ -75,11 +75,18 @@ class _Child:
 
 
 class Server(_Child):
-    def __init__(self, data_dir: Path, token: str = "test-token", extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        token: str = "test-token",
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.token = token
         self.port = free_port()
         self.extra = extra or []
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.port}/coflux"
 
@@ -99,7 +106,7 @@ class Server(_Child):
                 self.token,
                 *self.extra,
             ],
-            env=environment(),
+            env=environment(**self.env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -208,7 +208,7 @@ class _Socket(tornado.websocket.WebSocketHandler):
         try:
             messages = protocol.decode_batch_from_worker(frame)
         except ProtocolError as err:
-            self.server.inbox.put({"type": "invalid", "error": f"{err}: {frame!r}"})
+            self.server.inbox.put({"type": "invalid", "error": f"{err}: {frame[:300]!r}"})
             return
         for message in messages:
             self._on_one(message)
