@@ -18,7 +18,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from coflux.errors import BadRequest, NotFound
 
-_KEY = re.compile(r"^[0-9a-f]{64}$")
+_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 def valid_key(key: object) -> bool:

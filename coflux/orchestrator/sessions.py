@@ -89,7 +89,10 @@ class WorkerSessions:
         return session
 
     def _declare(self, session: Session, targets: list[TargetDefinition], register: bool) -> None:
-        session.targets |= {t.key for t in targets}
+        declared = session.targets | {t.key for t in targets}
+        if len(declared) > checks.TARGETS_MAX:
+            raise checks.too_many_targets(len(declared))
+        session.targets = declared
         if register:
             workflows = [t for t in targets if t.type is TargetType.WORKFLOW]
             self.workspaces.register(session.workspace_id, workflows)
@@ -137,6 +140,16 @@ class WorkerSessions:
             elif session.disconnected_at is not None and now - session.disconnected_at > reconnect_timeout:
                 log.info("session %s did not come back: its executions are abandoned", session.session_id)
                 self.engine.abandon_session(session)
+                self._forget_declarations(session)
+
+    def _forget_declarations(self, session: Session) -> None:
+        """The targets that a gone session declared and no other session of its workspace holds are
+        no longer remembered (registered workflows stay)."""
+        held: set[tuple[str, str]] = set()
+        for other in self.engine.sessions.values():
+            if other.workspace_id == session.workspace_id:
+                held |= other.targets
+        self.workspaces.forget(session.workspace_id, session.targets - held)
 
     # -- messages ------------------------------------------------------------------------------
 

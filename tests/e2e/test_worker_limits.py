@@ -1,5 +1,7 @@
-"""One worker can't stall the server: frames are handled in slices and capped in size. Real
-``coflux server`` processes, spoken to over real websockets by a scripted worker."""
+"""One worker can't stall or bloat the server: frames are handled in slices and capped in size,
+declarations are capped per session and forgotten when no session holds them, options and names
+are range-checked. Real ``coflux server`` processes,
+spoken to over real websockets by a scripted worker."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import pytest
 from tornado import httpclient, websocket
 
 from coflux import protocol
-from tests.e2e.harness import Server
+from coflux.orchestrator.checks import TARGETS_MAX
+from tests.e2e.harness import Server, start_run, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -138,3 +141,148 @@ def test_a_frame_over_the_message_limit_is_refused_whole_and_the_connection_goes
         assert set(declared(server)) == {"fine"}  # nothing of the refused frame was handled
 
     play(scenario)
+
+
+# -- declarations ----------------------------------------------------------------------------------------
+
+
+def test_declarations_beyond_the_session_cap_are_refused_without_dropping_the_connection(
+    server: Server,
+) -> None:
+    half = TARGETS_MAX // 2 + 1
+
+    async def scenario() -> None:
+        worker = await RawWorker.connect(server)
+        await worker.next(lambda m: m["type"] == "welcome")
+        batch = [workflow(f"a{i}") for i in range(half)]
+        await worker.send({"type": "declare", "targets": batch, "request_id": 1})
+        assert (await worker.reply(1))["type"] == "reply"
+        more = [workflow(f"b{i}") for i in range(half)]  # together over the cap
+        await worker.send({"type": "declare", "targets": more, "request_id": 2})
+        error = await worker.reply(2)
+        assert error["type"] == "error" and error["code"] == "too_large"
+        assert f"at most {TARGETS_MAX}" in error["message"]
+        listed = declared(server)
+        assert len(listed) == half and "b0" not in listed  # the refused message declared nothing
+        # too large a declaration, or bad options in one: refused, the connection goes on
+        wide = workflow("wide", parameters=[{"name": f"p{i}"} for i in range(300)])
+        await worker.send({"type": "declare", "targets": [wide], "request_id": 3})
+        assert (await worker.reply(3)).get("code") == "malformed"
+        slow = workflow("slow", options={"timeout": -1})
+        await worker.send({"type": "declare", "targets": [slow], "request_id": 4})
+        refused = await worker.reply(4)
+        assert refused["code"] == "malformed" and "timeout" in refused["message"]
+        await worker.send({"type": "declare", "targets": [workflow("a0")], "request_id": 5})
+        assert (await worker.reply(5))["type"] == "reply"  # re-declaring stays within the cap
+
+    play(scenario)
+
+
+def test_a_hello_beyond_the_cap_is_refused(server: Server) -> None:
+    async def scenario() -> None:
+        targets = [workflow(f"t{i}") for i in range(TARGETS_MAX + 1)]
+        worker = await RawWorker.connect(server, targets=targets)
+        error = await worker.next(lambda m: m["type"] == "error")
+        assert error["code"] == "too_large"
+        assert await worker.conn.read_message() is None  # a refused handshake closes
+
+    play(scenario)
+
+
+def test_declarations_no_session_holds_are_forgotten(server: Server) -> None:
+    """Declared workflows are listed while a session holds them; once every session that declared
+    one has gone (and its reconnect timeout, 1 s here, has passed), it is forgotten. Registered
+    ones stay."""
+
+    async def scenario() -> None:
+        first = await RawWorker.connect(server, targets=[workflow("shared"), workflow("mine")])
+        second = await RawWorker.connect(
+            server, targets=[workflow("shared"), workflow("kept")], register=True
+        )
+        for worker in (first, second):
+            await worker.next(lambda m: m["type"] == "welcome")
+        assert declared(server) == {"shared": True, "mine": False, "kept": True}
+        first.conn.close()
+        await asyncio.to_thread(wait_until, lambda: "mine" not in declared(server), 15, "'mine' forgotten")
+        assert declared(server) == {"shared": True, "kept": True}
+        await second.send({"type": "declare", "targets": [workflow("later")], "request_id": 1})
+        await second.reply(1)
+        second.conn.close()
+        await asyncio.to_thread(wait_until, lambda: "later" not in declared(server), 15, "'later' forgotten")
+        assert declared(server) == {"shared": True, "kept": True}  # registered: kept
+
+    play(scenario)
+
+
+# -- options and names ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": 0}, "timeout"),
+        ({"delay": 1e30}, "delay"),
+        ({"delay": -0.5}, "delay"),
+        ({"retries": {"limit": 1e30}}, "retries.limit"),
+        ({"retries": {"limit": -1}}, "retries.limit"),
+        ({"retries": {"limit": 2, "backoff_min": 10, "backoff_max": 1}}, "backoff_min"),
+        ({"cache": {"max_age": -1}}, "cache.max_age"),
+        ({"cache": True}, "cache"),
+        ({"memo": "x"}, "memo"),
+        ({"requires": {"gpu": "a100"}}, "gpu"),
+        ({"speed": "fast"}, "speed"),
+    ],
+)
+def test_options_out_of_range_are_refused_at_the_protocol_boundary(
+    server: Server, options: dict[str, Any], named: str
+) -> None:
+    """A submit with options out of range gets ``bad_request``, creates nothing, and the connection
+    goes on (the same submit with valid options is then taken)."""
+
+    async def scenario() -> None:
+        worker = await RawWorker.connect(server, targets=[workflow("parent")])
+        await worker.next(lambda m: m["type"] == "welcome")
+        run_id = await asyncio.to_thread(start_run, server, "limits:parent")
+        execute = await worker.next(lambda m: m["type"] == "execute")
+        child = {
+            "type": "submit",
+            "parent_execution_id": execute["execution_id"],
+            "call_index": 0,
+            "module": "limits",
+            "target": "child",
+            "target_type": "task",
+            "arguments": [],
+        }
+        await worker.send({**child, "request_id": 1, "options": options})
+        error = await worker.next(lambda m: m.get("request_id") == 1)
+        assert error["type"] == "error" and error["code"] == "bad_request", error
+        assert named in error["message"]
+        await worker.send({**child, "request_id": 2, "options": {"timeout": 5}})
+        assert (await worker.next(lambda m: m.get("request_id") == 2))["type"] == "submitted"
+        steps = server.request("GET", f"api/projects/default/runs/{run_id}").json()["steps"]
+        assert len(steps) == 2 and steps[1]["options"]["timeout"] == 5
+
+    play(scenario)
+
+
+def test_names_with_a_trailing_newline_are_refused(server: Server) -> None:
+    assert server.request("POST", "api/projects", {"name": "nl\n"}).status == 400
+    folder = server.data_dir / "projects"
+    assert not folder.exists() or not any(p.name.startswith("nl") for p in folder.iterdir())
+    created = server.request("POST", "api/projects/default/workspaces", {"name": "dev\n", "base": None})
+    assert created.status == 400
+    assert server.request("POST", "api/projects/default/workspaces", {"name": "main"}).status == 201
+    renamed = server.request("POST", "api/projects/default/workspaces/main/rename", {"name": "x\n"})
+    assert renamed.status == 400
+
+    async def scenario() -> None:
+        worker = await RawWorker.connect(server, workspace="main\n")
+        error = await worker.next(lambda m: m["type"] == "error")
+        assert "workspace" in error["message"]
+        resumed = await RawWorker.connect(server, session_id="abc\n")
+        assert (await resumed.next(lambda m: m["type"] == "error"))["code"] == "malformed"
+
+    play(scenario)
+    names = [w["name"] for w in server.request("GET", "api/projects/default/workspaces").json()["workspaces"]]
+    assert not any("\n" in name for name in names)
