@@ -15,10 +15,10 @@ from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
 from jupyter_server.utils import url_path_join
-from traitlets import Float, Unicode, default
+from traitlets import Float, Int, Unicode, default
 
 from coflux import tokens
-from coflux.orchestrator import Hub, HubSettings, Timing
+from coflux.orchestrator import Hub, HubSettings, Limits, Timing
 from jupyter_ext import handlers as h
 from jupyter_ext.websocket import EventsSocket, WorkerSocket
 
@@ -62,6 +62,11 @@ class Coflux(ExtensionApp):
     heartbeat_timeout = Float(15.0, help="Seconds of silence after which a worker is disconnected.").tag(
         config=True
     )
+    log_budget = Int(
+        Limits.log_budget,
+        min=0,
+        help="Characters of log kept per execution (a line costs 64 more); then the log is truncated.",
+    ).tag(config=True)
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -84,6 +89,7 @@ class Coflux(ExtensionApp):
                 database_url=self.database_url or None,
                 blob_store=self.blob_store or None,
                 timing=timing,
+                limits=Limits(log_budget=self.log_budget),
             )
         )
         self.settings["coflux_hub"] = self.hub

@@ -1,6 +1,6 @@
 """One worker can't stall or bloat the server: frames are handled in slices and capped in size,
-declarations are capped per session and forgotten when no session holds them, options and names
-are range-checked. Real ``coflux server`` processes,
+declarations are capped per session and forgotten when no session holds them, a session logs only
+for its own executions, options and names are range-checked. Real ``coflux server`` processes,
 spoken to over real websockets by a scripted worker."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tornado import httpclient, websocket
 
 from coflux import protocol
 from coflux.orchestrator.checks import TARGETS_MAX
-from tests.e2e.harness import Server, start_run, wait_until
+from tests.e2e.harness import Server, Worker, start_run, wait_for_run, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -212,6 +212,40 @@ def test_declarations_no_session_holds_are_forgotten(server: Server) -> None:
         assert declared(server) == {"shared": True, "kept": True}  # registered: kept
 
     play(scenario)
+
+
+# -- logs ----------------------------------------------------------------------------------------------
+
+
+def test_a_session_logs_only_for_executions_assigned_to_it(server: Server, tmp_path: Path) -> None:
+    """Lines sent for another worker's execution (running or finished) or for a made-up id are
+    dropped, silently; the connection goes on, and the real worker's own lines are kept."""
+    worker = Worker(server).start()
+    try:
+        run_id = start_run(server, "e2e_flows:shout", "hi")
+        data = wait_for_run(server, run_id)
+        execution_id = data["steps"][0]["executions"][0]["execution_id"]
+        own = server.request("GET", f"api/projects/default/executions/{execution_id}/logs").json()["logs"]
+        assert [e["message"] for e in own] == ["shouting hi"]
+
+        async def scenario() -> None:
+            intruder = await RawWorker.connect(server)
+            await intruder.next(lambda m: m["type"] == "welcome")
+            line = [{"level": "info", "message": "not yours"}]
+            await intruder.send(
+                {"type": "log", "execution_id": execution_id, "entries": line},
+                {"type": "log", "execution_id": "Rmadeup:1:1", "entries": line * 1000},
+                {"type": "declare", "targets": [], "request_id": 1},
+            )
+            assert (await intruder.reply(1))["type"] == "reply"
+            assert not [m for m in intruder.inbox if m["type"] == "error"]
+
+        play(scenario)
+        logs = server.request("GET", f"api/projects/default/executions/{execution_id}/logs").json()["logs"]
+        assert logs == own
+        assert server.request("GET", "api/projects/default/executions/Rmadeup:1:1/logs").status == 404
+    finally:
+        worker.stop()
 
 
 # -- options and names ---------------------------------------------------------------------------------

@@ -1,9 +1,12 @@
-"""What the worker writes stays within the server's limits (against the scripted fake server of
-``test_worker_protocol``, which refuses a frame as the real one does): a burst larger than a frame
-may hold is split; and how frames are read."""
+"""What the worker writes stays within the server's limits and order (against the scripted fake
+server of ``test_worker_protocol``, which refuses a frame as the real one does): a burst larger
+than a frame may hold is split, and log lines kept while disconnected go before the results
+re-sent after a reconnect."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -11,9 +14,11 @@ import pytest
 import coflux.worker as cf
 from coflux import protocol
 from coflux.errors import ProtocolError
-from tests.unit.test_worker_protocol import FakeServer, server, worker
+from tests.unit.test_worker_protocol import WAIT, FakeServer, server, worker
 
 __all__ = ["server", "worker"]  # the fixtures this module uses
+
+RELEASE = threading.Event()
 
 
 @cf.task()
@@ -27,6 +32,20 @@ def wide(n: int) -> int:
     return len([h.id for h in handles])
 
 
+@cf.task()
+def late_printer() -> int:
+    RELEASE.wait(WAIT)
+    print("printed while disconnected")
+    return 7
+
+
+def _wait_until(predicate: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
 def test_a_burst_beyond_a_frames_limit_is_split(server: FakeServer, worker: Callable[..., cf.Worker]) -> None:
     """10,500 unanswered submits, re-sent at once after a reconnect, arrive in frames the server
     takes (each at most ``MAX_FRAME_MESSAGES``), in order."""
@@ -38,6 +57,28 @@ def test_a_burst_beyond_a_frames_limit_is_split(server: FakeServer, worker: Call
     assert server.expect("hello")["running"] == ["Rw:1:1"]
     again = [server.expect("submit", skip=("heartbeat",))["call_index"] for _ in range(count)]
     assert first == again == list(range(count))
+
+
+def test_log_lines_kept_while_disconnected_precede_the_resent_result(
+    server: FakeServer, worker: Callable[..., cf.Worker]
+) -> None:
+    """The server keeps log lines only of executions assigned to the worker: the lines an
+    execution wrote while the worker was away must reach it before the execution's result."""
+    RELEASE.clear()
+    instance = worker([late_printer])
+    server.execute("Rp:1:1", late_printer)
+    server.expect("started", skip=("heartbeat",))
+    server.hold_welcome = True
+    server.drop()
+    server.expect("hello", skip=("heartbeat",))  # back, but not welcomed yet
+    RELEASE.set()  # it prints and returns while the worker waits for its welcome
+    session = instance._session
+    assert session is not None
+    _wait_until(lambda: session._unacked, "the result")
+    server.release()
+    log = server.expect("log", skip=("heartbeat",))
+    assert [e["message"] for e in log["entries"]] == ["printed while disconnected"]
+    assert server.expect("complete", skip=("heartbeat",))["outcome"]["value"] == 7
 
 
 def test_frames_split_by_message_count_and_size() -> None:

@@ -111,3 +111,9 @@ def tokens(n: int) -> str:
     for _ in range(n):
         x = token(x)
     return x
+
+
+@cf.workflow()
+def shout(word: str) -> str:
+    print(f"shouting {word}")
+    return word
