@@ -19,7 +19,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from coflux.errors import BadRequest, NotFound, StorageError, StorageFull
 
-_KEY = re.compile(r"^[0-9a-f]{64}$")
+_KEY = re.compile(r"[0-9a-f]{64}")
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 

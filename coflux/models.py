@@ -22,19 +22,19 @@ AssetId = NewType("AssetId", str)
 JSON = Any
 """A value that ``json.dumps`` accepts."""
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,55}$")
-_WORKSPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}(/[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}){0,7}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,55}")
+_WORKSPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}(/[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}){0,7}")
 _RUN_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 
 
 def valid_project_name(name: str) -> bool:
     """A project name is one path-safe segment: letters, digits, ``_ . -``; no leading dot or dash."""
-    return bool(_NAME.match(name))
+    return _NAME.fullmatch(name) is not None
 
 
 def valid_workspace_name(name: str) -> bool:
     """Workspace names are like project names but may have ``/`` separated segments (``dev/ana``)."""
-    return bool(_WORKSPACE.match(name))
+    return _WORKSPACE.fullmatch(name) is not None
 
 
 def new_run_id() -> RunId:

@@ -77,6 +77,9 @@ from coflux.errors import ProtocolError
 
 PROTOCOL_VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
+MAX_FRAME_MESSAGES: Final = 10_000
+"""Messages in one frame, at most: a peer splits larger batches (:func:`frames`). The server refuses
+a frame beyond it after parsing no more than that many, however large the frame is."""
 MAX_JSON_DEPTH: Final = 128
 """Deepest nesting of arrays and objects accepted in a frame or a request body: values nest far
 less in practice, and deeper ones would reach the interpreter's recursion limit further on."""
@@ -205,11 +208,117 @@ def _parse(frame: str | bytes) -> Any:
         raise ProtocolError("malformed", f"frame is not JSON: {err}") from err
 
 
-def _check_all(frame: str | bytes, schema: dict[str, dict[str, type | tuple[type, ...]]]) -> list[Message]:
-    parsed = _parse(frame)
-    if isinstance(parsed, list):
-        return [_check(message, schema) for message in parsed]
-    return [_check(parsed, schema)]
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite)
+
+
+def _skip_space(text: str, position: int) -> int:
+    """The first position at or after ``position`` that is not JSON whitespace."""
+    while position < len(text) and text[position] in " \t\n\r":
+        position += 1
+    return position
+
+
+def _too_deep() -> ProtocolError:
+    return ProtocolError("malformed", f"frame is not JSON: nested more than {MAX_JSON_DEPTH} levels deep")
+
+
+class FrameReader:
+    """The messages of one frame, parsed and checked a few at a time (:meth:`read`), so that a
+    large frame can be taken in slices with other work in between. A frame is one message, or an
+    array of at most ``limit`` messages: beyond that it is refused once ``limit`` are parsed,
+    whatever its size. The JSON is as strict as :func:`loads` (each message of an array nests one
+    level less than the frame may)."""
+
+    def __init__(
+        self,
+        frame: str | bytes,
+        schema: dict[str, dict[str, type | tuple[type, ...]]] = WORKER_MESSAGES,
+        limit: int | None = MAX_FRAME_MESSAGES,
+    ) -> None:
+        if isinstance(frame, bytes):
+            raise ProtocolError("malformed", "binary frames are not part of the protocol")
+        if len(frame) > MAX_FRAME_BYTES:
+            raise ProtocolError("too_large", f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}")
+        self._frame = frame
+        self._schema = schema
+        self._limit = limit
+        self._count = 0
+        self.done = False
+        start = _skip_space(frame, 0)
+        self._position: int | None = None
+        """Where the array's next message starts; None for a frame of one message (not an array)."""
+        if frame.startswith("[", start):
+            self._position = _skip_space(frame, start + 1)
+            if frame.startswith("]", self._position):
+                self._finish(self._position + 1)
+
+    def read(self, count: int) -> list[Message]:
+        """Up to ``count`` more messages; fewer only when the frame ends (then :attr:`done`).
+        Raises ``ProtocolError``: ``malformed``, ``unknown_message`` or ``too_large``."""
+        if self.done:
+            return []
+        if self._position is None:
+            self.done = True
+            return [_check(_parse(self._frame), self._schema)]
+        messages: list[Message] = []
+        while len(messages) < count and not self.done:
+            messages.append(_check(self._next(), self._schema))
+        return messages
+
+    def read_all(self) -> list[Message]:
+        messages: list[Message] = []
+        while not self.done:
+            messages += self.read(1024)
+        return messages
+
+    def _next(self) -> Any:
+        frame, start = self._frame, self._position
+        assert start is not None
+        self._count += 1
+        if self._limit is not None and self._count > self._limit:
+            raise ProtocolError("too_large", f"a frame holds at most {self._limit} messages")
+        try:
+            message, end = _DECODER.raw_decode(frame, start)
+        except RecursionError as err:
+            raise _too_deep() from err
+        except ValueError as err:
+            raise ProtocolError("malformed", f"frame is not JSON: {err}") from err
+        inner = MAX_JSON_DEPTH - 1  # the array is a level of its own
+        brackets = frame.count("[", start, end) + frame.count("{", start, end)
+        if brackets > inner and depth(frame[start:end]) > inner:
+            raise _too_deep()
+        after = _skip_space(frame, end)
+        if frame.startswith(",", after):
+            self._position = _skip_space(frame, after + 1)
+        elif frame.startswith("]", after):
+            self._finish(after + 1)
+        else:
+            raise ProtocolError("malformed", f"frame is not JSON: expected ',' or ']' at {after}")
+        return message
+
+    def _finish(self, position: int) -> None:
+        if _skip_space(self._frame, position) != len(self._frame):
+            raise ProtocolError("malformed", "frame is not JSON: extra data after the array")
+        self.done = True
+
+
+def frames(encoded: list[str]) -> list[str]:
+    """Frames for already-encoded messages, in order: as few as the limits allow (at most
+    ``MAX_FRAME_MESSAGES`` messages and ``MAX_FRAME_BYTES`` each; the text is ASCII, so characters
+    are bytes). A message over the byte limit still travels, alone (the peer refuses it)."""
+    if len(encoded) <= MAX_FRAME_MESSAGES and sum(map(len, encoded)) + len(encoded) + 1 <= MAX_FRAME_BYTES:
+        return [encode_batch(encoded)] if encoded else []
+    out: list[str] = []
+    group: list[str] = []
+    size = 1  # the array's brackets, and a comma or bracket per message
+    for text in encoded:
+        if group and (len(group) == MAX_FRAME_MESSAGES or size + len(text) + 1 > MAX_FRAME_BYTES):
+            out.append(encode_batch(group))
+            group, size = [], 1
+        group.append(text)
+        size += len(text) + 1
+    out.append(encode_batch(group))
+    return out
 
 
 def encode_batch(encoded: list[str]) -> str:
@@ -218,13 +327,14 @@ def encode_batch(encoded: list[str]) -> str:
 
 
 def decode_batch_from_worker(frame: str | bytes) -> list[Message]:
-    """The messages of a frame a worker sent (one, or an array); raises ``ProtocolError``."""
-    return _check_all(frame, WORKER_MESSAGES)
+    """The messages of a frame a worker sent (one, or an array of at most ``MAX_FRAME_MESSAGES``);
+    raises ``ProtocolError``."""
+    return FrameReader(frame).read_all()
 
 
 def decode_batch_from_server(frame: str | bytes) -> list[Message]:
     """The messages of a frame the server sent (one, or an array); raises ``ProtocolError``."""
-    return _check_all(frame, SERVER_MESSAGES)
+    return FrameReader(frame, SERVER_MESSAGES, limit=None).read_all()
 
 
 def decode_from_worker(frame: str | bytes) -> Message:

@@ -38,7 +38,7 @@ DEFAULT_LARGE_LIMIT: Final = 1_048_576
 """Tagged JSON longer than this (in characters) travels as one ``json`` blob, so that no value can
 make a message too large for the wire."""
 
-_BLOB_KEY = re.compile(r"^[0-9a-f]{64}$")
+_BLOB_KEY = re.compile(r"[0-9a-f]{64}")
 _FLOAT_WORDS: Final = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _SEQUENCE_TAGS: Final = ("tuple", "set", "frozenset")
 _VALUE_TAGS: Final = ("float", "datetime", "date", "time", "decimal", "uuid")
@@ -215,7 +215,7 @@ def _check_binary(data: dict[str, JSON], tag: str) -> None:
         _decode_b64(data["b64"])
         return
     blob, size = data.get("blob"), data.get("size")
-    if not isinstance(blob, str) or not _BLOB_KEY.match(blob):
+    if not isinstance(blob, str) or not _BLOB_KEY.fullmatch(blob):
         raise BadRequest(f"malformed tagged {tag}: needs 'b64' or a 'blob' key of 64 hex digits")
     if type(size) is not int or size < 0:
         raise BadRequest(f"malformed tagged {tag}: 'size' must be a non-negative integer")

@@ -15,11 +15,11 @@ from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
 from jupyter_server.utils import url_path_join
-from traitlets import Float, Unicode, default
+from traitlets import Float, Int, Unicode, default
 
 from coflux import tokens
 from coflux.errors import CofluxError, ConfigurationError
-from coflux.orchestrator import Hub, HubSettings, Timing
+from coflux.orchestrator import Hub, HubSettings, Limits, Timing
 from jupyter_ext import handlers as h
 from jupyter_ext.auth import CofluxAuthorizer
 from jupyter_ext.unavailable import UnavailableHandler
@@ -67,6 +67,11 @@ class Coflux(ExtensionApp):
     heartbeat_timeout = Float(15.0, help="Seconds of silence after which a worker is disconnected.").tag(
         config=True
     )
+    log_budget = Int(
+        Limits.log_budget,
+        min=0,
+        help="Characters of log kept per execution (a line costs 64 more); then the log is truncated.",
+    ).tag(config=True)
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -119,6 +124,7 @@ class Coflux(ExtensionApp):
                 database_url=self.database_url or None,
                 blob_store=self.blob_store or None,
                 timing=timing,
+                limits=Limits(log_budget=self.log_budget),
             )
         )
 
@@ -190,7 +196,10 @@ def run_server(
     app = _HeadlessServer.instance(jpserver_extensions={"jupyter_ext": True})
     app.initialize(argv=argv, find_extensions=False)
     hub: Hub = app.web_app.settings["coflux_hub"]
-    print(banner(f"http://{host}:{app.port}{app.base_url}coflux", token, hub), flush=True)
+    text = banner(f"http://{host}:{app.port}{app.base_url}coflux", token, hub)
+    # Jupyter binds its port in the loop's first callback: printed after it, the banner means that
+    # the server answers (a port taken meanwhile ends the server before this is printed).
+    app.io_loop.add_callback(lambda: print(text, flush=True))
     # Everything loaded so far lives as long as the server: keep it out of the garbage collector's
     # full passes, which otherwise walk Jupyter's large heap and pause the loop now and then.
     gc.freeze()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+import time
+from collections.abc import Awaitable, Generator
+from typing import Any, Final
 
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
@@ -70,9 +72,33 @@ class _Socket(Authorized, ExtensionHandlerMixin, WebSocketMixin, websocket.WebSo
         if not outbox:
             return
         try:
-            self.write_message(protocol.encode_batch(outbox))
+            for frame in protocol.frames(outbox):
+                self.write_message(frame)
         except websocket.WebSocketClosedError:
             log.debug("dropped %d messages to a closed socket", len(outbox))
+
+
+TURN_MESSAGES: Final = 256
+"""Messages of one frame handled (or, while parsing, 4 times as many read) per turn of the loop."""
+TURN_SECONDS: Final = 0.005
+"""Time after which a frame's slice ends early (after the message that passed it)."""
+
+
+class _Turn:
+    """One connection's share of a turn of the loop: spent after ``TURN_MESSAGES`` messages or
+    ``TURN_SECONDS``, whichever comes first; then it starts again."""
+
+    def __init__(self) -> None:
+        self._messages = 0
+        self._started = time.perf_counter()
+
+    def spent(self, messages: int) -> bool:
+        self._messages += messages
+        now = time.perf_counter()
+        if self._messages < TURN_MESSAGES and now - self._started < TURN_SECONDS:
+            return False
+        self._messages, self._started = 0, now
+        return True
 
 
 class WorkerSocket(_Socket):
@@ -85,33 +111,76 @@ class WorkerSocket(_Socket):
         self._flush()
         self.close(code, reason)
 
-    def on_message(self, frame: str | bytes) -> None:
-        service = self.project_service
-        assert service is not None
+    def on_message(self, frame: str | bytes) -> Awaitable[None] | None:
+        """Handle a frame: in this turn of the loop if it is small (the common case costs no task),
+        else in slices, one per turn (see :meth:`_slices`). Tornado reads this connection's next
+        frame only once the returned coroutine is done, so a worker can't queue up work faster
+        than it is done."""
+        slices = self._slices(frame)
+        if next(slices, None) is None:
+            return None
+        return self._resume(slices)
+
+    async def _resume(self, slices: Generator[bool, None, None]) -> None:
+        while True:
+            await asyncio.sleep(0)  # other connections and requests are served meanwhile
+            if self.ws_connection is None or self.ws_connection.is_closing():
+                slices.close()  # replaced, timed out, or the project reloaded: the rest is moot
+                return
+            if next(slices, None) is None:
+                return
+
+    def _slices(self, frame: str | bytes) -> Generator[bool, None, None]:
+        """Parse, check and handle a frame, stopping (``yield``) whenever this turn's share is
+        spent: ``TURN_MESSAGES`` messages or ``TURN_SECONDS``. A frame over the message limit is
+        refused before any of it is handled. What a slice changed commits at its end, and the
+        replies that depend on it leave then, as at the end of a frame."""
+        turn = _Turn()
+        messages: list[dict[str, Any]] = []
         try:
-            messages = protocol.decode_batch_from_worker(frame)
+            reader = protocol.FrameReader(frame)
+            while True:
+                read = reader.read(4 * TURN_MESSAGES)
+                messages += read
+                if reader.done:
+                    break
+                if turn.spent(len(read) // 4):
+                    yield True
         except ProtocolError as err:
             self._refuse(err.code, err.message, None, fatal=self.session is None)
+            self._flush()
             return
-        for message in messages:
-            request_id = message.get("request_id")
-            try:
-                if self.session is None:
-                    if message["type"] != "hello":
-                        raise ProtocolError("handshake", "the first message must be 'hello'")
-                    self.session = service.connect(message, self.send, self._close, self._flush)
-                    self._flush()  # the welcome travels alone: the handshake is one message
-                else:
-                    service.receive(self.session, message)
-            except ProtocolError as err:
-                self._refuse(err.code, err.message, request_id, fatal=self.session is None)
-            except (RequestError, StorageError) as err:
-                self._refuse(code_of(err), str(err), request_id, fatal=self.session is None)
-            except Exception:  # a bug of ours: refuse this message, keep serving the connection
-                log.exception("failed to handle a %s message", message.get("type"))
-                self._refuse("internal", "the server failed to handle this message", request_id, fatal=False)
-        service.commit_now()  # the frame's events in one transaction, without waiting a loop turn
+        for index, message in enumerate(messages, 1):
+            self._handle(message)
+            if index < len(messages) and turn.spent(1):
+                self._commit()
+                yield True
+        self._commit()
+
+    def _commit(self) -> None:
+        assert self.project_service is not None
+        self.project_service.commit_now()  # the slice's events in one transaction, at once
         self._flush()
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        service = self.project_service
+        assert service is not None
+        request_id = message.get("request_id")
+        try:
+            if self.session is None:
+                if message["type"] != "hello":
+                    raise ProtocolError("handshake", "the first message must be 'hello'")
+                self.session = service.connect(message, self.send, self._close, self._flush)
+                self._flush()  # the welcome travels alone: the handshake is one message
+            else:
+                service.receive(self.session, message)
+        except ProtocolError as err:
+            self._refuse(err.code, err.message, request_id, fatal=self.session is None)
+        except (RequestError, StorageError) as err:
+            self._refuse(code_of(err), str(err), request_id, fatal=self.session is None)
+        except Exception:  # a bug of ours: refuse this message, keep serving the connection
+            log.exception("failed to handle a %s message", message.get("type"))
+            self._refuse("internal", "the server failed to handle this message", request_id, fatal=False)
 
     def _refuse(self, code: str, message: str, request_id: Any, fatal: bool) -> None:
         error: dict[str, Any] = {"type": "error", "code": code, "message": message}

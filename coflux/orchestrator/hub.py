@@ -15,7 +15,7 @@ from coflux import tokens
 from coflux.blobs import BlobStore
 from coflux.errors import BadRequest, Conflict, NotFound
 from coflux.models import valid_project_name
-from coflux.orchestrator.service import ProjectService, Timing
+from coflux.orchestrator.service import Limits, ProjectService, Timing
 from coflux.storage import SqlStore, list_projects
 
 
@@ -26,6 +26,7 @@ class HubSettings:
     database_url: str | None = None
     blob_store: str | None = None
     timing: Timing = field(default_factory=Timing)
+    limits: Limits = field(default_factory=Limits)
     idle_timeout: float = 300.0
     """Seconds a project's orchestrator stays up with nothing to do before it stops."""
 
@@ -69,7 +70,7 @@ class Hub:
             if not create and name not in self.list_projects():
                 raise NotFound(f"no project {name!r}")
             store = SqlStore.open(name, self.settings.data_dir, self.settings.database_url)
-            service = ProjectService(name, store, self.settings.timing)
+            service = ProjectService(name, store, self.settings.timing, self.settings.limits)
             await service.start()
             self._services[name] = service
             if self._reaper is None:

@@ -31,7 +31,7 @@ from coflux.models import (
 from coflux.orchestrator import keys
 from coflux.orchestrator.cache import FETCH
 from coflux.orchestrator.engine import Engine
-from coflux.orchestrator.sessions import Close, Send, WorkerSessions
+from coflux.orchestrator.sessions import LOG_BUDGET, Close, Send, WorkerSessions
 from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step
 from coflux.orchestrator.views import lineage, outcome_from_row, run_view
 from coflux.orchestrator.workspaces import Workspace, Workspaces
@@ -54,11 +54,19 @@ class Timing:
     heartbeat_timeout: float = 15.0
 
 
+@dataclass(frozen=True)
+class Limits:
+    log_budget: int = LOG_BUDGET
+    """Characters of log kept per execution (a line costs 64 more); then one line says the log
+    was truncated, and later lines are dropped."""
+
+
 class ProjectService:
-    def __init__(self, name: str, store: SqlStore, timing: Timing) -> None:
+    def __init__(self, name: str, store: SqlStore, timing: Timing, limits: Limits = Limits()) -> None:
         self.name = name
         self.store = store
         self.timing = timing
+        self.limits = limits
         self._listeners: list[Listener] = []
         self._checker: asyncio.Task[None] | None = None
         self._load()
@@ -88,6 +96,7 @@ class ProjectService:
             self.timing.heartbeat_interval,
             self._memo_of,
             self._latest_attempt,
+            self.limits.log_budget,
         )
         self._restore()
 

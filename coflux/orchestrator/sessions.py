@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+LOG_BUDGET = 8 * 1024 * 1024
+"""Characters of log kept per execution, by default (``c.Coflux.log_budget``)."""
+LOG_LINE_COST = 64
+"""What a log line costs beyond its characters (its row: timestamp, level, execution)."""
+_TRUNCATED = "[coflux] log truncated: this execution's log passed its budget of {:,} characters"
+
+LogEntry = tuple[float | None, str, str]
 Send = Callable[[dict[str, Any]], None]
 Close = Callable[[int, str], None]
 Flush = Callable[[], None]
@@ -46,8 +53,10 @@ class WorkerSessions:
         heartbeat_interval: float,
         memo_of: Callable[[Run], dict[str, str]] = lambda run: run.memo or {},
         latest_attempt: Callable[[str], int] = lambda step_key: 1,
+        log_budget: int = LOG_BUDGET,
     ) -> None:
         self.engine = engine
+        self.log_budget = log_budget
         self.workspaces = workspaces
         self.lookup = lookup
         self.heartbeat_interval = heartbeat_interval
@@ -69,6 +78,9 @@ class WorkerSessions:
         workspace = self.workspaces.ensure(workspace_name)
         if session is not None and session.workspace_id != workspace:
             raise ProtocolError("conflict", "session belongs to another workspace")
+        declared = (session.targets if session is not None else set()) | {t.key for t in targets}
+        if len(declared) > checks.TARGETS_MAX:  # refused before the welcome: the handshake fails
+            raise checks.too_many_targets(len(declared))
         # Checked: from here on the hello is accepted.
         now = time.time()
         if session is None:
@@ -89,7 +101,10 @@ class WorkerSessions:
         return session
 
     def _declare(self, session: Session, targets: list[TargetDefinition], register: bool) -> None:
-        session.targets |= {t.key for t in targets}
+        declared = session.targets | {t.key for t in targets}
+        if len(declared) > checks.TARGETS_MAX:
+            raise checks.too_many_targets(len(declared))
+        session.targets = declared
         if register:
             workflows = [t for t in targets if t.type is TargetType.WORKFLOW]
             self.workspaces.register(session.workspace_id, workflows)
@@ -161,6 +176,16 @@ class WorkerSessions:
             elif session.disconnected_at is not None and now - session.disconnected_at > reconnect_timeout:
                 log.info("session %s did not come back: its executions are abandoned", session.session_id)
                 self.engine.abandon_session(session)
+                self._forget_declarations(session)
+
+    def _forget_declarations(self, session: Session) -> None:
+        """The targets that a gone session declared and no other session of its workspace holds are
+        no longer remembered (registered workflows stay)."""
+        held: set[tuple[str, str]] = set()
+        for other in self.engine.sessions.values():
+            if other.workspace_id == session.workspace_id:
+                held |= other.targets
+        self.workspaces.forget(session.workspace_id, session.targets - held)
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -253,14 +278,39 @@ class WorkerSessions:
             self.engine.finish(parent, {"state": ExecutionState.CANCELLED.value})
 
     def _on_log(self, session: Session, message: dict[str, Any]) -> None:
+        """Lines of an execution assigned to this session are kept, up to the log budget; others
+        are dropped without an answer: lines printed after an abort, a timeout or the result are
+        late, not wrong (and a worker that logs elsewhere gains nothing by learning why)."""
         execution_id = checks.execution_id(message["execution_id"])
-        entries = [checks.log_entry(entry) for entry in message["entries"]]
+        execution = self._log_allowed(session, execution_id)
+        if execution is None:
+            log.debug("dropped log lines for %s, not assigned to %s", execution_id, session.session_id)
+            return
+        entries = self._within_budget(execution, [checks.log_entry(entry) for entry in message["entries"]])
         now = time.time()
         self.engine.writer.batch.logs.extend(
             {"execution_id": execution_id, "timestamp": t or now, "level": level, "message": text}
             for t, level, text in entries
         )
         self.engine.writer.schedule()
+
+    def _log_allowed(self, session: Session, execution_id: str) -> Execution | None:
+        """The execution whose log ``session`` may write to: one assigned to it."""
+        return session.executions.get(ExecutionId(execution_id))
+
+    def _within_budget(self, execution: Execution, entries: list[LogEntry]) -> list[LogEntry]:
+        """The entries that fit the execution's log budget (a line counts its characters plus
+        ``LOG_LINE_COST``); at the first that doesn't, one line saying so, and nothing after it."""
+        kept: list[LogEntry] = []
+        for entry in entries:
+            if execution.log_size > self.log_budget:
+                break  # truncated already
+            execution.log_size += len(entry[2]) + LOG_LINE_COST
+            if execution.log_size > self.log_budget:
+                kept.append((None, "warning", _TRUNCATED.format(self.log_budget)))
+                break
+            kept.append(entry)
+        return kept
 
     def _parent(self, session: Session, execution_id: str) -> Execution:
         execution = session.executions.get(ExecutionId(execution_id))

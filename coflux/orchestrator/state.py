@@ -99,6 +99,8 @@ class Execution:
     assigned_at: float = 0.0
     restored: bool = False
     """Loaded from storage after a restart: its children may exist only in storage."""
+    log_size: int = 0
+    """What its log lines cost so far, against the log budget (counted from the server's start)."""
 
     @property
     def holds_slot(self) -> bool:

@@ -202,6 +202,20 @@ class Workspaces:
             if before != definition:  # what cache keys and hits use (its parameters) may differ now
                 self.changed()
 
+    def forget(self, workspace_id: int, keys: set[tuple[str, str]]) -> None:
+        """Declarations that no session holds any more: gone from memory (a registered workflow
+        is still listed, as registered)."""
+        table = self.declared.get(workspace_id, {})
+        registered = self.registered.get(workspace_id, {})
+        changed = False
+        for key in keys:
+            definition = table.pop(key, None)
+            changed = changed or (definition is not None and registered.get(key) != definition)
+        if not table:
+            self.declared.pop(workspace_id, None)
+        if changed:  # what cache keys use (a target's parameters) may differ now
+            self.changed()
+
     def parameters(self, workspace_id: int, module: str, name: str) -> list[str] | None:
         """The parameter names of a target as its workers declared it (None if not known here)."""
         key = (module, name)

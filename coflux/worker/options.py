@@ -8,6 +8,7 @@ accept exactly the same forms (Coflux's own SDK forms included).
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeAlias
@@ -26,13 +27,16 @@ Seconds: TypeAlias = "float | int | datetime.timedelta"
 
 
 def seconds(value: Seconds | None, option: str) -> float | None:
-    """Seconds as a float; ``timedelta`` accepted; negative values refused."""
+    """Seconds as a float; ``timedelta`` accepted; negative values, NaN and infinity refused (no
+    JSON frame could carry them)."""
     if value is None:
         return None
     if isinstance(value, datetime.timedelta):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{option} must be a number of seconds, not {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{option} must be a finite number of seconds")
     if value < 0:
         raise ValueError(f"{option} must not be negative")
     return float(value)

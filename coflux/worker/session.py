@@ -307,17 +307,19 @@ class Session:
         self.leases.revoke(None)  # the server granted them to a connection that is gone
         for ctx in self._running.values():
             ctx.answers = None  # a link made by an ``execute`` of the connection that is gone
-        # Before any result: a parent's children must reach the server while it still runs.
+        # Before any result: a parent's children must reach the server while it still runs,
+        # and so must its log lines (the server keeps lines only of executions assigned to
+        # this worker).
         for message in self._pending.resend_first(
             lambda owner: owner in self._running or owner in self._held
         ):
             self.connection.send(message)
+        while self._backlog:
+            self.connection.send(self._backlog.popleft())
         for seq in sorted(self._unacked):
             self.connection.send(self._unacked[seq])
         for message in self._pending.resend_rest():
             self.connection.send(message)
-        while self._backlog:
-            self.connection.send(self._backlog.popleft())
         self._set_status(connected=True, refusal=None)
 
     def received(self, message: Message) -> None:

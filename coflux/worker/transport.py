@@ -105,7 +105,8 @@ class Connection:
         if ws is None or not outbox:
             return  # lost with the connection: the session re-sends what matters after welcome
         try:
-            _write_text(ws, protocol.encode_batch(outbox))
+            for frame in protocol.frames(outbox):  # within the server's limits on a frame
+                _write_text(ws, frame)
         except (WebSocketClosedError, StreamClosedError):
             _logger.debug("coflux: %d messages lost with the connection", len(outbox))
 

@@ -75,11 +75,18 @@ class _Child:
 
 
 class Server(_Child):
-    def __init__(self, data_dir: Path, token: str = "test-token", extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        token: str = "test-token",
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.token = token
         self.port = free_port()
         self.extra = extra or []
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.port}/coflux"
 
@@ -97,7 +104,7 @@ class Server(_Child):
                 str(self.data_dir),
                 *self.extra,
             ],
-            env=environment(COFLUX_SERVER_TOKEN=self.token),  # never on a command line
+            env=environment(COFLUX_SERVER_TOKEN=self.token, **self.env),  # never on a command line
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -94,6 +94,26 @@ def test_the_banner_gives_workers_a_worker_token_of_default_not_the_admin_token(
         _stop(server)
 
 
+def test_the_banner_comes_once_the_server_answers(tmp_path: Path) -> None:
+    """Scripts (and people) take the banner as the sign that the server is up: whoever connects
+    the moment its first line appears is answered, never refused."""
+    for attempt in range(3):
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "coflux.cli", "server", "--port", str(port)]
+            + ["--data-dir", str(tmp_path / f"data{attempt}")],
+            env=environment(COFLUX_SERVER_TOKEN="admin"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert server.stdout is not None
+            assert server.stdout.readline().startswith(b"Coflux server at ")
+            assert _get(f"http://127.0.0.1:{port}/coflux/api/projects", "admin").status == 200
+        finally:
+            _stop(server)
+
+
 def test_coflux_server_with_an_empty_secret_exits_with_the_reason_and_no_banner(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

@@ -24,9 +24,8 @@ def _fail_a_commit(service: ProjectService) -> None:
         raise StorageError("writing a batch failed: disk I/O error")
 
     store.apply = fail_once  # type: ignore[method-assign]
-    poisoner = FakeWorker(service)
-    poisoner.hello()
-    poisoner.say(type="log", execution_id="Rx:1:1", entries=[{"message": "x"}])
+    poisoner = FakeWorker(service)  # registers a new workflow: something to commit
+    poisoner.hello(targets=[{"module": "m", "name": "poison", "type": "workflow"}])
 
 
 def test_a_frame_on_the_old_connection_corrupts_the_reloaded_state(tmp_path: Path) -> None:

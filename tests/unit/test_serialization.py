@@ -321,3 +321,11 @@ def _b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode()
+
+
+def test_a_blob_key_must_be_exactly_64_hex_digits() -> None:
+    key = "a" * 64
+    assert describe({TAG: "bytes", "blob": key, "size": 1})["size"] == 1
+    for bad in (key + "\n", key + "0", key[:63], key.upper()):
+        with pytest.raises(BadRequest, match="64 hex digits"):
+            describe({TAG: "bytes", "blob": bad, "size": 1})

@@ -115,6 +115,8 @@ class FakeServer:
         self.socket: tornado.websocket.WebSocketHandler | None = None
         self.refuse_with: str | None = None
         self.with_welcome: list[Message] = []  # sent in the welcome's frame, as one JSON array
+        self.hold_welcome = False  # True: a hello waits for :meth:`release` to be welcomed
+        self._held: _Socket | None = None
 
     def start(self) -> None:
         self.thread.start()
@@ -150,6 +152,16 @@ class FakeServer:
             self.socket.write_message(json.dumps(message))
 
         self.loop.call_soon_threadsafe(write)
+
+    def release(self) -> None:
+        """Welcome the hello that ``hold_welcome`` kept waiting."""
+
+        def welcome() -> None:
+            assert self._held is not None, "no hello is waiting"
+            self._held.welcome()
+            self._held = None
+
+        self.loop.call_soon_threadsafe(welcome)
 
     def drop(self) -> None:
         def close() -> None:
@@ -208,7 +220,7 @@ class _Socket(tornado.websocket.WebSocketHandler):
         try:
             messages = protocol.decode_batch_from_worker(frame)
         except ProtocolError as err:
-            self.server.inbox.put({"type": "invalid", "error": f"{err}: {frame!r}"})
+            self.server.inbox.put({"type": "invalid", "error": f"{err}: {frame[:300]!r}"})
             return
         for message in messages:
             self._on_one(message)
@@ -221,14 +233,20 @@ class _Socket(tornado.websocket.WebSocketHandler):
                 self.write_message(json.dumps(error))
                 self.close()
                 return
-            welcome = {
-                "type": "welcome",
-                "protocol": 1,
-                "session_id": "S1",
-                "heartbeat_interval": 0.2,
-            }
-            self.write_message(json.dumps([welcome, *self.server.with_welcome]))
+            if self.server.hold_welcome:
+                self.server._held = self
+            else:
+                self.welcome()
         self.server.inbox.put(message)
+
+    def welcome(self) -> None:
+        welcome = {
+            "type": "welcome",
+            "protocol": 1,
+            "session_id": "S1",
+            "heartbeat_interval": 0.2,
+        }
+        self.write_message(json.dumps([welcome, *self.server.with_welcome]))
 
     def on_close(self) -> None:
         if self.server.socket is self:

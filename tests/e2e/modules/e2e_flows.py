@@ -137,3 +137,9 @@ def leaves_behind(n: int, seconds: float) -> None:
     for _ in range(n):
         nap.submit(0, seconds)
     raise RuntimeError("gave up early")
+
+
+@cf.workflow()
+def shout(word: str) -> str:
+    print(f"shouting {word}")
+    return word
