@@ -98,10 +98,9 @@ def test_the_banner_comes_once_the_server_answers(tmp_path: Path) -> None:
     """Scripts (and people) take the banner as the sign that the server is up: whoever connects
     the moment its first line appears is answered, never refused."""
     for attempt in range(3):
-        port = free_port()
+        port, data = free_port(), tmp_path / f"data{attempt}"
         server = subprocess.Popen(
-            [sys.executable, "-m", "coflux.cli", "server", "--port", str(port)]
-            + ["--data-dir", str(tmp_path / f"data{attempt}")],
+            [sys.executable, "-m", "coflux.cli", "server", "--port", str(port), "--data-dir", str(data)],
             env=environment(COFLUX_SERVER_TOKEN="admin"),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
