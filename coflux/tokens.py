@@ -104,7 +104,10 @@ def load_secret(data_dir: Path) -> bytes:
 
 
 def _create_secret(path: Path) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=".secret-", dir=path.parent)  # mode 0600
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=".secret-", dir=path.parent)  # mode 0600
+    except OSError as err:
+        raise ConfigurationError(f"cannot create the secret {path}: {err.strerror or err}") from err
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(SECRET_BYTES) + "\n")
