@@ -78,6 +78,9 @@ from coflux.errors import ProtocolError
 PROTOCOL_VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 MAX_FRAME_MESSAGES: Final = 10_000
+SMALL_FRAME_BYTES: Final = 256 * 1024
+"""A frame up to this size is parsed in one go (a few milliseconds at most); a larger one message
+by message, so that its handling can be spread over turns of the loop."""
 """Messages in one frame, at most: a peer splits larger batches (:func:`frames`). The server refuses
 a frame beyond it after parsing no more than that many, however large the frame is."""
 MAX_JSON_DEPTH: Final = 128
@@ -244,10 +247,17 @@ class FrameReader:
         self._limit = limit
         self._count = 0
         self.done = False
+        self._parsed: list[Any] | None = None
+        """A small frame's messages, parsed at once (still checked a few at a time)."""
         start = _skip_space(frame, 0)
         self._position: int | None = None
         """Where the array's next message starts; None for a frame of one message (not an array)."""
-        if frame.startswith("[", start):
+        if len(frame) <= SMALL_FRAME_BYTES:  # the common case: one parse is cheaper than many
+            parsed = _parse(frame)
+            self._parsed = parsed if isinstance(parsed, list) else [parsed]
+            if limit is not None and len(self._parsed) > limit:
+                raise ProtocolError("too_large", f"a frame holds at most {limit} messages")
+        elif frame.startswith("[", start):
             self._position = _skip_space(frame, start + 1)
             if frame.startswith("]", self._position):
                 self._finish(self._position + 1)
@@ -257,6 +267,10 @@ class FrameReader:
         Raises ``ProtocolError``: ``malformed``, ``unknown_message`` or ``too_large``."""
         if self.done:
             return []
+        if self._parsed is not None:
+            taken, self._parsed = self._parsed[:count], self._parsed[count:]
+            self.done = not self._parsed
+            return [_check(message, self._schema) for message in taken]
         if self._position is None:
             self.done = True
             return [_check(_parse(self._frame), self._schema)]

@@ -78,9 +78,9 @@ class _Socket(Authorized, ExtensionHandlerMixin, WebSocketMixin, websocket.WebSo
             log.debug("dropped %d messages to a closed socket", len(outbox))
 
 
-TURN_MESSAGES: Final = 256
+TURN_MESSAGES: Final = 1024
 """Messages of one frame handled (or, while parsing, 4 times as many read) per turn of the loop."""
-TURN_SECONDS: Final = 0.005
+TURN_SECONDS: Final = 0.01
 """Time after which a frame's slice ends early (after the message that passed it)."""
 
 
