@@ -134,13 +134,17 @@ def _parse_provides(values: tuple[str, ...]) -> dict[str, list[str]]:
 @main.command()
 @click.argument("modules", nargs=-1, required=True)
 @_connection_options
-@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Executions at once (or COFLUX_CONCURRENCY, or coflux.toml; default: 4).",
+)
 @click.option("--register", is_flag=True, help="List the modules' workflows in the workspace.")
 @click.option("--dev", is_flag=True, help="Reload on code change (implies --register).")
 @click.option("--provides", multiple=True, metavar="KEY=VALUE", help="A tag this worker provides.")
 def worker(
     modules: tuple[str, ...],
-    concurrency: int,
+    concurrency: int | None,
     register: bool,
     dev: bool,
     provides: tuple[str, ...],

@@ -2,22 +2,19 @@
 
 Synchronous, standard library only (``urllib.request``). Settings come from the arguments, then the
 ``COFLUX_*`` environment variables, then ``coflux.toml`` (the current folder or a parent), then the
-defaults; see :func:`resolve_settings`.
+defaults: see :mod:`coflux.settings`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sys
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from coflux.errors import (
@@ -30,19 +27,10 @@ from coflux.errors import (
 )
 from coflux.models import JSON, ExecutionId, RunId
 from coflux.serialization import deserialize, serialize
+from coflux.settings import resolve
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on Python 3.10
-    import tomli as tomllib
-
-DEFAULT_URL = "http://127.0.0.1:8888/coflux"
-DEFAULT_PROJECT = "default"
-DEFAULT_WORKSPACE = "main"
 LONG_POLL = 30.0
 """Seconds the server may hold a request for a run's result before answering "still running"."""
-CONFIG_FILE = "coflux.toml"
-_SETTINGS = ("url", "token", "project", "workspace")
 _REFUSALS = {
     401: "no valid credential was sent: pass a token with --token or COFLUX_TOKEN (`coflux tokens "
     "create --project P --scope worker|submit` makes one, with the server's own token)",
@@ -84,67 +72,6 @@ def _record_started(project: str, run_id: str) -> None:
 
 
 @dataclass(frozen=True)
-class Settings:
-    url: str
-    token: str | None
-    project: str
-    workspace: str
-
-
-def find_config(start: Path | None = None) -> Path | None:
-    """The nearest ``coflux.toml`` in ``start`` (default: the current folder) or a parent."""
-    folder = (start or Path.cwd()).resolve()
-    for candidate in (folder, *folder.parents):
-        path = candidate / CONFIG_FILE
-        if path.is_file():
-            return path
-    return None
-
-
-def read_config(path: Path) -> dict[str, str]:
-    """The settings in a ``coflux.toml``: its ``[coflux]`` table, or else its top-level keys."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ConfigurationError(f"cannot read {path}: {err}") from err
-    table = document.get("coflux", document)
-    if not isinstance(table, dict):
-        raise ConfigurationError(f"{path}: [coflux] must be a table")
-    settings: dict[str, str] = {}
-    for key in _SETTINGS:
-        if key in table:
-            if not isinstance(table[key], str):
-                raise ConfigurationError(f"{path}: {key} must be a string")
-            settings[key] = table[key]
-    return settings
-
-
-def resolve_settings(
-    url: str | None = None,
-    token: str | None = None,
-    project: str | None = None,
-    workspace: str | None = None,
-) -> Settings:
-    """Arguments, then ``COFLUX_URL``/``_TOKEN``/``_PROJECT``/``_WORKSPACE``, then
-    ``coflux.toml``, then the defaults (``http://127.0.0.1:8888/coflux``, project ``default``,
-    workspace ``main``)."""
-    given = {"url": url, "token": token, "project": project, "workspace": workspace}
-    config_path = find_config()
-    config = read_config(config_path) if config_path else {}
-    defaults = {"url": DEFAULT_URL, "project": DEFAULT_PROJECT, "workspace": DEFAULT_WORKSPACE}
-    chosen: dict[str, str | None] = {}
-    for key in _SETTINGS:
-        environment = os.environ.get(f"COFLUX_{key.upper()}") or None
-        chosen[key] = given[key] or environment or config.get(key) or defaults.get(key)
-    return Settings(
-        url=str(chosen["url"]).rstrip("/"),
-        token=chosen["token"],
-        project=str(chosen["project"]),
-        workspace=str(chosen["workspace"]),
-    )
-
-
-@dataclass(frozen=True)
 class ExecutionReference:
     """An execution found in a value read by the client: just its id. It can be passed back as an
     argument, where it is sent as the same reference."""
@@ -179,7 +106,7 @@ class Client:
         *,
         timeout: float = 30.0,
     ) -> None:
-        settings = resolve_settings(url, token, project, workspace)
+        settings = resolve(url, token, project, workspace)
         self.url = settings.url
         self.token = settings.token
         self.project = settings.project

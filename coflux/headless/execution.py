@@ -20,11 +20,12 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from traitlets.config import Config
 
 from coflux import tokens
-from coflux.client import Client, ServerUnavailable, resolve_settings
+from coflux.client import Client, ServerUnavailable
 from coflux.embedded import EmbeddedServer
 from coflux.errors import CofluxError, RequestError
 from coflux.headless.parameters import Parameter, inject_parameters, read_notebook
 from coflux.headless.summary import CellFailure, HeadlessResult, RunSummary, summarize_run
+from coflux.settings import resolve
 
 KERNEL_NAME = "python3"
 DEFAULT_TIMEOUT = 600.0
@@ -170,7 +171,7 @@ def run_notebook(
     notebook = read_notebook(path)
     parameters = dict(parameters or {})
     inject_parameters(notebook, parameters)
-    settings = resolve_settings(url, token, project, workspace)  # url: only the flag counts
+    settings = resolve(None, token, project, workspace)  # url: only the flag counts
     with _server(url, settings.token) as (server_url, server_token), _socket_folder() as sockets:
         worker_token = kernel_token(server_url, server_token, settings.project)
         env = kernel_environment(path, server_url, worker_token, settings.project, settings.workspace)

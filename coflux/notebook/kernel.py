@@ -1,10 +1,12 @@
 """The kernel's session: where it connects, which workspace it serves, and the worker that runs the
 notebook's targets on a background thread (its own event loop, never the kernel's).
 
-A kernel has one session (:func:`current`). Its settings start from ``COFLUX_URL``/``_TOKEN``/
-``_PROJECT``/``_WORKSPACE`` (a Jupyter server with the extension passes the first two to the kernels
-it starts) and are written back to the kernel's environment when they change, so ``cf.Client()``
-and ``Workflow.run`` in a cell follow ``%coflux connect`` and ``%coflux workspace``.
+A kernel has one session (:func:`current`). Its settings are resolved as everywhere else
+(:mod:`coflux.settings`: ``COFLUX_URL``/``_TOKEN``/``_PROJECT``/``_WORKSPACE``/``_CONCURRENCY``, then
+the nearest ``coflux.toml`` from the kernel's folder, which is the notebook's, then the defaults; a
+Jupyter server with the extension passes the URL and a worker token to the kernels it starts) and
+are written back to the kernel's environment when they change, so ``cf.Client()`` and
+``Workflow.run`` in a cell follow ``%coflux connect`` and ``%coflux workspace``.
 """
 
 from __future__ import annotations
@@ -19,16 +21,15 @@ import threading
 from pathlib import Path
 from typing import Any, Final
 
+from coflux import settings
 from coflux.client import Client
 from coflux.errors import CofluxError, ConfigurationError, Conflict
-from coflux.models import valid_project_name, valid_workspace_name
+from coflux.models import valid_workspace_name
 from coflux.worker import Target, Worker
-from coflux.worker.settings import DEFAULT_PROJECT, DEFAULT_URL, DEFAULT_WORKSPACE
 
 _logger = logging.getLogger("coflux.notebook")
 
 DEFAULT_MODULE: Final = "notebook"
-DEFAULT_CONCURRENCY: Final = 4
 STOP_TIMEOUT: Final = 3.0
 CONFIRM_TIMEOUT: Final = 10.0
 """Seconds a magic waits for the server to welcome the kernel or confirm a declaration."""
@@ -58,12 +59,18 @@ class KernelSession:
     """The kernel's connection settings and its worker (started on :meth:`connect`)."""
 
     def __init__(self, user_ns: dict[str, Any] | None = None) -> None:
-        env = os.environ
-        self.url: str = (env.get("COFLUX_URL") or DEFAULT_URL).rstrip("/")
-        self.token: str | None = env.get("COFLUX_TOKEN") or None
-        self.project: str = env.get("COFLUX_PROJECT") or DEFAULT_PROJECT
-        self.workspace: str = env.get("COFLUX_WORKSPACE") or DEFAULT_WORKSPACE
-        self.concurrency: int = int(env.get("COFLUX_CONCURRENCY") or DEFAULT_CONCURRENCY)
+        self.settings_error: str | None = None
+        """Why the settings could not be resolved (then the defaults stand until ``connect``)."""
+        try:
+            resolved = settings.resolve()
+        except ConfigurationError as err:
+            resolved, self.settings_error = settings.Settings(), str(err)
+            _logger.warning("coflux: %s; using the defaults until %%coflux connect", err)
+        self.url: str = resolved.url
+        self.token: str | None = resolved.token
+        self.project: str = resolved.project
+        self.workspace: str = resolved.workspace
+        self.concurrency: int = resolved.concurrency
         self.module: str = module_name_for(_notebook_path(user_ns))
         self._targets: dict[tuple[str, str], Target[..., Any]] = {}
         self._worker: Worker | None = None
@@ -115,19 +122,18 @@ class KernelSession:
         """(Re)start the worker with these settings (unchanged ones kept). The connection is made
         in the background and re-made after any loss; with ``wait``, block until the server
         welcomed the worker (its targets registered) for up to that many seconds."""
-        url = (url or self.url).rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"the server URL must be http(s)://..., not {url!r}")
-        project = project or self.project
-        workspace = workspace or self.workspace
-        if not valid_project_name(project):
-            raise ConfigurationError(f"invalid project name {project!r}")
-        if not valid_workspace_name(workspace):
-            raise ConfigurationError(f"invalid workspace name {workspace!r}")
-        concurrency = concurrency if concurrency is not None else self.concurrency
-        if concurrency < 1:
-            raise ConfigurationError("concurrency must be at least 1")
+        checked = settings.resolve(  # the same checks as everywhere; unchanged settings are kept
+            url or self.url,
+            None,
+            project or self.project,
+            workspace or self.workspace,
+            concurrency if concurrency is not None else self.concurrency,
+            environ={},
+        )
+        url, project, workspace = checked.url, checked.project, checked.workspace
+        concurrency = checked.concurrency
         with self._lock:
+            self.settings_error = None
             self.url, self.project, self.workspace, self.concurrency = url, project, workspace, concurrency
             if token is not None:
                 self.token = token or None

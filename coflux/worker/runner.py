@@ -65,7 +65,7 @@ def run_worker(
     workspace: str | None = None,
     url: str | None = None,
     token: str | None = None,
-    concurrency: int = 4,
+    concurrency: int | None = None,
     register: bool = False,
     dev: bool = False,
     provides: dict[str, list[str]] | None = None,

@@ -1,19 +1,13 @@
-"""Connection settings of a worker: arguments, then ``COFLUX_*`` environment variables, then
-defaults. (``coflux.client`` adds ``coflux.toml`` for the command line; this layer stays small.)"""
+"""A worker's settings: the connection (resolved by :mod:`coflux.settings`, as for every command and
+client) and what only a worker has (whether it registers its workflows, the tags it provides)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from typing import Final
 
-from coflux.errors import ConfigurationError
-from coflux.models import valid_project_name, valid_workspace_name
+from coflux import settings
+from coflux.settings import DEFAULT_CONCURRENCY, DEFAULT_PROJECT, DEFAULT_URL, DEFAULT_WORKSPACE
 from coflux.worker.options import tag
-
-DEFAULT_URL: Final = "http://127.0.0.1:8888/coflux"
-DEFAULT_PROJECT: Final = "default"
-DEFAULT_WORKSPACE: Final = "main"
 
 
 @dataclass(frozen=True)
@@ -24,7 +18,7 @@ class WorkerSettings:
     project: str = DEFAULT_PROJECT
     workspace: str = DEFAULT_WORKSPACE
     token: str | None = None
-    concurrency: int = 4
+    concurrency: int = DEFAULT_CONCURRENCY
     register: bool = False
     provides: dict[str, list[str]] = field(default_factory=dict)
 
@@ -43,27 +37,19 @@ def resolve_settings(
     project: str | None = None,
     workspace: str | None = None,
     *,
-    concurrency: int = 4,
+    concurrency: int | None = None,
     register: bool = False,
     provides: dict[str, list[str]] | None = None,
 ) -> WorkerSettings:
-    """Settings from the arguments, then ``COFLUX_URL/TOKEN/PROJECT/WORKSPACE``, then defaults."""
-    env = os.environ
-    settings = WorkerSettings(
-        url=url or env.get("COFLUX_URL") or DEFAULT_URL,
-        token=token or env.get("COFLUX_TOKEN") or None,
-        project=project or env.get("COFLUX_PROJECT") or DEFAULT_PROJECT,
-        workspace=workspace or env.get("COFLUX_WORKSPACE") or DEFAULT_WORKSPACE,
-        concurrency=concurrency,
+    """The worker's settings: the connection from :func:`coflux.settings.resolve` (arguments, then
+    ``COFLUX_*`` variables, then ``coflux.toml``, then the defaults), plus what only a worker has."""
+    resolved = settings.resolve(url, token, project, workspace, concurrency)
+    return WorkerSettings(
+        url=resolved.url,
+        token=resolved.token,
+        project=resolved.project,
+        workspace=resolved.workspace,
+        concurrency=resolved.concurrency,
         register=register,
         provides={str(k): [tag(v) for v in vs] for k, vs in (provides or {}).items()},
     )
-    if not settings.url.startswith(("http://", "https://")):
-        raise ConfigurationError(f"the server URL must be http(s)://..., not {settings.url!r}")
-    if not valid_project_name(settings.project):
-        raise ConfigurationError(f"invalid project name {settings.project!r}")
-    if not valid_workspace_name(settings.workspace):
-        raise ConfigurationError(f"invalid workspace name {settings.workspace!r}")
-    if concurrency < 1:
-        raise ConfigurationError("concurrency must be at least 1")
-    return settings

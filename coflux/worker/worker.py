@@ -37,7 +37,7 @@ class Worker:
         token: str | None = None,
         project: str | None = None,
         workspace: str | None = None,
-        concurrency: int = 4,
+        concurrency: int | None = None,
         register: bool = False,
         provides: dict[str, list[str]] | None = None,
         settings: WorkerSettings | None = None,

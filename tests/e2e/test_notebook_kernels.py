@@ -62,8 +62,11 @@ class Kernel:
 @pytest.fixture
 def start_kernel(jp_fetch: Any, jp_serverapp: Any) -> Callable[[], Any]:
     @asynccontextmanager
-    async def start() -> AsyncIterator[Kernel]:
-        response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
+    async def start(path: str = "") -> AsyncIterator[Kernel]:
+        """A kernel started in the server's folder ``path`` (its root by default), as for a
+        notebook there."""
+        body = json.dumps({"name": "python3", "path": path})
+        response = await jp_fetch("api", "kernels", method="POST", body=body)
         kernel_id = json.loads(response.body)["id"]
         client = jp_serverapp.kernel_manager.get_kernel(kernel_id).client()
         client.start_channels()
@@ -302,3 +305,19 @@ async def test_a_kernel_needs_nothing_but_its_worker_token(start_kernel: Any, jp
         assert await kernel.value("total.run(Frame([[7]])).result(timeout=60)") == 7
     workspaces = (await rest(jp_fetch, "workspaces"))["workspaces"]
     assert {"name": "feature", "base": "main", "state": "active"} in workspaces
+
+
+async def test_a_kernel_reads_coflux_toml_from_its_notebooks_folder(
+    start_kernel: Any, jp_fetch: Any, jp_root_dir: Path
+) -> None:
+    """The server gives kernels its URL and a worker token; the project folder's coflux.toml says
+    which workspace (and concurrency) its notebooks' kernels use, as it does for every command."""
+    (jp_root_dir / "analysis").mkdir()
+    (jp_root_dir / "coflux.toml").write_text('[coflux]\nworkspace = "from-toml"\nconcurrency = 2\n')
+    async with start_kernel("analysis") as kernel:
+        assert await kernel.value("__import__('os').getcwd()") == str(jp_root_dir / "analysis")
+        session = "__import__('coflux.notebook.kernel', fromlist=['current']).current()"
+        assert await kernel.value(f"[{session}.workspace, {session}.concurrency]") == ["from-toml", 2]
+        await kernel.run("%%coflux_workflow\ndef twice(x):\n    return 2 * x\n")
+        workflows = await rest(jp_fetch, "workspaces", "from-toml", "workflows")
+        assert [w["name"] for w in workflows["workflows"]] == ["twice"]  # served from that workspace

@@ -21,7 +21,6 @@ from coflux.client import (
     Client,
     ExecutionReference,
     ServerUnavailable,
-    resolve_settings,
     text_tree,
 )
 from coflux.errors import (
@@ -293,44 +292,6 @@ def test_run_cancel_and_rerun(fake: FakeServer, client: Client) -> None:
 def test_unknown_run_is_not_found(fake: FakeServer, client: Client) -> None:
     with pytest.raises(NotFound):
         client.get_run("Rnope")
-
-
-# -- settings -------------------------------------------------------------------------------------
-
-
-def test_settings_defaults() -> None:
-    settings = resolve_settings()
-    assert settings.url == "http://127.0.0.1:8888/coflux"
-    assert (settings.project, settings.workspace, settings.token) == ("default", "main", None)
-
-
-def test_settings_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    (tmp_path / "coflux.toml").write_text(
-        '[coflux]\nurl = "http://toml/coflux/"\ntoken = "t-toml"\nproject = "p-toml"\nworkspace = "w-toml"\n'
-    )
-    nested = tmp_path / "a" / "b"
-    nested.mkdir(parents=True)
-    monkeypatch.chdir(nested)
-    assert resolve_settings() == resolve_settings(None, None, None, None)
-    toml = resolve_settings()
-    assert (toml.url, toml.token, toml.project, toml.workspace) == (
-        "http://toml/coflux",
-        "t-toml",
-        "p-toml",
-        "w-toml",
-    )
-    monkeypatch.setenv("COFLUX_PROJECT", "p-env")
-    monkeypatch.setenv("COFLUX_URL", "http://env/coflux")
-    env = resolve_settings()
-    assert (env.url, env.project, env.workspace) == ("http://env/coflux", "p-env", "w-toml")
-    args = resolve_settings(project="p-arg", workspace="w-arg")
-    assert (args.project, args.workspace, args.token) == ("p-arg", "w-arg", "t-toml")
-
-
-def test_settings_top_level_toml_keys(tmp_path: Path) -> None:
-    (tmp_path / "coflux.toml").write_text('project = "top"\n')
-    settings = resolve_settings()
-    assert (settings.project, settings.workspace) == ("top", "main")
 
 
 # -- text tree ------------------------------------------------------------------------------------
