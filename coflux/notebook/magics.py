@@ -18,6 +18,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
+from coflux.address import relocation_note
 from coflux.errors import CofluxError
 from coflux.notebook.kernel import KernelSession, current
 from coflux.worker import Cache, Retries, Target, Task, Workflow
@@ -210,6 +211,9 @@ class CofluxMagics(Magics):
             if connection is None or connection.state != "refused":
                 raise
             raise UsageError(f"%coflux connect: {self.session.refusal(connection)}") from err
+        connection = self.session.connection()
+        if connection is not None and connection.given_url is not None:
+            print(f"Coflux: {relocation_note(connection.given_url, connection.url)}")
         self._cmd_status([])
 
     def _cmd_workspace(self, rest: list[str]) -> None:

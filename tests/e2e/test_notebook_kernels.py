@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -322,6 +323,13 @@ async def test_status_says_where_the_kernel_is_connected_or_why_it_waits(start_k
             f"Coflux: connected to {url}: project default, workspace main, session {session}\n"
             f"module notebook, concurrency 4\n{targets}"
         )
+        # Given the Jupyter server's page (what the browser shows): the API under it.
+        page = url.removesuffix("coflux") + "lab/tree/report.ipynb"
+        said = (await kernel.run(f"%coflux connect {page}")).splitlines()
+        assert said[0] == f"Coflux: {page} is not Coflux's address; using {url}"
+        connected = rf"Coflux: connected to {re.escape(url)}: project default, workspace main, session \w+"
+        assert re.fullmatch(connected, said[1]), said
+        assert await kernel.value("__import__('os').environ['COFLUX_URL']") == url
         # Pointed at a port where nothing listens: it says it waits, and why.
         nowhere = f"http://127.0.0.1:{free_port()}/coflux"
         await kernel.run(f"from coflux.notebook import current\ncurrent().connect({nowhere!r})")
