@@ -203,12 +203,20 @@ def test_a_jupyter_url_without_coflux_finds_the_api_under_it(
     assert wait_for_run(server, run_id)["result"] == 3
 
 
-def test_a_server_that_is_down_is_said_once_per_outage_and_retried(
-    tmp_path: Path, workers: Callable[..., WorkerProcess]
-) -> None:
+@pytest.fixture
+def later_server(tmp_path: Path) -> Iterator[Server]:
+    """A server not started yet, on a port known in advance; stopped at the end."""
     server = Server(tmp_path / "data", token="console-token")
     server.port = free_port()
     server.url = f"http://127.0.0.1:{server.port}/coflux"
+    yield server
+    server.stop()
+
+
+def test_a_server_that_is_down_is_said_once_per_outage_and_retried(
+    later_server: Server, workers: Callable[..., WorkerProcess]
+) -> None:
+    server = later_server
     waiting = f"Waiting for {server.url}: connection refused; retrying"
     worker = workers(server.url, server.token)
     worker.wait_for(worker.stderr, re.escape(waiting), "the worker to say it waits")
@@ -222,11 +230,11 @@ def test_a_server_that_is_down_is_said_once_per_outage_and_retried(
     assert re.fullmatch(connected, lines[0]) and lines[1:] == SERVING, lines
 
     server.stop()
-    outage = worker.wait_for(worker.stderr, r"Waiting for .*", "the worker to say it lost the server")[1:]
     lost = (
         rf"Waiting for {re.escape(server.url)}: (the server closed the connection \(1001: server "
         r"shutting down\)|the connection was lost); retrying"
     )
+    outage = worker.wait_for(worker.stderr, lost, "the worker to say it lost the server")[1:]
     assert re.fullmatch(lost, outage[0]), outage
     server.start()
     reconnected = rf"Reconnected to {re.escape(server.url)}: session {SESSION}"
