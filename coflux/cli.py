@@ -150,19 +150,28 @@ def worker(
     provides: tuple[str, ...],
     **options: str | None,
 ) -> None:
-    """Run a worker for the targets defined in MODULES."""
-    run_worker = _lazy("coflux.worker.runner", "run_worker")
-    run_worker(
-        modules=list(modules),
-        project=options["project"],
-        workspace=options["workspace"],
-        url=options["url"],
-        token=options["token"],
-        concurrency=concurrency,
-        register=register or dev,
-        dev=dev,
-        provides=_parse_provides(provides),
-    )
+    """Run a worker for the targets defined in MODULES.
+
+    It prints where it is connected and the targets it serves; while the server can't be reached it
+    says why (on stderr) and keeps retrying. A refused token or a URL that is not a Coflux server
+    ends it with one line on stderr and exit status 2."""
+    from coflux.worker.runner import WorkerRefused, run_worker
+
+    try:
+        run_worker(
+            modules=list(modules),
+            project=options["project"],
+            workspace=options["workspace"],
+            url=options["url"],
+            token=options["token"],
+            concurrency=concurrency,
+            register=register or dev,
+            dev=dev,
+            provides=_parse_provides(provides),
+        )
+    except WorkerRefused as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
 
 
 # -- submit ---------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from coflux import address
 from coflux.errors import (
     TERMINATED_BY_STATE,
     ConfigurationError,
@@ -107,7 +108,7 @@ class Client:
         timeout: float = 30.0,
     ) -> None:
         settings = resolve(url, token, project, workspace)
-        self.url = settings.url
+        self.url = address.known(settings.url)  # the API found under this URL before, if it was
         self.token = settings.token
         self.project = settings.project
         self.workspace = settings.workspace
@@ -121,6 +122,19 @@ class Client:
     def _send(
         self, method: str, path: str, data: bytes | None, content_type: str, timeout: float | None = None
     ) -> bytes:
+        answer = self._exchange(method, path, data, content_type, timeout)
+        if answer.foreign and self._relocate():
+            answer = self._exchange(method, path, data, content_type, timeout)
+        if answer.foreign and answer.status not in (401, 403):
+            raise address.not_coflux(self.url, answer)
+        if answer.status >= 400:
+            body = b"(an HTML page)" if answer.html else answer.body
+            raise _error_from_response(answer.status, body, self.url)
+        return answer.body
+
+    def _exchange(
+        self, method: str, path: str, data: bytes | None, content_type: str, timeout: float | None
+    ) -> address.Answer:
         request = urllib.request.Request(f"{self.url}/api/{path}", data=data, method=method)
         request.add_header("Accept", "application/json")
         if data is not None:
@@ -128,18 +142,23 @@ class Client:
         if self.token:
             request.add_header("Authorization", f"token {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
-                body: bytes = response.read()
-                return body
-        except urllib.error.HTTPError as err:
-            with err:
-                raise _error_from_response(err.code, err.read(), self.url) from None
+            return address.exchange(request, timeout or self.timeout)
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise ServerUnavailable(
                 f"cannot reach the Coflux server at {self.url}: {reason}"
                 " (is it running? set COFLUX_URL or --url)"
             ) from err
+
+    def _relocate(self) -> bool:
+        """After an answer that is not Coflux's: look for the API on the same origin (the URL may
+        be the Jupyter server's root, or a page of it) and, if found, use it from now on."""
+        location = address.locate(self.url, self.token)
+        if location.found is None:
+            return False
+        address.announce(self.url, location.found)
+        self.url = location.found
+        return True
 
     def _request(self, method: str, path: str, body: JSON = None, timeout: float | None = None) -> JSON:
         data = None if body is None else json.dumps(body).encode("utf-8")

@@ -26,6 +26,7 @@ from coflux.client import Client
 from coflux.errors import CofluxError, ConfigurationError, Conflict
 from coflux.models import valid_workspace_name
 from coflux.worker import Target, Worker
+from coflux.worker.status import WorkerStatus, target_lines
 
 _logger = logging.getLogger("coflux.notebook")
 
@@ -34,6 +35,7 @@ STOP_TIMEOUT: Final = 3.0
 CONFIRM_TIMEOUT: Final = 10.0
 """Seconds a magic waits for the server to welcome the kernel or confirm a declaration."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+TOKEN_HOW: Final = "%coflux connect --token T"
 
 
 def module_name_for(path: str | None) -> str:
@@ -94,18 +96,27 @@ class KernelSession:
         """A REST client bound to this session's server, project and workspace."""
         return Client(self.url, self.token, self.project, self.workspace)
 
-    def status(self) -> dict[str, Any]:
+    def connection(self) -> WorkerStatus | None:
+        """Where the kernel's worker is connected, or why it is not (``None``: not started)."""
         worker = self._worker
+        return worker.status() if worker is not None else None
+
+    def status(self) -> dict[str, Any]:
+        connection = self.connection()
         return {
-            "url": self.url,
+            "url": connection.url if connection else self.url,
             "project": self.project,
             "workspace": self.workspace,
             "module": self.module,
-            "worker": "connected" if self.connected else ("connecting" if worker else "stopped"),
-            "session_id": worker.session_id if worker else None,
+            "worker": connection.state if connection else "stopped",
+            "session_id": connection.session_id if connection else None,
             "concurrency": self.concurrency,
-            "targets": sorted(f"{t.module}:{t.name}" for t in self._targets.values()),
+            "targets": target_lines(self._targets.values()),
         }
+
+    def refusal(self, connection: WorkerStatus) -> str:
+        """Why the server refused this kernel, and what to do, in one line."""
+        return connection.explain_refusal(TOKEN_HOW, self.token is not None, who="this kernel")
 
     # -- changes ---------------------------------------------------------------------------------
 
@@ -145,6 +156,10 @@ class KernelSession:
             live.watcher().poke_all()
         if wait is not None:
             self.wait_connected(wait)
+            connection = self.connection()
+            if connection is not None and connection.given_url is not None:
+                self.url = connection.url  # found under the URL given: cells' clients use it too
+                self._publish()
 
     def switch_workspace(self, name: str, base: str | None = None) -> None:
         """Serve (and run in) workspace ``name``, creating it first (with ``base``) if missing."""
@@ -171,7 +186,7 @@ class KernelSession:
     def declare(self, target: Target[..., Any]) -> str | None:
         """Add or replace a target (by module and name) and, when the worker runs, wait (up to
         ``CONFIRM_TIMEOUT``) until the server has it, so that a run started next finds it.
-        Returns a warning when it could not be confirmed (it is declared on connection then)."""
+        Returns a warning when it could not be confirmed: why, and whether it will be."""
         with self._lock:
             self._targets[(target.module, target.name)] = target
             worker = self._worker
@@ -182,6 +197,13 @@ class KernelSession:
             worker.declare([target], timeout=CONFIRM_TIMEOUT)
         except (TimeoutError, CofluxError) as err:
             worker.declare([target])  # sent with the next hello if not before
+            connection = worker.status()
+            if connection is not None and connection.state == "refused":
+                return f"{target!r} is defined in this kernel but not declared: {self.refusal(connection)}"
+            if connection is not None and connection.state == "waiting":
+                return (
+                    f"{target!r} is not declared yet ({connection.headline()}); it is declared on connection"
+                )
             return f"{target!r} is not confirmed by {self.url} yet ({err}); it is declared on connection"
         return None
 

@@ -18,6 +18,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
+from coflux.address import relocation_note
 from coflux.errors import CofluxError
 from coflux.notebook.kernel import KernelSession, current
 from coflux.worker import Cache, Retries, Target, Task, Workflow
@@ -170,12 +171,21 @@ class CofluxMagics(Magics):
         print(_HELP)
 
     def _cmd_status(self, rest: list[str]) -> None:
+        connection = self.session.connection()
+        if connection is None:
+            print("Coflux: not connected (%coflux connect [URL] [--token T])")
+        elif connection.state == "refused":
+            print(f"Coflux: {self.session.refusal(connection)}")
+        else:
+            print(f"Coflux: {connection.headline()}")
         status = self.session.status()
-        print(
-            f"Coflux {status['worker']}: {status['url']} project {status['project']}, workspace "
-            f"{status['workspace']}, module {status['module']}, concurrency {status['concurrency']}"
-        )
-        print("targets: " + (", ".join(status["targets"]) or "none yet"))
+        print(f"module {status['module']}, concurrency {status['concurrency']}")
+        if not status["targets"]:
+            print("targets: none yet (%%coflux_task, %%coflux_workflow)")
+            return
+        print("targets:")
+        for line in status["targets"]:
+            print(f"  {line}")
 
     def _cmd_connect(self, rest: list[str]) -> None:
         parser = _Parser(prog="%coflux connect", add_help=False)
@@ -196,6 +206,14 @@ class CofluxMagics(Magics):
             )
         except TimeoutError as err:
             raise UsageError(f"%coflux connect: {err} (the worker keeps trying)") from err
+        except CofluxError as err:
+            connection = self.session.connection()
+            if connection is None or connection.state != "refused":
+                raise
+            raise UsageError(f"%coflux connect: {self.session.refusal(connection)}") from err
+        connection = self.session.connection()
+        if connection is not None and connection.given_url is not None:
+            print(f"Coflux: {relocation_note(connection.given_url, connection.url)}")
         self._cmd_status([])
 
     def _cmd_workspace(self, rest: list[str]) -> None:

@@ -1,5 +1,6 @@
-"""``coflux worker MODULE...``: import modules, serve their targets until SIGINT/SIGTERM; with
-``--dev``, re-import changed modules and re-declare their targets (registering workflows)."""
+"""``coflux worker MODULE...``: import modules, serve their targets until SIGINT/SIGTERM or until
+the server refuses the worker for good; with ``--dev``, re-import changed modules and re-declare
+their targets (registering workflows)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
-from coflux.errors import ConfigurationError
+from coflux.errors import CofluxError, ConfigurationError
+from coflux.worker.console import Console
 from coflux.worker.settings import resolve_settings
 from coflux.worker.targets import Target
 from coflux.worker.worker import Worker
@@ -59,6 +61,11 @@ def collect_targets(modules: Iterable[ModuleType]) -> list[Target[..., Any]]:
     return list(found.values())
 
 
+class WorkerRefused(CofluxError):
+    """The server refused the worker for good (a token, a URL that is not Coflux's): one line that
+    says why and what to do. ``coflux worker`` prints it and exits 2."""
+
+
 def run_worker(
     modules: list[str],
     project: str | None = None,
@@ -73,7 +80,9 @@ def run_worker(
     stop: threading.Event | None = None,
 ) -> None:
     """Serve the targets of ``modules`` until SIGINT/SIGTERM (or ``stop`` is set), then stop
-    cleanly. ``dev`` implies ``register`` and reloads modules when their files change."""
+    cleanly. ``dev`` implies ``register`` and reloads modules when their files change. Says where
+    it is connected and what it serves on stdout, why it waits for the server on stderr (see
+    :mod:`coflux.worker.console`); raises :class:`WorkerRefused` when the server refuses it."""
     settings = resolve_settings(
         url,
         token,
@@ -88,13 +97,15 @@ def run_worker(
     if not targets:
         raise ConfigurationError(f"no tasks or workflows found in {', '.join(modules)}")
     stop = stop or threading.Event()
-    names = ", ".join(f"{t.module}:{t.name}" for t in targets)
-    _logger.info("coflux: serving %s in %s/%s", names, settings.project, settings.workspace)
-    with _stop_on_signals(stop), Worker(targets, settings=settings) as worker:
+    console = Console(targets, stop, sys.stdout, sys.stderr, token_given=settings.token is not None)
+    worker = Worker(targets, settings=settings, on_status=console.update)
+    with _stop_on_signals(stop), worker:
         if dev:
-            _watch(loaded, worker, stop)
+            _watch(loaded, worker, stop, console)
         else:
             stop.wait()
+    if console.fatal is not None:
+        raise WorkerRefused(console.fatal)
 
 
 @contextlib.contextmanager
@@ -114,7 +125,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _watch(modules: list[ModuleType], worker: Worker, stop: threading.Event) -> None:
+def _watch(modules: list[ModuleType], worker: Worker, stop: threading.Event, console: Console) -> None:
     import watchfiles
 
     files = {str(Path(m.__file__).resolve()): m for m in modules if m.__file__}
@@ -133,4 +144,4 @@ def _watch(modules: list[ModuleType], worker: Worker, stop: threading.Event) -> 
             continue
         targets = collect_targets(modules)
         worker.declare(targets)
-        _logger.info("coflux: reloaded %s", ", ".join(sorted(m.__name__ for m in changed)))
+        console.serving(targets, sorted(m.__name__ for m in changed))

@@ -34,6 +34,7 @@ from coflux.worker.leases import Lease, Leases
 from coflux.worker.pending import Pending
 from coflux.worker.requests import PendingRequest
 from coflux.worker.settings import WorkerSettings
+from coflux.worker.status import StatusBoard, WorkerStatus
 from coflux.worker.targets import Target
 from coflux.worker.transport import Connection
 from coflux.worker.values import AssetReference
@@ -54,6 +55,7 @@ class Session:
         targets: Iterable[Target[..., Any]],
         loop: asyncio.AbstractEventLoop,
         asset_factory: Callable[[str], Any] | None = None,
+        listener: Callable[[WorkerStatus], None] | None = None,
     ) -> None:
         self.settings = settings
         self.session_id: str | None = None
@@ -61,7 +63,7 @@ class Session:
         self._loop = loop
         self._targets: dict[TargetKey, Target[..., Any]] = {}
         self._upsert(targets)
-        self._blobs = BlobClient(settings.url, settings.project, settings.token)
+        self._blobs = BlobClient(self.connection.url, settings.project, settings.token)
         self._asset_factory = asset_factory or AssetReference
         self._request_ids = itertools.count(1)
         # Shared with other threads, under _lock.
@@ -69,9 +71,11 @@ class Session:
         self._outbox: list[tuple[str, Any]] = []
         self._drain_scheduled = False
         self._closed = False
-        self.status = threading.Condition()
-        self.connected = False
-        self.refusal: BaseException | None = None
+        url = self.connection.url  # where the API was found under settings.url, if it was
+        given = settings.url if url != settings.url else None
+        self.board = StatusBoard(
+            WorkerStatus("connecting", url, settings.project, settings.workspace, given_url=given), listener
+        )
         # The loop's own.
         self._seq = 0
         self._unacked: dict[int, Message] = {}
@@ -320,7 +324,7 @@ class Session:
             self.connection.send(self._unacked[seq])
         for message in self._pending.resend_rest():
             self.connection.send(message)
-        self._set_status(connected=True, refusal=None)
+        self.board.update(state="connected", session_id=self.session_id, reason=None, refusal=None)
 
     def received(self, message: Message) -> None:
         self._pending.confirm(message)
@@ -331,20 +335,26 @@ class Session:
     def heartbeat(self) -> Message:
         return {"type": "heartbeat", "running": list(self._running)}
 
-    def refused(self, error: BaseException) -> None:
+    def refused(self, error: BaseException, final: bool) -> None:
         self.leases.revoke(None)
         self.session_id = None  # e.g. a session of another workspace: start afresh next time
-        self._set_status(connected=False, refusal=error)
+        if final:
+            self.board.update(state="refused", session_id=None, reason=str(error), refusal=error)
 
-    def disconnected(self) -> None:
+    def unreachable(self, reason: str) -> None:
+        self.board.update(state="waiting", reason=reason)
+
+    def relocated(self, url: str) -> None:
+        self._blobs = BlobClient(url, self.settings.project, self.settings.token)
+        self.board.update(url=url, given_url=self.board.current.given_url or self.settings.url)
+
+    def disconnected(self, reason: str | None) -> None:
         self.leases.revoke(None)  # their revocation could be lost: answer nothing here meanwhile
-        self._set_status(connected=False, refusal=self.refusal)
+        self.board.update(state="waiting" if reason else "stopped", reason=reason)
 
-    def _set_status(self, *, connected: bool, refusal: BaseException | None) -> None:
-        with self.status:
-            self.connected = connected
-            self.refusal = refusal
-            self.status.notify_all()
+    @property
+    def connected(self) -> bool:
+        return self.board.current.state == "connected"
 
     # -- server messages ---------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The worker's websocket: connect, handshake, read frames, heartbeat, and reconnect with
-exponential backoff (0.1 s doubling up to 5 s) until closed. Runs on the worker's event loop;
-what the frames mean is the :class:`ConnectionHandler`'s business."""
+exponential backoff (0.1 s doubling up to 5 s) until closed, or until the server refuses the worker
+for good (a bad token, a URL that is not Coflux's: see :mod:`coflux.worker.failures`). Runs on the
+worker's event loop; what the frames mean is the :class:`ConnectionHandler`'s business."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from dataclasses import replace
+from typing import Any, Final, Literal, Protocol
 
-from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.httpclient import HTTPRequest
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
-from coflux import protocol
+from coflux import address, protocol
 from coflux.errors import ProtocolError, request_error
 from coflux.protocol import Message
 from coflux.tokens import redact_url
+from coflux.worker import failures
 from coflux.worker.settings import WorkerSettings
 
 _logger = logging.getLogger("coflux.worker")
@@ -25,7 +28,8 @@ _logger = logging.getLogger("coflux.worker")
 BACKOFF_MIN: Final = 0.1
 BACKOFF_MAX: Final = 5.0
 HANDSHAKE_TIMEOUT: Final = 30.0
-_HTTP_REFUSALS: Final = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
+CONNECT_TIMEOUT: Final = 10.0
+Verdict = Literal["retry", "relocated", "final"]
 _TEXT: Final = 0x1
 """The opcode of a text frame (RFC 6455)."""
 
@@ -41,9 +45,17 @@ class ConnectionHandler(Protocol):
 
     def heartbeat(self) -> Message: ...
 
-    def refused(self, error: BaseException) -> None: ...
+    def refused(self, error: BaseException, final: bool) -> None:
+        """The server refused the worker: for good (``final``: no more attempts), or this time."""
 
-    def disconnected(self) -> None: ...
+    def unreachable(self, reason: str) -> None:
+        """An attempt failed without an answer from Coflux (``reason``); another follows."""
+
+    def relocated(self, url: str) -> None:
+        """The API was found at ``url``, under the URL configured: used from now on."""
+
+    def disconnected(self, reason: str | None) -> None:
+        """A welcomed connection ended (``reason``; ``None``: the worker is closing)."""
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
@@ -73,9 +85,14 @@ class Connection:
     def __init__(self, settings: WorkerSettings, handler: ConnectionHandler) -> None:
         self._settings = settings
         self._handler = handler
+        self.url = address.known(settings.url)
+        """Where the API is: the URL configured, or where it was found under that."""
         self._ws: WebSocketClientConnection | None = None
         self._closing = False
         self._wake = asyncio.Event()
+        self._attempt: asyncio.Future[None] | None = None
+        """The connection being made or served; cancelled by :meth:`close` before its welcome."""
+        self._abandoned = False
         self._outbox: list[str] = []
         self._later: asyncio.Handle | None = None
         """The flush scheduled for the next turn of the loop, if any."""
@@ -115,22 +132,54 @@ class Connection:
         delay = BACKOFF_MIN
         while not self._closing:
             try:
-                if await self._serve():
-                    delay = BACKOFF_MIN
-            except HTTPClientError as err:
-                code = _HTTP_REFUSALS.get(err.code)
-                if code is not None:
-                    self._handler.refused(request_error(code, f"the server refused: {err}"))
-                _logger.info("coflux: cannot connect (%s); retrying in %.1f s", err, delay)
-            except (OSError, ProtocolError, asyncio.TimeoutError, WebSocketClosedError) as err:
-                _logger.info("coflux: connection lost (%s); retrying in %.1f s", err, delay)
-            except Exception:
-                _logger.exception("coflux: the connection failed unexpectedly")
+                self._attempt = asyncio.ensure_future(self._serve())
+                await self._attempt
+                delay = BACKOFF_MIN
+            except asyncio.CancelledError:
+                if self._abandoned:  # closed while connecting: nothing to wait for
+                    break
+                raise
+            except Exception as err:  # every failure is reported, then retried or final
+                if self._closing:
+                    break
+                verdict = await self._failed(err, delay)
+                if verdict == "final":
+                    break
+                if verdict == "relocated":
+                    continue
             if self._closing:
                 break
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             delay = min(delay * 2, BACKOFF_MAX)
+
+    async def _failed(self, err: Exception, delay: float) -> Verdict:
+        """Tell the handler what a failed attempt means: ``retry``, ``relocated`` (try again at
+        once, at the URL found) or ``final``."""
+        failure = failures.classify(err, self.url, HANDSHAKE_TIMEOUT)
+        if failure.kind == "foreign":
+            location = await asyncio.to_thread(address.locate, self.url, self._settings.token)
+            if self._closing:
+                return "final"
+            if location.found is not None:
+                _logger.info("coflux: %s", address.relocation_note(self.url, location.found))
+                self.url = location.found
+                self._handler.relocated(location.found)
+                return "relocated"
+            refusal = address.not_coflux(self.url, location.answer or failure.answer)
+            self._handler.refused(refusal, final=True)
+            return "final"
+        if failure.kind == "refused" and failure.error is not None:
+            _logger.info("coflux: the server refused the worker: %s", failure.reason)
+            self._handler.refused(failure.error, final=True)
+            return "final"
+        if failure.unexpected:
+            _logger.error("coflux: the connection failed unexpectedly", exc_info=err)
+        _logger.info("coflux: cannot connect (%s); retrying in %.1f s", failure.reason, delay)
+        if failure.error is not None:
+            self._handler.refused(failure.error, final=False)
+        self._handler.unreachable(failure.reason)
+        return "retry"
 
     async def close(self) -> None:
         self._closing = True
@@ -138,9 +187,12 @@ class Connection:
         ws = self._ws
         if ws is not None:
             ws.close()
+        elif self._attempt is not None and not self._attempt.done():
+            self._abandoned = True  # not welcomed yet (a server that doesn't answer): stop waiting
+            self._attempt.cancel()
 
-    async def _serve(self) -> bool:
-        """One connection: handshake, then read until it closes. Whether it got welcomed.
+    async def _serve(self) -> None:
+        """One connection: handshake, then read until it closes.
 
         Frames are taken from tornado's message callback, as its frame loop reads them, rather
         than through ``read_message``'s queue: a frame is handled in the loop turn that read it."""
@@ -153,19 +205,15 @@ class Connection:
             ws.protocol.set_nodelay(True)
         heartbeat: asyncio.Task[None] | None = None
         try:
-            answer = await self._handshake(ws, frames)
-            if answer is None:
-                return False
-            welcome, early = answer
+            welcome, early = await self._handshake(ws, frames)
             self._ws = ws
             self._handler.welcomed(welcome)
             self._deliver(early)  # anything that shared the welcome's frame
             frames.open()  # then what arrived since, then every frame as it comes
-            _logger.info("coflux: connected to %s", redact_url(self._settings.url))
+            _logger.info("coflux: connected to %s", redact_url(self.url))
             interval = float(welcome.get("heartbeat_interval") or 2.0)
             heartbeat = asyncio.create_task(self._beat(interval))
             await frames.closed
-            return True
         finally:
             frames.shut()
             if heartbeat is not None:
@@ -173,32 +221,34 @@ class Connection:
             ws.close()
             if self._ws is ws:
                 self._ws = None
-                self._handler.disconnected()
+                closing = self._closing
+                self._handler.disconnected(
+                    None if closing else failures.close_reason(ws.close_code, ws.close_reason)
+                )
 
     def _request(self) -> HTTPRequest:
         headers = {}
         if self._settings.token:
             headers["Authorization"] = f"token {self._settings.token}"
         return HTTPRequest(
-            self._settings.websocket_url,
+            replace(self._settings, url=self.url).websocket_url,
             headers=headers,
-            connect_timeout=HANDSHAKE_TIMEOUT,
+            connect_timeout=CONNECT_TIMEOUT,
             request_timeout=HANDSHAKE_TIMEOUT,
         )
 
     async def _handshake(
         self, ws: WebSocketClientConnection, frames: _Frames
-    ) -> tuple[Message, list[Message]] | None:
-        """The welcome, and any messages that shared its frame; None if the server refused."""
+    ) -> tuple[Message, list[Message]]:
+        """The welcome, and any messages that shared its frame. A refusal is raised (the
+        ``RequestError`` for its code)."""
         ws.write_message(protocol.encode(self._handler.hello())).add_done_callback(_consume)
         frame = await asyncio.wait_for(frames.first(), HANDSHAKE_TIMEOUT)
         if frame is None:
             raise WebSocketClosedError("closed during the handshake")
         message, *rest = protocol.decode_batch_from_server(frame)
         if message["type"] == "error":
-            self._handler.refused(request_error(message["code"], message["message"]))
-            _logger.warning("coflux: the server refused the worker: %s", message["message"])
-            return None
+            raise request_error(message["code"], message["message"])
         if message["type"] != "welcome" or message["protocol"] != protocol.PROTOCOL_VERSION:
             raise ProtocolError("unexpected", f"expected welcome (protocol 1), got {message!r}")
         return message, rest

@@ -17,6 +17,7 @@ from coflux.tokens import redact_url
 from coflux.worker import context
 from coflux.worker.session import Session
 from coflux.worker.settings import WorkerSettings, resolve_settings
+from coflux.worker.status import WorkerStatus
 from coflux.worker.targets import Target
 
 _logger = logging.getLogger("coflux.worker")
@@ -26,7 +27,9 @@ class Worker:
     """Connects to the server, declares ``targets`` and runs the executions it is sent.
 
     ``start()`` returns at once; the connection is made (and re-made after any loss) in the
-    background. ``print()`` inside executions goes to their logs while a worker runs.
+    background, until the server refuses the worker for good. ``on_status`` is told of every
+    change of :meth:`status`, on the worker's thread. ``print()`` inside executions goes to their
+    logs while a worker runs.
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class Worker:
         provides: dict[str, list[str]] | None = None,
         settings: WorkerSettings | None = None,
         asset_factory: Callable[[str], Any] | None = None,
+        on_status: Callable[[WorkerStatus], None] | None = None,
     ) -> None:
         self.settings = settings or resolve_settings(
             url,
@@ -54,6 +58,7 @@ class Worker:
         )
         self._targets = list(targets)
         self._asset_factory = asset_factory
+        self._on_status = on_status
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._session: Session | None = None
@@ -71,7 +76,7 @@ class Worker:
         if self._session is not None:
             raise CofluxError("the worker is already started")
         loop = asyncio.new_event_loop()
-        session = Session(self.settings, self._targets, loop, self._asset_factory)
+        session = Session(self.settings, self._targets, loop, self._asset_factory, self._on_status)
         thread = threading.Thread(target=_run_loop, args=(loop,), name="coflux-worker", daemon=True)
         thread.start()
         self._loop, self._thread, self._session = loop, thread, session
@@ -116,21 +121,26 @@ class Worker:
     def targets(self) -> list[Target[..., Any]]:
         return list(self._targets)
 
+    def status(self) -> WorkerStatus | None:
+        """Where the worker is connected, or why it is not (``None`` before :meth:`start`)."""
+        session = self._session
+        return session.board.current if session is not None else None
+
     def wait_connected(self, timeout: float | None = None) -> None:
         """Block until the server welcomed the worker. Raises the server's refusal (e.g.
-        ``cf.Unauthorized`` for a wrong token, ``cf.Forbidden`` for a submit token) if the last
-        attempt was refused, ``TimeoutError`` after ``timeout``."""
+        ``cf.Unauthorized`` for a wrong token, ``cf.Forbidden`` for a submit token,
+        ``coflux.errors.ConfigurationError`` for a URL that is not Coflux's), after which the worker makes no
+        more attempts; ``TimeoutError`` after ``timeout``, saying why it is not connected."""
         session = self._session
         if session is None:
             raise CofluxError("the worker is not started")
-        with session.status:
-            done = session.status.wait_for(lambda: session.connected or session.refusal is not None, timeout)
-            if session.connected:
-                return
-            if session.refusal is not None:
-                raise session.refusal
-        if not done:
-            raise TimeoutError(f"not connected to {redact_url(self.settings.url)} within {timeout} s")
+        status = session.board.wait(lambda s: s.state in ("connected", "refused"), timeout)
+        if status.state == "connected":
+            return
+        if status.refusal is not None:
+            raise status.refusal
+        why = f": {status.reason}" if status.state == "waiting" else ""
+        raise TimeoutError(f"not connected to {redact_url(status.url)} within {timeout} s{why}")
 
     def __enter__(self) -> Worker:
         self.start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.e2e.harness import free_port
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
@@ -321,3 +324,63 @@ async def test_a_kernel_reads_coflux_toml_from_its_notebooks_folder(
         await kernel.run("%%coflux_workflow\ndef twice(x):\n    return 2 * x\n")
         workflows = await rest(jp_fetch, "workspaces", "from-toml", "workflows")
         assert [w["name"] for w in workflows["workflows"]] == ["twice"]  # served from that workspace
+
+
+NOT_DECLARED = "targets: none yet (%%coflux_task, %%coflux_workflow)\n"
+
+
+async def test_status_says_where_the_kernel_is_connected_or_why_it_waits(start_kernel: Any) -> None:
+    async with start_kernel() as kernel:
+        await kernel.run(TASK)
+        await kernel.run(WORKFLOW)
+        url = await kernel.value("__import__('os').environ['COFLUX_URL']")
+        session = await kernel.value(
+            "__import__('coflux.notebook').notebook.current().connection().session_id"
+        )
+        targets = "targets:\n  notebook:square (task)\n  notebook:squares (workflow)\n"
+        assert await kernel.run("%coflux status") == (
+            f"Coflux: connected to {url}: project default, workspace main, session {session}\n"
+            f"module notebook, concurrency 4\n{targets}"
+        )
+        # Given the Jupyter server's page (what the browser shows): the API under it.
+        page = url.removesuffix("coflux") + "lab/tree/report.ipynb"
+        said = (await kernel.run(f"%coflux connect {page}")).splitlines()
+        assert said[0] == f"Coflux: {page} is not Coflux's address; using {url}"
+        connected = rf"Coflux: connected to {re.escape(url)}: project default, workspace main, session \w+"
+        assert re.fullmatch(connected, said[1]), said
+        assert await kernel.value("__import__('os').environ['COFLUX_URL']") == url
+        # Pointed at a port where nothing listens: it says it waits, and why.
+        nowhere = f"http://127.0.0.1:{free_port()}/coflux"
+        await kernel.run(f"from coflux.notebook import current\ncurrent().connect({nowhere!r})")
+
+        async def waiting() -> bool:
+            return bool(await kernel.value("current().connection().state == 'waiting'"))
+
+        await wait_for(waiting, 30, "the kernel's worker to wait for the server")
+        assert await kernel.run("%coflux status") == (
+            f"Coflux: waiting for {nowhere}: connection refused; retrying\n"
+            f"module notebook, concurrency 4\n{targets}"
+        )
+
+
+async def test_a_refused_token_is_said_by_connect_status_and_a_target_cell(
+    start_kernel: Any, jp_fetch: Any
+) -> None:
+    other = json.loads((await jp_fetch("coflux", "api", "projects", "other", "token")).body)["token"]
+    async with start_kernel() as kernel:
+        url = await kernel.value("__import__('os').environ['COFLUX_URL']")
+        refused = (
+            f"{url} refused this kernel (this token is not valid for project 'default': a project "
+            "token grants only the project it was made for, on the server that made it): pass a "
+            "worker token of project default with %coflux connect --token T (`coflux tokens create "
+            "--project default --scope worker` makes one, with the server's admin token)"
+        )
+        with pytest.raises(AssertionError) as failed:
+            await kernel.run(f"%coflux connect --token {other}")
+        assert f"UsageError: %coflux connect: {refused}" in str(failed.value)
+        assert await kernel.run("%coflux status") == (
+            f"Coflux: {refused}\nmodule notebook, concurrency 4\n{NOT_DECLARED}"
+        )
+        assert await kernel.run(TASK) == (
+            f"Coflux: <task notebook:square> is defined in this kernel but not declared: {refused}\n"
+        )

@@ -684,6 +684,32 @@ def test_a_refused_handshake_is_reported(server: FakeServer) -> None:
         instance.wait_connected(WAIT)
 
 
+def test_a_final_refusal_ends_the_attempts(server: FakeServer) -> None:
+    server.refuse_with = "unauthorized"
+    instance = cf.Worker([add], url=server.url, token="wrong", project="proj")
+    with instance:
+        with pytest.raises(Unauthorized):
+            instance.wait_connected(WAIT)
+        time.sleep(1.0)  # the backoff (0.1 s doubling) would have made several more attempts
+        assert len(server.hellos) == 1
+        status = instance.status()
+        assert status is not None and (status.state, status.reason) == ("refused", "no")
+
+
+def test_a_handshake_refused_for_now_is_retried(server: FakeServer) -> None:
+    server.refuse_with = "conflict"  # e.g. a session of another workspace: the next hello starts afresh
+    instance = cf.Worker([add], url=server.url, token="T", project="proj")
+    with instance:
+        deadline = time.monotonic() + WAIT
+        while not server.hellos and time.monotonic() < deadline:
+            time.sleep(0.01)
+        status = instance.status()
+        assert status is not None and status.state in ("connecting", "waiting")
+        server.refuse_with = None
+        instance.wait_connected(WAIT)
+    assert len(server.hellos) >= 2 and server.hellos[-1]["session_id"] is None
+
+
 def test_run_worker_serves_a_module_file_and_reloads_it(server: FakeServer, tmp_path: Path) -> None:
     module = tmp_path / "flows_under_test.py"
     module.write_text(
