@@ -135,9 +135,12 @@ class CofluxMagics(Magics):
             raise UsageError(f"{prog}: {err}") from err
         shell = self.shell
         assert shell is not None
-        code = shell.transform_cell(cell)
-        # Registered with IPython's line cache: tracebacks and inspect.getsource see the cell.
-        filename = shell.compile.cache(code, shell.execution_count, raw_code=cell)
+        # Compiled one line down, under the magic's line, and registered with IPython's line
+        # cache as the cell shows it: tracebacks (``Cell In[5], line 3``), SyntaxErrors and
+        # inspect.getsource see the cell, with the line numbers the notebook shows.
+        code = "\n" + shell.transform_cell(cell)
+        shown = f"{prog} {line}".rstrip() + code
+        filename = shell.compile.cache(shown, shell.execution_count, raw_code=cell)
         tree = ast.parse(code, filename)  # a SyntaxError is the cell's own, pointing at its line
         node = _defined_function(tree, prog)
         exec(compile(tree, filename, "exec"), shell.user_ns)  # the cell's own errors propagate
