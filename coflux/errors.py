@@ -128,6 +128,16 @@ class ExecutionError(CofluxError):
     def __repr__(self) -> str:
         return f"ExecutionError({self.remote_type}: {self.remote_message!r})"
 
+    def _render_traceback_(self) -> list[str]:
+        return _rendered(self)
+
+
+def _rendered(error: BaseException) -> list[str]:
+    """IPython's hook for errors from elsewhere (as ipyparallel's): a notebook shows this instead
+    of its own traceback. Here: the step's traceback from its worker (the cause), then the
+    frames of this process that are the user's (``Run.result()`` in a cell), not the library's."""
+    return format_exception(error).rstrip("\n").split("\n")
+
 
 class RemoteTraceback(CofluxError):
     """Where a step's error was raised, on the worker that ran it. Never raised: it is the
@@ -150,6 +160,9 @@ class ExecutionTerminated(CofluxError):
     def __init__(self, execution_id: str, message: str | None = None) -> None:
         super().__init__(message or f"execution {execution_id} was {self.state.replace('_', ' ')}")
         self.execution_id = execution_id
+
+    def _render_traceback_(self) -> list[str]:
+        return _rendered(self)
 
 
 class ExecutionCancelled(ExecutionTerminated):

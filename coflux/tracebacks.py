@@ -4,7 +4,8 @@ Two things set them apart from :func:`traceback.format_exception`:
 
 - **The framework's own frames are left out**: every frame of the ``coflux`` package (the worker's
   runtime, ``Target.__call__``, ``Execution.result``...) and, before the first frame of the user's
-  code, the standard library's ``asyncio``, ``concurrent`` and ``threading`` frames that ran it.
+  code, the standard library's ``asyncio``, ``concurrent`` and ``threading`` frames that ran it
+  (and IPython's, in a notebook).
   What remains is the user's code and the libraries it called, file and line. A traceback with no
   frame of the user's at all (a fault of ours) is kept whole.
 - **Code files can be named the way their environment names them**: a notebook kernel registers
@@ -18,7 +19,7 @@ import os
 import re
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 FileName = Callable[[str], str | None]
@@ -30,19 +31,27 @@ _RUNNERS = ("asyncio" + os.sep, "concurrent" + os.sep, "threading.py")
 _FRAME_LINE = re.compile(r'^  File "(?P<file>.+)", line (?P<line>\d+), in ', re.MULTILINE)
 
 _namers: list[FileName] = []
+_runners: list[str] = []
 _namers_lock = threading.Lock()
 
 
-def name_files(namer: FileName) -> Callable[[], None]:
+def name_files(namer: FileName, runners: Iterable[str] = ()) -> Callable[[], None]:
     """Name code files in the tracebacks this process formats from now on (the notebook layer
-    registers IPython's cell names). Returns a function that removes ``namer`` again."""
+    registers IPython's cell names); ``runners`` are folders of code that runs the user's code
+    (IPython's), whose frames before the user's are left out too. Returns a function that
+    removes them again."""
+    folders = [str(Path(folder).resolve()) + os.sep for folder in runners]
     with _namers_lock:
         _namers.append(namer)
+        _runners.extend(folders)
 
     def remove() -> None:
         with _namers_lock:
             if namer in _namers:
                 _namers.remove(namer)
+            for folder in folders:
+                if folder in _runners:
+                    _runners.remove(folder)
 
     return remove
 
@@ -87,8 +96,11 @@ def _resolved(filename: str) -> str:
 
 def _runs_code(filename: str) -> bool:
     """A standard library module that runs code on the framework's behalf (an ``async def``
-    task's event loop, a thread)."""
-    return filename.startswith(_STDLIB) and filename[len(_STDLIB) :].startswith(_RUNNERS)
+    task's event loop, a thread), or a registered runner (IPython running a cell)."""
+    if filename.startswith(_STDLIB) and filename[len(_STDLIB) :].startswith(_RUNNERS):
+        return True
+    with _namers_lock:
+        return filename.startswith(tuple(_runners))
 
 
 def _renamed(match: re.Match[str]) -> str:

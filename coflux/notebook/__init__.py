@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from coflux import tracebacks
@@ -31,11 +32,15 @@ _unname_cells: Callable[[], None] | None = None
 
 def name_cells(shell: Any) -> None:
     """Tracebacks of executions name the notebook's cells as IPython does (``Cell In[5]``),
-    not by the kernel's temporary files (see :mod:`coflux.tracebacks`)."""
+    not by the kernel's temporary files, and leave out IPython's frames that ran the cell (see
+    :mod:`coflux.tracebacks`)."""
     global _unname_cells
     if _unname_cells is not None:
         _unname_cells()
-    _unname_cells = tracebacks.name_files(lambda filename: _cell_name(shell, filename))
+    import IPython
+
+    ipython = Path(IPython.__file__).parent
+    _unname_cells = tracebacks.name_files(lambda filename: _cell_name(shell, filename), runners=[ipython])
 
 
 def _cell_name(shell: Any, filename: str) -> str | None:

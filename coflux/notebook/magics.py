@@ -140,7 +140,7 @@ class CofluxMagics(Magics):
         # inspect.getsource see the cell, with the line numbers the notebook shows.
         code = "\n" + shell.transform_cell(cell)
         shown = f"{prog} {line}".rstrip() + code
-        filename = shell.compile.cache(shown, shell.execution_count, raw_code=cell)
+        filename = shell.compile.cache(shown, _cell_number(shell), raw_code=cell)
         tree = ast.parse(code, filename)  # a SyntaxError is the cell's own, pointing at its line
         node = _defined_function(tree, prog)
         exec(compile(tree, filename, "exec"), shell.user_ns)  # the cell's own errors propagate
@@ -248,6 +248,13 @@ _HELP = """%coflux status                      the kernel's connection, workspac
 %coflux workspaces                  the workspace switcher widget
 %coflux runs [WORKFLOW] [--limit N]  recent runs in this workspace
 %coflux module [NAME]               the module new targets belong to (default: the notebook's name)"""
+
+
+def _cell_number(shell: Any) -> int:
+    """The execution count of the cell being run, as the notebook shows it (``[5]``). IPython 9
+    counts the cell before running it, IPython 8 after; its input history has the cell either way."""
+    history = getattr(getattr(shell, "history_manager", None), "input_hist_parsed", None)
+    return len(history) - 1 if history else int(shell.execution_count)
 
 
 def _split(line: str) -> list[str]:
