@@ -39,7 +39,7 @@ def name_cells(shell: Any) -> None:
         _unname_cells()
     import IPython
 
-    ipython = Path(IPython.__file__).parent
+    ipython = str(Path(IPython.__file__).parent)
     _unname_cells = tracebacks.name_files(lambda filename: _cell_name(shell, filename), runners=[ipython])
 
 
