@@ -25,6 +25,7 @@ from coflux.errors import (
     CofluxError,
     ConfigurationError,
     ExecutionCancelled,
+    NotFound,
     RequestError,
     execution_error_from_data,
     request_error,
@@ -362,6 +363,15 @@ class Client:
     def logs(self, execution_id: str) -> list[dict[str, Any]]:
         data = self._request("GET", self._project_path("executions", execution_id, "logs"))
         return list(data["logs"])
+
+    def kernel_notebook(self, kernel_id: str) -> str | None:
+        """The path of the notebook whose Jupyter session holds kernel ``kernel_id`` (as JupyterLab
+        last named it), or None if no session of the server holds it."""
+        try:
+            data = self._request("GET", self._project_path("kernels", kernel_id, "notebook"))
+        except NotFound:
+            return None
+        return str(data["path"])
 
     def create_token(self, scope: str) -> dict[str, Any]:
         """A new token of this client's project: ``"worker"`` (workers and notebook kernels) or

@@ -148,6 +148,7 @@ class CofluxMagics(Magics):
         if not callable(function):
             raise UsageError(f"{prog}: {node.name} is not a function after running the cell")
         source = ast.get_source_segment(code, node)
+        self._follow_notebook()
         target = kind(function, name=args.name, module=self.session.module, options=options, source=source)
         shell.user_ns[node.name] = target
         warning = self.session.declare(target)
@@ -164,10 +165,17 @@ class CofluxMagics(Magics):
         handler: Callable[[list[str]], Any] | None = getattr(self, f"_cmd_{command}", None)
         if handler is None:
             raise UsageError(f"%coflux: unknown command {command!r}; try {_COMMANDS}")
+        self._follow_notebook()
         try:
             return handler(rest)
         except (CofluxError, TimeoutError) as err:
             raise UsageError(f"%coflux {command}: {err}") from err
+
+    def _follow_notebook(self) -> None:
+        """A notebook renamed since the last magic: say what that means for its module."""
+        told = self.session.follow_notebook()
+        if told is not None:
+            print(f"Coflux: {told}")
 
     def _cmd_help(self, rest: list[str]) -> None:
         print(_HELP)
