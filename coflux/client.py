@@ -26,6 +26,7 @@ from coflux.errors import (
     ConfigurationError,
     ExecutionCancelled,
     NotFound,
+    RemoteTraceback,
     RequestError,
     execution_error_from_data,
     request_error,
@@ -475,7 +476,10 @@ class Run:
         root = root_execution_id(data)
         error = data.get("error") or {}
         if data["status"] == "cancelled":
-            return ExecutionCancelled(root or self.id, error.get("message"))
+            cancelled = ExecutionCancelled(root or self.id, error.get("message"))
+            if error.get("traceback"):  # where the workflow was waiting when it was cancelled
+                cancelled.__cause__ = RemoteTraceback(str(error["traceback"]), root)
+            return cancelled
         terminated = _TERMINATED_BY_TYPE.get(str(error.get("type")))
         if terminated is not None:  # the orchestrator stopped it: not an ExecutionError
             return terminated(root or self.id, error.get("message"))

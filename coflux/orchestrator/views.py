@@ -181,7 +181,8 @@ def _status(root: dict[str, Any] | None, results: dict[str, Row]) -> tuple[str, 
     if state == "cancelled":
         reason = latest.get("error") or {}
         message = reason.get("message") or "the run was cancelled"
-        return "cancelled", None, {"type": "coflux.ExecutionCancelled", "message": message}
+        shown = {"type": "coflux.ExecutionCancelled", "message": message}
+        return "cancelled", None, {**shown, "traceback": reason.get("traceback") or ""}
     if state == "failed" and row is not None and row["error"] is not None:
         error = json.loads(row["error"])
         shown = {"type": error.get("type"), "message": error.get("message")}

@@ -120,6 +120,7 @@ async def test_cancelled_steps_show_why_and_a_fixed_step_reruns_its_parents(
         await kernel.run("tree.cancel(waiting()[0]['execution_id'])")
         _, shown = await cell(kernel, "run.result(timeout=30)")
         assert "ExecutionCancelled" in shown and "which was cancelled" in shown
+        assert "in pipeline\n    return wait_for(path) + 1" in shown, shown  # where it waited
         tree = await kernel.value(
             "(tree.refresh(), [tree.run['status'], tree.run['error']['message'],"
             " [[s['target'], s['executions'][-1]['state'], s['executions'][-1]['error']['message']]"

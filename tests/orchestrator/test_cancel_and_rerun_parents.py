@@ -52,7 +52,11 @@ def test_a_cancelled_execution_says_what_cancelled_it(tmp_path: Path) -> None:
             assert parent["execution_id"] not in aborted, "its worker ended it: nothing to abort there"
             view = await _view(service, parent["run_id"])
             assert view["status"] == "cancelled"
-            assert view["error"] == {"type": "coflux.ExecutionCancelled", "message": reason}
+            assert view["error"] == {
+                "type": "coflux.ExecutionCancelled",
+                "message": reason,
+                "traceback": "tb",
+            }
             assert _reasons(view) == [[reason], ["cancelled by the user"]]
 
             # Through a parent: cancelled, or timed out.
