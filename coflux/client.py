@@ -20,8 +20,11 @@ from typing import Any
 from coflux import address
 from coflux.errors import (
     TERMINATED_BY_STATE,
+    CofluxError,
     ConfigurationError,
     ExecutionCancelled,
+    NotFound,
+    RemoteTraceback,
     RequestError,
     execution_error_from_data,
     request_error,
@@ -285,9 +288,13 @@ class Client:
         data = self.run_data(run_id, workspace)
         return Run(self, RunId(run_id), workspace, data)
 
-    def rerun(self, step_id: str, workspace: str | None = None) -> ExecutionId:
-        """Re-run a step in ``workspace`` (default: this client's); returns the new execution id."""
-        body = {"workspace": workspace or self.workspace}
+    def rerun(self, step_id: str, workspace: str | None = None, *, parents: bool = False) -> ExecutionId:
+        """Re-run a step in ``workspace`` (default: this client's); returns the new execution id.
+        With ``parents``, once the re-run succeeds its parent step is re-run in the same
+        workspace (reusing the fixed step), and so on up to the root of the run."""
+        body: dict[str, JSON] = {"workspace": workspace or self.workspace}
+        if parents:
+            body["parents"] = True
         data = self._request("POST", self._project_path("steps", step_id, "rerun"), body)
         return ExecutionId(data["execution_id"])
 
@@ -303,6 +310,15 @@ class Client:
     def logs(self, execution_id: str) -> list[dict[str, Any]]:
         data = self._request("GET", self._project_path("executions", execution_id, "logs"))
         return list(data["logs"])
+
+    def kernel_notebook(self, kernel_id: str) -> str | None:
+        """The path of the notebook whose Jupyter session holds kernel ``kernel_id`` (as JupyterLab
+        last named it), or None if no session of the server holds it."""
+        try:
+            data = self._request("GET", self._project_path("kernels", kernel_id, "notebook"))
+        except NotFound:
+            return None
+        return str(data["path"])
 
     def create_token(self, scope: str) -> dict[str, Any]:
         """A new token of this client's project: ``"worker"`` (workers and notebook kernels) or
@@ -387,27 +403,33 @@ class Run:
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the run to finish and return its value. Raises the workflow's error (an
-        :class:`~coflux.errors.ExecutionError`), ``ExecutionCancelled``, or ``TimeoutError``."""
+        :class:`~coflux.errors.ExecutionError` whose cause is the workflow's own traceback, from
+        its worker), ``ExecutionCancelled``, or ``TimeoutError``."""
+        __tracebackhide__ = True  # IPython and pytest show the run's traceback, not this method
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:  # long polls: the server answers as soon as the run is final
             remaining = LONG_POLL if deadline is None else min(LONG_POLL, deadline - time.monotonic())
             data = self.client.run_data(self.id, self._view, wait=max(remaining, 0.0), steps=False)
+            if data["status"] == "succeeded":
+                return self.client.decode(data.get("result_value", data.get("result")))
             if data["status"] != "running":
-                return self._outcome(data)
+                raise self._error(data)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {self.id} still running after {timeout} s")
 
-    def _outcome(self, data: dict[str, Any]) -> Any:
+    def _error(self, data: dict[str, Any]) -> CofluxError:
+        """What a run that ended without a result raises."""
         root = root_execution_id(data)
-        if data["status"] == "succeeded":
-            return self.client.decode(data.get("result_value", data.get("result")))
-        if data["status"] == "cancelled":
-            raise ExecutionCancelled(root or self.id)
         error = data.get("error") or {}
+        if data["status"] == "cancelled":
+            cancelled = ExecutionCancelled(root or self.id, error.get("message"))
+            if error.get("traceback"):  # where the workflow was waiting when it was cancelled
+                cancelled.__cause__ = RemoteTraceback(str(error["traceback"]), root)
+            return cancelled
         terminated = _TERMINATED_BY_TYPE.get(str(error.get("type")))
         if terminated is not None:  # the orchestrator stopped it: not an ExecutionError
-            raise terminated(root or self.id, error.get("message"))
-        raise execution_error_from_data(error, execution_id=root)
+            return terminated(root or self.id, error.get("message"))
+        return execution_error_from_data(error, execution_id=root)
 
     def cancel(self) -> int:
         """Cancel everything of the run still queued or running, including steps that go on
@@ -415,8 +437,12 @@ class Run:
         how many executions that cancelled."""
         return self.client.cancel_run(self.id)
 
-    def rerun(self, step: str, workspace: str | None = None) -> ExecutionId:
-        return self.client.rerun(step, workspace or self.workspace)
+    def rerun(self, step: str, workspace: str | None = None, *, parents: bool = False) -> ExecutionId:
+        """Re-run a step of this run (in the workspace it is seen from, by default). With
+        ``parents``, once it succeeds its parent is re-run, and so on up to the root, so the run
+        itself can succeed: fix the failed step's code, then ``run.rerun(step, parents=True)``
+        and ``run.result()``."""
+        return self.client.rerun(step, workspace or self.workspace, parents=parents)
 
     def text_tree(self) -> str:
         return text_tree(self.data())

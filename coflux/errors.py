@@ -15,6 +15,8 @@
     │   ├── Conflict              conflict: already exists, or not allowed in this state
     │   └── PayloadTooLarge       too_large
     ├── ExecutionError            the user's code failed; also an instance of the original type
+    ├── RemoteTraceback           (never raised) the ``__cause__`` of a rebuilt ExecutionError:
+    │                             the failed execution's own traceback, from its worker
     └── ExecutionTerminated       the orchestrator stopped the execution
         ├── ExecutionCancelled
         ├── ExecutionTimeout
@@ -28,8 +30,9 @@ other side (:func:`execution_error_from_data`).
 from __future__ import annotations
 
 import importlib
-import traceback as traceback_module
 from typing import Any
+
+from coflux.tracebacks import format_exception
 
 
 class CofluxError(Exception):
@@ -125,6 +128,29 @@ class ExecutionError(CofluxError):
     def __repr__(self) -> str:
         return f"ExecutionError({self.remote_type}: {self.remote_message!r})"
 
+    def _render_traceback_(self) -> list[str]:
+        return _rendered(self)
+
+
+def _rendered(error: BaseException) -> list[str]:
+    """IPython's hook for errors from elsewhere (as ipyparallel's): a notebook shows this instead
+    of its own traceback. Here: the step's traceback from its worker (the cause), then the
+    frames of this process that are the user's (``Run.result()`` in a cell), not the library's."""
+    return format_exception(error).rstrip("\n").split("\n")
+
+
+class RemoteTraceback(CofluxError):
+    """Where a step's error was raised, on the worker that ran it. Never raised: it is the
+    ``__cause__`` of the :class:`ExecutionError` rebuilt from that error, so that Python, IPython
+    and pytest print the step's own traceback (its code's frames, from the other process) above
+    the frames of whoever waited for it, as they print any chained exception."""
+
+    def __init__(self, traceback: str, execution_id: str | None = None) -> None:
+        where = f"execution {execution_id}" if execution_id else "the execution"
+        super().__init__(f"{where} raised:\n{traceback.rstrip()}")
+        self.traceback = traceback
+        self.execution_id = execution_id
+
 
 class ExecutionTerminated(CofluxError):
     """The orchestrator ended the execution; nothing the step's code did."""
@@ -134,6 +160,9 @@ class ExecutionTerminated(CofluxError):
     def __init__(self, execution_id: str, message: str | None = None) -> None:
         super().__init__(message or f"execution {execution_id} was {self.state.replace('_', ' ')}")
         self.execution_id = execution_id
+
+    def _render_traceback_(self) -> list[str]:
+        return _rendered(self)
 
 
 class ExecutionCancelled(ExecutionTerminated):
@@ -165,18 +194,28 @@ def _capped(text: str) -> str:
     return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 20] + "\n... (truncated)"
 
 
+def _capped_traceback(text: str) -> str:
+    """A long traceback keeps its start (where the error began, in the deepest step) and its end
+    (the frames and the error that were raised last)."""
+    if len(text) <= TEXT_LIMIT:
+        return text
+    half = (TEXT_LIMIT - 40) // 2
+    return f"{text[:half]}\n... ({len(text) - 2 * half} characters left out) ...\n{text[-half:]}"
+
+
 def error_to_data(error: BaseException) -> dict[str, str]:
-    """The wire form of an exception raised by user code: type, message and traceback."""
+    """The wire form of an exception raised by user code: type, message and traceback. The
+    traceback leaves out the framework's frames (:mod:`coflux.tracebacks`); a failure of a step
+    it waited for (a rebuilt :class:`ExecutionError`) keeps that step's type and message, and
+    its traceback comes first, as the cause."""
     if isinstance(error, ExecutionError):
-        return {
-            "type": error.remote_type,
-            "message": _capped(error.remote_message),
-            "traceback": _capped(error.remote_traceback),
-        }
+        type_name, message = error.remote_type, error.remote_message
+    else:
+        type_name, message = qualified_name(type(error)), str(error)
     return {
-        "type": qualified_name(type(error)),
-        "message": _capped(str(error)),
-        "traceback": _capped("".join(traceback_module.format_exception(error))),
+        "type": type_name,
+        "message": _capped(message),
+        "traceback": _capped_traceback(format_exception(error)),
     }
 
 
@@ -222,4 +261,7 @@ def execution_error_from_data(data: dict[str, Any], execution_id: str | None = N
     error.remote_message = message
     error.remote_traceback = str(data.get("traceback") or "")
     error.execution_id = execution_id
+    if error.remote_traceback:
+        error.__cause__ = RemoteTraceback(error.remote_traceback, execution_id)
+        error.__suppress_context__ = True
     return error

@@ -31,7 +31,8 @@ Worker -> server
                 no ``resolved`` for it, the ``ack`` proves both; should the server have ended the
                 child otherwise meanwhile, it cancels that caller)
     started     execution_id
-    cancel      request_id, execution_id -> ``reply``
+    cancel      request_id, execution_id, from_execution_id (optional: the execution whose code
+                asked, named in the reason recorded) -> ``reply``
     log         execution_id, entries [{timestamp, level, message}]
     heartbeat   running [execution ids]
 
@@ -61,8 +62,10 @@ Server -> worker
     error       code, message, request_id (optional); fatal ones close the connection
 
 An ``outcome`` is ``{"state": "succeeded", "value": V}``, ``{"state": "failed", "error": {type, message,
-traceback}}`` or ``{"state": "cancelled" | "timed_out" | "abandoned"}``. A value ``V`` is the tagged JSON
-of :mod:`coflux.serialization`.
+traceback}}`` or ``{"state": "cancelled" | "timed_out" | "abandoned"}``. A cancelled outcome may carry an
+``error`` too, saying why (``{"type": "coflux.ExecutionCancelled", "message": "cancelled by the user"}``);
+a worker sends one for an execution whose code let out the cancellation of an execution it waited on.
+A value ``V`` is the tagged JSON of :mod:`coflux.serialization`.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from coflux.errors import CofluxError, ConfigurationError
 from coflux.orchestrator import Hub, HubSettings, Limits, Timing
 from jupyter_ext import handlers as h
 from jupyter_ext.auth import CofluxAuthorizer
+from jupyter_ext.notebooks import KernelNotebookHandler
 from jupyter_ext.unavailable import UnavailableHandler
 from jupyter_ext.websocket import EventsSocket, WorkerSocket
 
@@ -43,6 +44,7 @@ _ROUTES: list[tuple[str, Any]] = [
     (f"api/projects/({_SEGMENT})/executions/({_SEGMENT})/cancel", h.CancelHandler),
     (f"api/projects/({_SEGMENT})/executions/({_SEGMENT})/logs", h.LogsHandler),
     (f"api/projects/({_SEGMENT})/blobs/({_SEGMENT})", h.BlobHandler),
+    (f"api/projects/({_SEGMENT})/kernels/({_SEGMENT})/notebook", KernelNotebookHandler),
     ("api/.*", h.UnknownRouteHandler),  # last: what nothing above matched
     ("ws/worker", WorkerSocket),
     ("ws/events", EventsSocket),

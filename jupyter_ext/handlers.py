@@ -286,7 +286,8 @@ class RerunHandler(CofluxHandler):
             data = self.body()
             service = await self.service(project)
             workspace = _field(data, "workspace", str, optional=True)
-            execution_id = await service.rerun_step(step_id, workspace)
+            parents = bool(_field(data, "parents", bool, optional=True))
+            execution_id = await service.rerun_step(step_id, workspace, parents)
             self.reply({"execution_id": execution_id}, 201)
 
         await self.guarded(action)

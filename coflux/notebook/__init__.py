@@ -7,8 +7,11 @@ Importing :mod:`coflux` never imports this package; it imports IPython and the w
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from coflux import tracebacks
 from coflux.notebook.kernel import KernelSession, current
 
 
@@ -19,8 +22,31 @@ def load_ipython_extension(shell: Any) -> None:
 
     session = magics.load(shell)
     register_display(shell)
+    name_cells(shell)
     if os.environ.get("COFLUX_URL") and not session.started:
         session.connect()
+
+
+_unname_cells: Callable[[], None] | None = None
+
+
+def name_cells(shell: Any) -> None:
+    """Tracebacks of executions name the notebook's cells as IPython does (``Cell In[5]``),
+    not by the kernel's temporary files, and leave out IPython's frames that ran the cell (see
+    :mod:`coflux.tracebacks`)."""
+    global _unname_cells
+    if _unname_cells is not None:
+        _unname_cells()
+    import IPython
+
+    ipython = str(Path(IPython.__file__).parent)
+    _unname_cells = tracebacks.name_files(lambda filename: _cell_name(shell, filename), runners=[ipython])
+
+
+def _cell_name(shell: Any, filename: str) -> str | None:
+    format_code_name = getattr(shell.compile, "format_code_name", None)  # IPython 8 and later
+    named = format_code_name(filename) if format_code_name is not None else None
+    return " ".join(named) if named else None
 
 
 def register_display(shell: Any) -> None:
@@ -38,6 +64,10 @@ def _run_bundle(run: Any) -> Any:
 
 
 def unload_ipython_extension(shell: Any) -> None:
+    global _unname_cells
+    if _unname_cells is not None:
+        _unname_cells()
+        _unname_cells = None
     current().close()
 
 
@@ -45,6 +75,7 @@ __all__ = [
     "KernelSession",
     "current",
     "load_ipython_extension",
+    "name_cells",
     "register_display",
     "unload_ipython_extension",
 ]

@@ -32,6 +32,8 @@ _logger = logging.getLogger("coflux.notebook")
 
 DEFAULT_MODULE: Final = "notebook"
 STOP_TIMEOUT: Final = 3.0
+FOLLOW_TIMEOUT: Final = 2.0
+"""Seconds a magic waits for the server to say which notebook the kernel belongs to."""
 CONFIRM_TIMEOUT: Final = 10.0
 """Seconds a magic waits for the server to welcome the kernel or confirm a declaration."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
@@ -50,11 +52,27 @@ def module_name_for(path: str | None) -> str:
 
 
 def _notebook_path(user_ns: dict[str, Any] | None) -> str | None:
-    """The notebook's path, as Jupyter's sessions (and ``coflux run``) tell the kernel."""
+    """The notebook's path when the kernel started, as Jupyter's sessions (and ``coflux run``)
+    tell the kernel."""
     session = (user_ns or {}).get("__session__")
     if isinstance(session, str) and session:
         return session
     return os.environ.get("JPY_SESSION_NAME") or None
+
+
+_CONNECTION_FILE = re.compile(r"kernel-(?P<id>[0-9a-fA-F-]{36})\.json$")
+
+
+def kernel_id() -> str | None:
+    """This kernel's id as the Jupyter server that started it knows it (the server names the
+    kernel's connection file ``kernel-<id>.json``); None outside such a kernel."""
+    try:
+        from ipykernel.connect import get_connection_file
+
+        match = _CONNECTION_FILE.search(get_connection_file())
+    except Exception:  # not in a kernel (a plain IPython, a test): nothing to ask about
+        return None
+    return match["id"] if match else None
 
 
 class KernelSession:
@@ -73,7 +91,10 @@ class KernelSession:
         self.project: str = resolved.project
         self.workspace: str = resolved.workspace
         self.concurrency: int = resolved.concurrency
-        self.module: str = module_name_for(_notebook_path(user_ns))
+        self.notebook: str | None = _notebook_path(user_ns)
+        self.module: str = module_name_for(self.notebook)
+        self._module_set = False
+        """``%coflux module NAME`` chose the module: a renamed notebook keeps it."""
         self._targets: dict[tuple[str, str], Target[..., Any]] = {}
         self._worker: Worker | None = None
         self._lock = threading.RLock()
@@ -92,9 +113,9 @@ class KernelSession:
     def targets(self) -> list[Target[..., Any]]:
         return list(self._targets.values())
 
-    def client(self) -> Client:
+    def client(self, timeout: float = 30.0) -> Client:
         """A REST client bound to this session's server, project and workspace."""
-        return Client(self.url, self.token, self.project, self.workspace)
+        return Client(self.url, self.token, self.project, self.workspace, timeout=timeout)
 
     def connection(self) -> WorkerStatus | None:
         """Where the kernel's worker is connected, or why it is not (``None``: not started)."""
@@ -178,10 +199,39 @@ class KernelSession:
         self.connect(workspace=name, wait=CONFIRM_TIMEOUT)
 
     def set_module(self, name: str) -> None:
-        """Targets defined from now on belong to module ``name``."""
+        """Targets defined from now on belong to module ``name`` (a renamed notebook keeps it)."""
         if not name or _UNSAFE.search(name):
             raise ConfigurationError(f"invalid module name {name!r} (letters, digits, _ . - only)")
         self.module = name
+        self._module_set = True
+
+    def follow_notebook(self) -> str | None:
+        """Renaming a notebook in JupyterLab renames the server's session, not what the kernel
+        was told when it started: ask the server (the magics do, each time they run). If the
+        name changed, targets defined from now on belong to the new name's module, unless
+        ``%coflux module`` chose one. Returns what to tell the user, if anything changed."""
+        identity = kernel_id() if self.connected else None
+        if identity is None:
+            return None
+        try:
+            path = self.client(timeout=FOLLOW_TIMEOUT).kernel_notebook(identity)
+        except CofluxError as err:  # an older server, a token refused: keep what we know
+            _logger.debug("coflux: cannot look up this kernel's notebook: %s", err)
+            return None
+        if path is None or Path(path).name == Path(self.notebook or "").name:
+            return None
+        self.notebook, name, before = path, Path(path).name, self.module
+        if self._module_set:
+            return f"this notebook is now {name}; targets stay in module {before!r} (set by %coflux module)"
+        self.module = module_name_for(path)
+        if self.module == before:
+            return None
+        told = f"this notebook is now {name}: targets defined from now on belong to module {self.module!r}"
+        earlier = sorted(t.name for t in self._targets.values() if t.module == before)
+        if earlier:
+            names = ", ".join(earlier)
+            told += f"; those defined before ({names}) stay in {before!r} until their cells run again"
+        return told
 
     def declare(self, target: Target[..., Any]) -> str | None:
         """Add or replace a target (by module and name) and, when the worker runs, wait (up to

@@ -136,9 +136,12 @@ class CofluxMagics(Magics):
             raise UsageError(f"{prog}: {err}") from err
         shell = self.shell
         assert shell is not None
-        code = shell.transform_cell(cell)
-        # Registered with IPython's line cache: tracebacks and inspect.getsource see the cell.
-        filename = shell.compile.cache(code, shell.execution_count, raw_code=cell)
+        # Compiled one line down, under the magic's line, and registered with IPython's line
+        # cache as the cell shows it: tracebacks (``Cell In[5], line 3``), SyntaxErrors and
+        # inspect.getsource see the cell, with the line numbers the notebook shows.
+        code = "\n" + shell.transform_cell(cell)
+        shown = f"{prog} {line}".rstrip() + code
+        filename = shell.compile.cache(shown, _cell_number(shell), raw_code=cell)
         tree = ast.parse(code, filename)  # a SyntaxError is the cell's own, pointing at its line
         node = _defined_function(tree, prog)
         exec(compile(tree, filename, "exec"), shell.user_ns)  # the cell's own errors propagate
@@ -146,6 +149,7 @@ class CofluxMagics(Magics):
         if not callable(function):
             raise UsageError(f"{prog}: {node.name} is not a function after running the cell")
         source = ast.get_source_segment(code, node)
+        self._follow_notebook()
         target = kind(function, name=args.name, module=self.session.module, options=options, source=source)
         shell.user_ns[node.name] = target
         warning = self.session.declare(target)
@@ -162,10 +166,17 @@ class CofluxMagics(Magics):
         handler: Callable[[list[str]], Any] | None = getattr(self, f"_cmd_{command}", None)
         if handler is None:
             raise UsageError(f"%coflux: unknown command {command!r}; try {_COMMANDS}")
+        self._follow_notebook()
         try:
             return handler(rest)
         except (CofluxError, TimeoutError) as err:
             raise UsageError(f"%coflux {command}: {err}") from err
+
+    def _follow_notebook(self) -> None:
+        """A notebook renamed since the last magic: say what that means for its module."""
+        told = self.session.follow_notebook()
+        if told is not None:
+            print(f"Coflux: {told}")
 
     def _cmd_help(self, rest: list[str]) -> None:
         print(_HELP)
@@ -263,6 +274,13 @@ _HELP = """%coflux status                      the kernel's connection, workspac
 %coflux workspaces                  the workspace switcher widget
 %coflux runs [WORKFLOW] [--limit N]  recent runs in this workspace
 %coflux module [NAME]               the module new targets belong to (default: the notebook's name)"""
+
+
+def _cell_number(shell: Any) -> int:
+    """The execution count of the cell being run, as the notebook shows it (``[5]``). IPython 9
+    counts the cell before running it, IPython 8 after; its input history has the cell either way."""
+    history = getattr(getattr(shell, "history_manager", None), "input_hist_parsed", None)
+    return len(history) - 1 if history else int(shell.execution_count)
 
 
 def _split(line: str) -> list[str]:

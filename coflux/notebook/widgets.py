@@ -202,9 +202,11 @@ class RunTree(_ActionWidget):
 
     # -- actions -----------------------------------------------------------------------------------
 
-    def rerun(self, step_id: str, workspace: str | None = None) -> ExecutionId:
-        """Re-run a step in ``workspace`` (default: the session's); returns the new execution."""
-        execution_id, _ = self._rerun(step_id, workspace)
+    def rerun(self, step_id: str, workspace: str | None = None, *, parents: bool = False) -> ExecutionId:
+        """Re-run a step in ``workspace`` (default: the session's); returns the new execution.
+        With ``parents``, once it succeeds its parent is re-run, and so on up to the root
+        (:meth:`coflux.Run.rerun`)."""
+        execution_id, _ = self._rerun(step_id, workspace, parents)
         self.refresh()
         return execution_id
 
@@ -217,9 +219,9 @@ class RunTree(_ActionWidget):
             self._client.cancel(ExecutionId(execution_id))
         self.refresh()
 
-    def _rerun(self, step_id: str, workspace: str | None) -> tuple[ExecutionId, str]:
+    def _rerun(self, step_id: str, workspace: str | None, parents: bool = False) -> tuple[ExecutionId, str]:
         target = workspace or self._session.workspace
-        execution_id = self._client.rerun(StepId(step_id), target)
+        execution_id = self._client.rerun(StepId(step_id), target, parents=parents)
         with self._lock:
             if self._view and target not in lineage(self.workspaces, self._view):
                 self._view = target  # the view couldn't see the new attempt
@@ -236,8 +238,10 @@ class RunTree(_ActionWidget):
 
     def _on_rerun(self, message: Message) -> str:
         step_id = _required(message, "step_id")
-        execution_id, workspace = self._rerun(step_id, str(message.get("workspace") or "") or None)
-        return f"re-running {step_id} in {workspace} as {execution_id}"
+        parents = message.get("parents") is True
+        execution_id, workspace = self._rerun(step_id, str(message.get("workspace") or "") or None, parents)
+        then = "; once it succeeds, its parents follow" if parents else ""
+        return f"re-running {step_id} in {workspace} as {execution_id}{then}"
 
     def _on_cancel(self, message: Message) -> str:
         execution_id = _required(message, "execution_id")

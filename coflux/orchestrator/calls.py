@@ -17,7 +17,8 @@ from coflux.models import ExecutionId, ExecutionState, TargetType, new_run_id, s
 from coflux.orchestrator import checks, keys
 from coflux.orchestrator.cache import Reuse
 from coflux.orchestrator.engine import Engine
-from coflux.orchestrator.state import Execution, Outcome, Run, Session
+from coflux.orchestrator.reruns import reused_step
+from coflux.orchestrator.state import Execution, Outcome, Run, Session, cancellation
 
 if TYPE_CHECKING:
     from coflux.orchestrator.workspaces import Workspaces
@@ -103,7 +104,8 @@ class Calls:
         if self.engine.state_of(ran_id) == ExecutionState.SUCCEEDED.value:
             return True
         log.info("%s used a result of %s that its step doesn't hold: cancelled", parent.execution_id, ran_id)
-        self.engine.finish(parent, {"state": ExecutionState.CANCELLED.value})
+        reason = f"cancelled: it used a result of {ran_id} that its step doesn't hold"
+        self.engine.finish(parent, cancellation(reason))
         return False
 
     @staticmethod
@@ -188,6 +190,9 @@ class Calls:
         kind = _target_type(message["target_type"])
         options, options_json = checks.options_and_text(message.get("options"))
         arguments = [checks.value(a, "an argument") for a in message["arguments"]]
+        fixed = reused_step(parent, module, target, arguments)
+        if fixed is not None:  # the step whose re-run made this re-run of its parent: reused
+            return fixed, self.latest_attempt(fixed), False
         run = parent.step.run
         parameters = self.workspaces.parameters(parent.workspace_id, module, target)
         memoised = self.memo_of(run)  # (also loads the run's memo default after a restart)

@@ -30,12 +30,17 @@ from coflux.models import (
 )
 from coflux.orchestrator import dispatch, keys
 from coflux.orchestrator.cache import CacheIndex, FindCached, FindSource
-from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step
+from coflux.orchestrator.state import Execution, FixedCall, Outcome, Run, Session, Step, cancellation
 from coflux.orchestrator.writer import Writer
 from coflux.storage import dumps
 
 RECENT_OUTCOMES = 10_000
 TERMINATED = frozenset({ExecutionState.CANCELLED, ExecutionState.TIMED_OUT, ExecutionState.ABANDONED})
+_ENDED = {
+    ExecutionState.CANCELLED: "was cancelled",
+    ExecutionState.TIMED_OUT: "timed out",
+    ExecutionState.ABANDONED: "was abandoned",
+}
 
 
 class Engine:
@@ -52,6 +57,8 @@ class Engine:
         stored_state: Callable[[str], str | None] = lambda execution_id: None,
     ) -> None:
         self.stored_state = stored_state
+        self.rerun_parent: Callable[[Execution], None] = lambda execution: None
+        """Called when a re-run made with ``parents`` succeeds (the service re-runs its parent)."""
         self.dispatchable = dispatchable
         self.workspace_name = workspace_name
         self.lineage = lineage
@@ -124,12 +131,23 @@ class Engine:
         )
         return step
 
-    def new_execution(self, step: Step, workspace_id: int, delay: float = 0.0, retry: int = 0) -> Execution:
+    def new_execution(
+        self,
+        step: Step,
+        workspace_id: int,
+        delay: float = 0.0,
+        retry: int = 0,
+        *,
+        rerun_parents: bool = False,
+        fixed: FixedCall | None = None,
+    ) -> Execution:
+        """``rerun_parents`` and ``fixed``: see :class:`Execution` (a re-run's chain)."""
         step.attempts += 1
         now = time.time()
         after = now + delay if delay > 0 else None
         key = execution_id(step.step_id, step.attempts)
         execution = Execution(key, step, step.attempts, workspace_id, after, retry)
+        execution.rerun_parents, execution.fixed = rerun_parents, fixed
         self.track(execution)
         self.writer.batch.executions.append(
             {
@@ -140,6 +158,8 @@ class Engine:
                 "execute_after": after,
                 "created_at": now,
                 "retry": retry,
+                "rerun_parents": rerun_parents or None,
+                "fixed_step": fixed.step_id if fixed is not None else None,
             }
         )
         self.enqueue(execution)
@@ -368,22 +388,32 @@ class Engine:
 
     # -- outcomes ------------------------------------------------------------------------------
 
-    def finish(self, execution: Execution, outcome: Outcome) -> None:
-        """Record the final outcome of a live execution, then retry it or resolve its step."""
+    def finish(self, execution: Execution, outcome: Outcome, *, reported: bool = False) -> None:
+        """Record the final outcome of a live execution, then retry it or resolve its step.
+        ``reported``: its worker sent the outcome (nothing to abort there, even if cancelled)."""
         if self.executions.get(execution.execution_id) is not execution:
             return  # already final (a late or repeated outcome), or from before a reload
-        self.record(execution, outcome)
+        self.record(execution, outcome, reported=reported)
         step = execution.step
         state = ExecutionState(outcome["state"])
         if state is ExecutionState.CACHED:  # callers see the reused value as a success
             outcome = {"state": ExecutionState.SUCCEEDED.value, "value": outcome.get("value")}
         if state.retryable and self._should_retry(execution, outcome):
             delay = step.options.retries.delay(execution.retry + 1)
-            self.new_execution(step, execution.workspace_id, delay, execution.retry + 1)
+            self.new_execution(
+                step,
+                execution.workspace_id,
+                delay,
+                execution.retry + 1,
+                rerun_parents=execution.rerun_parents,  # a retry carries on the re-run's chain
+                fixed=execution.fixed,
+            )
         elif execution.workspace_id == step.workspace_id and step.step_id in self.steps:
             self.resolve_step(step, outcome)
+        if execution.rerun_parents and outcome["state"] == ExecutionState.SUCCEEDED.value:
+            self.rerun_parent(execution)
 
-    def record(self, execution: Execution, outcome: Outcome) -> None:
+    def record(self, execution: Execution, outcome: Outcome, *, reported: bool = False) -> None:
         """Write the outcome and free everything the execution held; decide nothing about its step."""
         state = ExecutionState(outcome["state"])
         del self.executions[execution.execution_id]
@@ -395,7 +425,7 @@ class Engine:
         queue = self.queue.get(execution.workspace_id)
         if queue is not None:
             queue.pop(execution.execution_id, None)
-        self._release_slot(execution, abort=state in TERMINATED)
+        self._release_slot(execution, abort=state in TERMINATED and not reported)
         execution.state = state
         self.writer.batch.results.append(
             {
@@ -485,9 +515,10 @@ class Engine:
 
     def cancel_children(self, execution: Execution) -> None:
         """Nobody will wait for them any more: cancel the live executions of its children."""
+        reason = cancellation(f"cancelled: its parent {execution.execution_id} {_ENDED[execution.state]}")
         for child in execution.children:
             for live in list(child.live.values()):
-                self.finish(live, {"state": ExecutionState.CANCELLED.value})
+                self.finish(live, reason)
 
     def live_of(self, execution_key: str) -> list[Execution]:
         """What cancelling ``execution_key`` reaches: that execution if it is live, else the live

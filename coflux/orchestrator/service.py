@@ -21,18 +21,17 @@ from coflux.models import (
     ExecutionState,
     RunId,
     SessionId,
-    StepOptions,
     TargetType,
     WorkspaceState,
     new_run_id,
     split_execution_id,
-    split_step_id,
 )
 from coflux.orchestrator import keys
 from coflux.orchestrator.cache import FETCH
 from coflux.orchestrator.engine import Engine
+from coflux.orchestrator.reruns import Reruns, step_from_row
 from coflux.orchestrator.sessions import LOG_BUDGET, Close, Send, WorkerSessions
-from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step
+from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step, cancellation
 from coflux.orchestrator.views import lineage, outcome_from_row, run_view
 from coflux.orchestrator.workspaces import Workspace, Workspaces
 from coflux.orchestrator.writer import Writer
@@ -98,6 +97,7 @@ class ProjectService:
             self._latest_attempt,
             self.limits.log_budget,
         )
+        self.reruns = Reruns(self.engine, self.store, self.workspaces)
         self._restore()
 
     def _restore(self) -> None:
@@ -121,6 +121,8 @@ class ProjectService:
                 retry=row["retry"] if row.get("retry") is not None else earlier,
                 assigned_at=assigned_at,
                 restored=True,
+                rerun_parents=bool(row.get("rerun_parents")),
+                fixed=self.reruns.fixed_call(row.get("fixed_step")),
             )
             self.engine.track(execution)
             if workspace == step.workspace_id:
@@ -155,7 +157,7 @@ class ProjectService:
         steps: dict[str, Step] = {}
         for row in rows:
             attempts = history[row["step_id"]]
-            step = _step_from_row(row, runs[row["run_id"]], home=attempts[0][1])
+            step = step_from_row(row, runs[row["run_id"]], home=attempts[0][1])
             step.attempts = attempts[-1][0]
             step.waits_on = keys.waited_references(step.options, step.arguments, None)
             steps[step.step_id] = step
@@ -451,45 +453,14 @@ class ProjectService:
             if resolved in step.waiters:
                 step.waiters.remove(resolved)
 
-    async def rerun_step(self, step_key: str, workspace: str | None) -> ExecutionId:
+    async def rerun_step(self, step_key: str, workspace: str | None, parents: bool = False) -> ExecutionId:
         """A new execution of the step, with the same arguments, in ``workspace`` (the step's own or
-        a descendant of it). A live execution of the step in that workspace is cancelled first."""
-        try:
-            run_id, _ = split_step_id(step_key)
-        except ValueError as err:
-            raise BadRequest(str(err)) from err
-        row, run_row = self.store.step(step_key), self.store.run(run_id)
-        if row is None or run_row is None:
-            raise NotFound(f"no step {step_key}")
-        target_ws = self.workspaces.get(workspace).id if workspace else run_row["workspace_id"]
-        self.workspaces.check_open(self.workspaces.by_id[target_ws])
-        if run_row["workspace_id"] not in lineage(self.workspaces, target_ws):
-            raise BadRequest("a step can be re-run only in its own workspace or a descendant of it")
-        step = self._live_step(step_key) or self._revive(row, run_row)
-        for live in [e for e in step.live.values() if e.workspace_id == target_ws]:
-            self.engine.record(live, {"state": ExecutionState.CANCELLED.value})  # replaced, not resolved
-        if target_ws == step.workspace_id:
-            self.engine.steps[step.step_id] = step  # it resolves again, with the new execution
-        execution = self.engine.new_execution(step, target_ws)
+        a descendant of it). A live execution of the step in that workspace is cancelled first.
+        With ``parents``, once it succeeds its parent is re-run too, and so on up to the root
+        (:mod:`coflux.orchestrator.reruns`)."""
+        execution_id = self.reruns.rerun(step_key, workspace, parents)
         await self.writer.durable()
-        return execution.execution_id
-
-    def _live_step(self, step_key: str) -> Step | None:
-        step = self.engine.steps.get(step_key)
-        if step is not None:
-            return step
-        return next((e.step for e in self.engine.executions.values() if e.step.step_id == step_key), None)
-
-    def _revive(self, row: dict[str, Any], run_row: dict[str, Any]) -> Step:
-        """A resolved step, rebuilt from storage (in the run's live object if the run has one)."""
-        run = self.engine.runs.get(row["run_id"])
-        if run is None:
-            count = self.store.step_counts([row["run_id"]]).get(row["run_id"], 0)
-            run = Run(row["run_id"], run_row["workspace_id"], count + 1)
-        attempts = self.store.attempts_of([row["step_id"]])[row["step_id"]]
-        step = _step_from_row(row, run, home=attempts[0][1])
-        step.attempts = attempts[-1][0]
-        return step
+        return execution_id
 
     async def cancel_execution(self, execution_id: str) -> None:
         try:
@@ -498,7 +469,7 @@ class ProjectService:
             raise BadRequest(str(err)) from err
         reached = self.engine.live_of(execution_id)
         for live in reached:
-            self.engine.finish(live, {"state": ExecutionState.CANCELLED.value})
+            self.engine.finish(live, cancellation("cancelled by the user"))
         if reached:
             await self.writer.durable()
             return
@@ -523,7 +494,7 @@ class ProjectService:
         cancelled = 0
         for execution in sorted(live, key=lambda e: e.step.number):  # callers first: they cascade
             if self.engine.executions.get(execution.execution_id) is execution:
-                self.engine.finish(execution, {"state": ExecutionState.CANCELLED.value})
+                self.engine.finish(execution, cancellation(f"cancelled: its run {run_id} was cancelled"))
                 cancelled += 1
         await self.writer.durable()
         return cancelled
@@ -536,25 +507,3 @@ class ProjectService:
         if not any(r["execution_id"] == execution_id for r in self.store.executions_of_step(step_key)):
             raise NotFound(f"no execution {execution_id}")
         return self.store.logs(execution_id)
-
-
-def _step_from_row(row: dict[str, Any], run: Run, home: int) -> Step:
-    target, kind = row["target"], TargetType(row["type"])
-    options = StepOptions.from_json(json.loads(row["options"]))
-    parent, call_index = row["parent_execution_id"], row["call_index"]
-    arguments = json.loads(row["arguments"])
-    step = Step(
-        row["step_id"],
-        run,
-        row["number"],
-        parent,
-        row["module"],
-        target,
-        kind,
-        arguments,
-        options,
-        call_index,
-        home,
-    )
-    step.cache_key = row.get("cache_key")  # its new results are cache entries too
-    return step

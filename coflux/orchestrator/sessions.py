@@ -24,7 +24,7 @@ from coflux.models import (
 from coflux.orchestrator import checks
 from coflux.orchestrator.calls import Calls
 from coflux.orchestrator.engine import Engine
-from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step, Waiter
+from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step, Waiter, cancellation
 
 if TYPE_CHECKING:
     from coflux.orchestrator.workspaces import Workspaces
@@ -233,7 +233,7 @@ class WorkerSessions:
             if answered is not None and outcome.get("state") == ExecutionState.SUCCEEDED.value:
                 self._answered_by_worker(session, execution, answered[1])
             holder = execution.session
-            self.engine.finish(execution, outcome)
+            self.engine.finish(execution, outcome, reported=holder is session)
             if holder is not None and holder is not session:  # it ran twice: stop the other one
                 self.engine.abort_on(holder, execution_id)
         elif answered is not None:
@@ -270,12 +270,13 @@ class WorkerSessions:
         one of an execution it doesn't know (a lost step, made again from the call's re-send),
         changes nothing."""
         state = self.engine.state_of(execution_id)
-        if state not in _ENDED_OTHERWISE:
+        if state is None or state not in _ENDED_OTHERWISE:
             return
         parent = session.executions.get(ExecutionId(parent_id))
         if parent is not None:
             log.info("%s used a result of %s, which was %s: cancelled", parent_id, execution_id, state)
-            self.engine.finish(parent, {"state": ExecutionState.CANCELLED.value})
+            reason = f"cancelled: it used a result of {execution_id}, which was {state.replace('_', ' ')}"
+            self.engine.finish(parent, cancellation(reason))
 
     def _on_log(self, session: Session, message: dict[str, Any]) -> None:
         """Lines of an execution assigned to this session are kept, up to the log budget; others
@@ -363,8 +364,12 @@ class WorkerSessions:
 
     def _on_cancel(self, session: Session, message: dict[str, Any]) -> None:
         target = checks.execution_id(message["execution_id"])
+        asking = message.get("from_execution_id")
+        if asking is not None:
+            asking = checks.execution_id(asking, "from_execution_id")
+        reason = cancellation(f"cancelled by {asking}" if asking else "cancelled by a worker")
         for live in self.engine.live_of(target):
-            self.engine.finish(live, {"state": ExecutionState.CANCELLED.value})
+            self.engine.finish(live, reason)
         reply = {"type": "reply", "request_id": message["request_id"]}
         self.engine.writer.after_commit(lambda: self.engine.send_to(session, reply))
 

@@ -26,6 +26,16 @@ Outcome = dict[str, Any]
 
 Waiter = Callable[[Outcome], None]
 
+CANCELLED_TYPE = "coflux.ExecutionCancelled"
+
+
+def cancellation(reason: str) -> Outcome:
+    """A cancelled outcome that says why: ``reason`` reads like ``cancelled by the user`` or
+    ``cancelled: its parent R…:1:1 timed out``. It is stored as the execution's error, shown in
+    run views, and becomes the message of the ``ExecutionCancelled`` its callers raise."""
+    error = {"type": CANCELLED_TYPE, "message": reason, "traceback": ""}
+    return {"state": ExecutionState.CANCELLED.value, "error": error}
+
 
 @dataclass(eq=False)
 class Run:
@@ -78,6 +88,17 @@ class Step:
         return (self.module, self.target)
 
 
+@dataclass(frozen=True)
+class FixedCall:
+    """A step whose re-run (made with ``parents``) succeeded: the re-run of its parent answers a
+    call of the same target with the same arguments with this step, rather than calling anew."""
+
+    step_id: StepId
+    module: str
+    target: str
+    arguments: list[JSON]
+
+
 @dataclass(eq=False)
 class Execution:
     execution_id: ExecutionId
@@ -101,6 +122,11 @@ class Execution:
     """Loaded from storage after a restart: its children may exist only in storage."""
     log_size: int = 0
     """What its log lines cost so far, against the log budget (counted from the server's start)."""
+    rerun_parents: bool = False
+    """A re-run made with ``parents`` (or a retry of one): once it succeeds, its parent step is
+    re-run in the same workspace, with ``parents`` too."""
+    fixed: FixedCall | None = None
+    """Made by such a chain: the child whose re-run succeeded, which this execution's calls reuse."""
 
     @property
     def holds_slot(self) -> bool:

@@ -124,6 +124,8 @@ def _execution(
         "assigned_at": assigned[execution_id]["assigned_at"] if execution_id in assigned else None,
         "completed_at": result["created_at"] if result is not None else None,
         "retries": row.get("retry"),  # read (and removed) by _mark_attempts
+        "rerun_parents": bool(row.get("rerun_parents")),
+        "fixed_step": row.get("fixed_step"),
     }
     if result is not None and result["value"] is not None:
         data["result"] = serialization.describe(json.loads(result["value"]))
@@ -177,14 +179,14 @@ def _status(root: dict[str, Any] | None, results: dict[str, Row]) -> tuple[str, 
     if state in ("succeeded", "cached") and row is not None:
         return "succeeded", json.loads(row["value"]) if row["value"] is not None else None, None
     if state == "cancelled":
-        return (
-            "cancelled",
-            None,
-            {"type": "coflux.ExecutionCancelled", "message": "the run was cancelled"},
-        )
+        reason = latest.get("error") or {}
+        message = reason.get("message") or "the run was cancelled"
+        shown = {"type": "coflux.ExecutionCancelled", "message": message}
+        return "cancelled", None, {**shown, "traceback": reason.get("traceback") or ""}
     if state == "failed" and row is not None and row["error"] is not None:
         error = json.loads(row["error"])
-        return "failed", None, {"type": error.get("type"), "message": error.get("message")}
+        shown = {"type": error.get("type"), "message": error.get("message")}
+        return "failed", None, {**shown, "traceback": error.get("traceback") or ""}
     if state in ("timed_out", "abandoned"):
         kind = "ExecutionTimeout" if state == "timed_out" else "ExecutionAbandoned"
         return (

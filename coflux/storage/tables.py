@@ -8,6 +8,7 @@ Workspaces and registered targets are the only rows that change in place.
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -96,6 +97,8 @@ executions = Table(
     Column("execute_after", Float, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("retry", Integer, nullable=True),
+    Column("rerun_parents", Boolean, nullable=True),
+    Column("fixed_step", String(48), nullable=True),
 )
 Index("ix_executions_step", executions.c.step_id)
 

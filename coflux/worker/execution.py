@@ -88,12 +88,14 @@ class Execution(Generic[T]):
     def cancel(self) -> None:
         """Ask the server to cancel the execution (and its descendants); waits for the reply."""
         channel = self._channel_or_current()
+        asking = self._waiter_id()
         message = {
             "type": "cancel",
             "request_id": channel.next_request_id(),
             "execution_id": self.id,
+            "from_execution_id": asking,
         }
-        channel.request(message, self._waiter_id()).wait_finished()
+        channel.request(message, asking).wait_finished()
 
     def _resolve_request(self) -> PendingRequest:
         with self._lock:
@@ -128,7 +130,7 @@ class Execution(Generic[T]):
         terminated = TERMINATED_BY_STATE.get(str(state))
         if terminated is None:
             raise CofluxError(f"execution {self.id} ended in an unknown state {state!r}")
-        raise terminated(self.id)
+        raise terminated(self.id, terminated_message(self.id, outcome))
 
     def _channel_or_current(self) -> Channel:
         if self._channel is not None:
@@ -150,6 +152,13 @@ class Execution(Generic[T]):
     def __repr__(self) -> str:
         shown = self._execution_id or (f"request {self._submit.request_id}" if self._submit else "")
         return f"<Execution {shown}>"
+
+
+def terminated_message(execution_id: str, outcome: dict[str, JSON]) -> str | None:
+    """``R…:2:1 cancelled by the user``: the execution and the reason the server gave, if any."""
+    error = outcome.get("error")
+    reason = error.get("message") if isinstance(error, dict) else None
+    return f"{execution_id} {reason}" if isinstance(reason, str) and reason else None
 
 
 class LocalExecution(Execution[T]):

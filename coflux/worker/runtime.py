@@ -15,7 +15,7 @@ import queue
 import threading
 from typing import Any
 
-from coflux.errors import error_to_data
+from coflux.errors import ExecutionCancelled, error_to_data
 from coflux.models import JSON
 from coflux.worker import context, values
 from coflux.worker.context import ExecutionContext
@@ -80,7 +80,21 @@ def _outcome(ctx: ExecutionContext, target: Target[..., Any], arguments: list[JS
             result = asyncio.run(result)
         return {"state": "succeeded", "value": values.encode(result, ctx.channel)}
     except BaseException as error:  # the user's code failed, whatever it raised
+        if isinstance(error, ExecutionCancelled) and error.execution_id != ctx.execution_id:
+            return cancelled_outcome(error)
         return failed_outcome(error, target.options)
+
+
+def cancelled_outcome(error: ExecutionCancelled) -> dict[str, JSON]:
+    """The code let out the cancellation of an execution it waited on: it is cancelled too, as an
+    exception spreads to the callers that don't catch it (and, being cancelled, it is never
+    retried). The reason names that execution; the traceback shows where the code waited."""
+    data: dict[str, JSON] = {
+        **error_to_data(error),
+        "type": "coflux.ExecutionCancelled",
+        "message": f"cancelled: it waited on {error.execution_id}, which was cancelled",
+    }
+    return {"state": "cancelled", "error": data}
 
 
 def failed_outcome(error: BaseException, options: TargetOptions | None) -> dict[str, JSON]:

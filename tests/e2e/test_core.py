@@ -86,6 +86,20 @@ def test_remote_value_error_is_caught_as_value_error(server: Server, workers: li
     assert "Traceback" in failed["error"]["traceback"]
 
 
+def test_a_workers_traceback_shows_the_modules_file_and_line_not_the_framework(
+    server: Server, workers: list[Worker]
+) -> None:
+    data = wait_for_run(server, start_run(server, "e2e_flows:catches", "kaput"))
+    text = data["steps"][1]["executions"][0]["error"]["traceback"]
+    module = Path(__file__).resolve().parent / "modules" / "e2e_flows.py"
+    assert text == (
+        "Traceback (most recent call last):\n"
+        f'  File "{module}", line 22, in explode\n'
+        "    raise ValueError(message)\n"
+        "ValueError: kaput\n"
+    )
+
+
 def test_retry_after_one_failure_has_two_executions(
     server: Server, workers: list[Worker], tmp_path: Path
 ) -> None:

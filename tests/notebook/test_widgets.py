@@ -79,6 +79,33 @@ def test_rerun_message_creates_a_new_attempt_that_the_tree_shows(
     tree.close()
 
 
+def test_rerun_with_parents_from_the_view_reruns_the_workflow_reusing_the_step(
+    server: Server, session: FakeSession, watcher: live.Watcher, frontend: Frontend
+) -> None:
+    run_id = start_run(server, "widget_flows:ticks", 2, 0.01)
+    wait_for_run(server, run_id)
+    tree = RunTree(run_id, session=session, watcher=watcher)
+    first = _step(tree.run, "tick")["step_id"]
+
+    frontend(tree, {"action": "rerun", "step_id": first, "parents": True})
+
+    assert tree.error == "", tree.error
+    assert tree.notice.endswith("once it succeeds, its parents follow")
+
+    def workflow_rerun_done() -> bool:
+        root = tree.run["steps"][0]["executions"]
+        return len(root) == 2 and root[-1]["state"] == "succeeded"
+
+    wait_until(workflow_rerun_done, 30, "the workflow's re-run to succeed in the tree")
+    root = tree.run["steps"][0]["executions"]
+    assert root[-1]["rerun_parents"] is True and root[-1]["fixed_step"] == first
+    assert [e["state"] for e in _step(tree.run, "tick")["executions"]] == ["succeeded", "succeeded"]
+    ticks = [s for s in tree.run["steps"] if s["target"] == "tick"]
+    assert len(ticks) == 3, "the re-run workflow reused the re-run tick(0) and called tick(1) anew"
+    assert tree.run["status"] == "succeeded" and tree.run["result"] == 1
+    tree.close()
+
+
 def test_a_refused_action_shows_its_error_in_the_widget(
     server: Server, session: FakeSession, watcher: live.Watcher, frontend: Frontend
 ) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from coflux.notebook import live
 from coflux.notebook.widgets import _STATIC, RunTree, view_source
-from tests.e2e.harness import Server, start_run, wait_for_run
+from tests.e2e.harness import Server, start_run, wait_for_run, wait_until
 from tests.notebook.conftest import FakeSession
 
 NODE = shutil.which("node")
@@ -188,6 +188,64 @@ def test_run_tree_view_shows_errors_logs_and_a_cancel_button(
     execution_id = boom["executions"][-1]["execution_id"]
     assert out["sent"][0] == {"action": "cancel", "execution_id": execution_id}
     assert len(out["tracebacks"]) == 1 and "ValueError: no good" in out["tracebacks"][0]
+
+
+CANCELLED = """
+const { model, el, cleanup } = await dom.render(viewPath, state);
+const out = {
+  status: el.querySelector(".coflux-run-status").getAttribute("data-status"),
+  runReason: el.querySelector(".coflux-run-reason").textContent,
+  rows: el.querySelectorAll(".coflux-step").map((row) => [
+    row.querySelector(".coflux-target").textContent,
+    row.getAttribute("data-state"),
+    row.querySelector(".coflux-reason")?.textContent ?? null,
+  ]),
+  rerunParents: el.querySelectorAll("button.coflux-rerun-parents").length,
+};
+el.querySelector("button.coflux-rerun-parents").click();
+out.sent = model.sent;
+cleanup();
+return out;
+"""
+
+
+def test_run_tree_view_shows_what_cancelled_a_step_and_offers_to_rerun_its_parents(
+    tmp_path: Path, server: Server, session: FakeSession
+) -> None:
+    """A step cancelled by the user, and the workflow that waited on it, with the reasons the
+    server recorded (a real worker let the cancellation out of the workflow), and the details'
+    button that re-runs a step and then its parents."""
+    client = session.client()
+    run_id = start_run(server, "widget_flows:hold", 60)
+
+    def sleeping() -> str | None:
+        steps = client.run_data(run_id)["steps"]
+        live = [e for s in steps[1:] for e in s["executions"] if e["state"] == "running"]
+        return live[0]["execution_id"] if live else None
+
+    sleeper = wait_until(sleeping, 30, "the sleeper to run")
+    client.cancel(sleeper)
+    assert wait_for_run(server, run_id)["status"] == "cancelled"
+    watcher = live.Watcher()
+    try:
+        tree = RunTree(run_id, session=session, watcher=watcher)
+        tree.expanded = [s["step_id"] for s in tree.run["steps"] if s["target"] == "sleeper"]
+        tree.refresh()
+        state = {name: getattr(tree, name) for name in SYNCED}
+        tree.close()
+    finally:
+        watcher.close()
+
+    out = _node(tmp_path, CANCELLED, state, "runtree.js")
+
+    waited = f"cancelled: it waited on {sleeper}, which was cancelled"
+    assert out["status"] == "cancelled" and out["runReason"] == waited
+    assert out["rows"] == [
+        ["widget_flows:hold", "cancelled", waited],
+        ["widget_flows:sleeper", "cancelled", "cancelled by the user"],
+    ]
+    assert out["rerunParents"] == 1  # in the sleeper's details; the root has no parents
+    assert out["sent"] == [{"action": "rerun", "step_id": f"{run_id}:2", "parents": True}]
 
 
 SWITCHER = """

@@ -76,6 +76,8 @@ def _execution(step_id: str, attempt: int) -> dict[str, Any]:
         "execute_after": NOW + 60 if attempt > 1 else None,
         "created_at": NOW + attempt,
         "retry": attempt - 1,
+        "rerun_parents": True if attempt > 1 else None,  # a re-run's chain reads back
+        "fixed_step": f"{step_id}:9" if attempt > 1 else None,
     }
 
 

@@ -1,6 +1,6 @@
 // The RunTree view (anywidget ES module, no build step, no imports).
 // Model traits: run, spawned, view, workspace, workspaces, expanded, details, error, notice.
-// Sends {action: "rerun", step_id, workspace?} | {action: "cancel", execution_id}
+// Sends {action: "rerun", step_id, workspace?, parents?} | {action: "cancel", execution_id}
 //       | {action: "cancel_run"} | {action: "logs", execution_id} | {action: "refresh"}.
 
 const LIVE = new Set(["queued", "assigned", "running"]);
@@ -53,12 +53,18 @@ function marks(step, executions, spawnedHere) {
     if (e.state === "deferred") add("deferred", e.deferred_to ? `deferred → ${e.deferred_to}` : "deferred");
     if (e.retry) add("retry", `retry #${e.attempt}`);
     if (e.rerun) add("rerun", `re-run #${e.attempt}`, `re-run in ${e.workspace}`);
+    if (e.rerun_parents) add("rerun-parents", e.fixed_step ? `after ${e.fixed_step} was fixed` : "then its parents", e.fixed_step ? `#${e.attempt} re-runs this step because ${e.fixed_step} succeeded on re-run; its parents follow once it succeeds` : `#${e.attempt}: once it succeeds, its parent is re-run, and so on up to the root`);
     if (e.state === "timed_out") add("timed-out", "timed out", `#${e.attempt}`);
     if (e.after_run_ended) add("after-end", "after the run ended", `#${e.attempt} is still ${e.state}: the run has ended, this goes on until it finishes or the run is cancelled`);
   }
   if (step.memoised) add("memo", "memo");
   if (spawnedHere || executions.some((e) => e.state === "spawned")) add("spawned", "spawned");
   return found;
+}
+
+// What ended an execution that was cancelled, as the server recorded it ("cancelled by the user").
+function reason(execution) {
+  return execution && execution.state === "cancelled" && execution.error ? execution.error.message || "" : "";
 }
 
 function workspaceChips(executions) {
@@ -131,6 +137,14 @@ export default {
           text: "re-run",
           onclick: () => send({ action: "rerun", step_id: step.step_id, workspace: select.value }),
         }),
+        step.parent_execution_id
+          ? h("button", {
+              class: "coflux-rerun-parents",
+              title: `re-run this step in ${session}; once it succeeds, re-run its parent (reusing this step), and so on up to the root, so the run can succeed`,
+              text: "re-run, then its parents",
+              onclick: () => send({ action: "rerun", step_id: step.step_id, parents: true }),
+            })
+          : null,
         live
           ? h("button", {
               class: "coflux-cancel",
@@ -230,6 +244,7 @@ export default {
         executions.length > 1 ? h("span", { class: "coflux-attempts", title: "attempts", text: `×${executions.length}` }) : null,
         marks(step, executions, spawnedHere),
         workspaceChips(executions),
+        reason(latest) ? h("span", { class: "coflux-reason", text: reason(latest) }) : null,
       );
       const nested = [];
       const multi = executions.filter((e) => idx.children.has(e.execution_id)).length > 1;
@@ -281,6 +296,7 @@ export default {
           text: own && view && own !== view ? `in ${own}, seen from ${view}` : own ? `in ${own}` : "",
         }),
         run.status === "failed" && run.error ? h("span", { class: "coflux-run-error", text: `${run.error.type}: ${run.error.message}` }) : null,
+        run.status === "cancelled" && run.error ? h("span", { class: "coflux-run-reason", text: run.error.message }) : null,
         run.status === "succeeded" && "result" in run ? h("code", { class: "coflux-run-result", text: describeValue(run.result) }) : null,
         run.status === "running"
           ? h("button", { class: "coflux-cancel-run", title: "cancel everything of this run", text: "cancel run", onclick: () => send({ action: "cancel_run" }) })
