@@ -29,6 +29,7 @@ from coflux.errors import (
     request_error,
 )
 from coflux.models import JSON, ExecutionId, RunId
+from coflux.render import text_tree as text_tree  # re-exported: `Run.text_tree` and the widgets use it
 from coflux.serialization import deserialize, serialize
 
 if sys.version_info >= (3, 11):
@@ -473,6 +474,7 @@ class Run:
         return self.client.rerun(step, workspace or self.workspace)
 
     def text_tree(self) -> str:
+        """The run's title and tree of steps as text (see :mod:`coflux.render`)."""
         return text_tree(self.data())
 
 
@@ -486,42 +488,3 @@ def root_execution_id(data: dict[str, Any]) -> str | None:
         root = data.get("root_execution_id")  # a summary (``steps=false``) names the latest one
         return str(root) if root else None
     return str(steps[0]["executions"][0]["execution_id"])
-
-
-def text_tree(data: dict[str, Any]) -> str:
-    """An indented text tree of a run's steps: one line per step with each execution's attempt,
-    state, cached mark and (when it differs from the run's) workspace."""
-    lines = [f"Run {data.get('run_id')} ({data.get('workspace')}): {data.get('status')}"]
-    still = data.get("still_running") or 0
-    if still:
-        lines[0] += f"; {still} step{'s' if still != 1 else ''} still running after it ended"
-    steps = list(data.get("steps") or [])
-    known = {step["step_id"] for step in steps}
-    children: dict[str | None, list[dict[str, Any]]] = {}
-    for step in steps:
-        parent = step.get("parent_step_id")
-        children.setdefault(parent if parent in known else None, []).append(step)
-    pending = [(step, 1) for step in reversed(children.get(None, []))]
-    seen: set[str] = set()
-    while pending:
-        step, depth = pending.pop()
-        if step["step_id"] in seen:
-            continue
-        seen.add(step["step_id"])
-        lines.append("  " * depth + _step_line(step, data.get("workspace")))
-        pending.extend((child, depth + 1) for child in reversed(children.get(step["step_id"], [])))
-    return "\n".join(lines)
-
-
-def _step_line(step: dict[str, Any], run_workspace: str | None) -> str:
-    attempts = []
-    for execution in step.get("executions") or []:
-        text = f"#{execution.get('attempt')} {execution.get('state')}"
-        if execution.get("cached"):
-            text += " (cached)"
-        if execution.get("after_run_ended"):
-            text += " (after the run ended)"
-        if execution.get("workspace") not in (None, run_workspace):
-            text += f" @{execution['workspace']}"
-        attempts.append(text)
-    return f"{step.get('module')}:{step.get('target')} [{step['step_id']}] " + ", ".join(attempts)

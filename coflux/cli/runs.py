@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from coflux.cli.common import connection_options, json_option, make_client, print_json
-from coflux.client import text_tree
+from coflux.render import text_tree
 
 
 @click.group()

@@ -13,8 +13,9 @@ from rich.live import Live
 from rich.text import Text
 
 from coflux.cli.common import connection_options, json_option, make_client, print_json
-from coflux.client import Client, text_tree
+from coflux.client import Client
 from coflux.models import JSON
+from coflux.render import text_tree
 
 _POLL_INTERVAL = 0.075
 _stderr = Console(stderr=True)

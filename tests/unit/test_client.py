@@ -22,7 +22,6 @@ from coflux.client import (
     ExecutionReference,
     ServerUnavailable,
     resolve_settings,
-    text_tree,
 )
 from coflux.errors import (
     BadRequest,
@@ -333,42 +332,6 @@ def test_settings_top_level_toml_keys(tmp_path: Path) -> None:
     assert (settings.project, settings.workspace) == ("top", "main")
 
 
-# -- text tree ------------------------------------------------------------------------------------
-
-
-def test_text_tree_nests_steps_with_states() -> None:
-    def step(step_id: str, parent: str | None, target: str, *executions: dict[str, Any]) -> Any:
-        return {
-            "step_id": step_id,
-            "parent_step_id": parent,
-            "module": "flows",
-            "target": target,
-            "executions": list(executions),
-        }
-
-    def execution(attempt: int, state: str, cached: bool = False, workspace: str = "dev") -> Any:
-        return {"attempt": attempt, "state": state, "cached": cached, "workspace": workspace}
-
-    data = {
-        "run_id": "Rx",
-        "workspace": "dev",
-        "status": "running",
-        "steps": [
-            step("Rx:1", None, "main", execution(1, "running")),
-            step("Rx:2", "Rx:1", "load", execution(1, "failed"), execution(2, "succeeded")),
-            step("Rx:3", "Rx:2", "parse", execution(1, "cached", cached=True)),
-            step("Rx:4", "Rx:1", "save", execution(1, "queued", workspace="dev/ana")),
-        ],
-    }
-    assert text_tree(data).splitlines() == [
-        "Run Rx (dev): running",
-        "  flows:main [Rx:1] #1 running",
-        "    flows:load [Rx:2] #1 failed, #2 succeeded",
-        "      flows:parse [Rx:3] #1 cached (cached)",
-        "    flows:save [Rx:4] #1 queued @dev/ana",
-    ]
-
-
 # -- command line ---------------------------------------------------------------------------------
 
 
@@ -421,7 +384,7 @@ def test_cli_runs_show_and_lists(fake: FakeServer) -> None:
     fake.on("GET", "projects/proj/workspaces", (200, {"workspaces": workspaces}))
     shown = cli(fake, "runs", "show", "Rx")
     assert shown.exit_code == 0
-    assert "flows:main [Rx:1] #1 succeeded" in shown.stdout
+    assert "flows:main() [Rx:1] #1 succeeded" in shown.stdout
     listed = cli(fake, "workspaces", "list")
     assert listed.stdout.splitlines() == ["main", "dev (base: main) [paused]"]
 

@@ -136,6 +136,7 @@ def _step(step_id: str, target: str, parent: str | None, *executions: dict[str, 
     return {
         "step_id": step_id,
         "parent_step_id": parent,
+        "parent_execution_id": f"{parent}:1" if parent else None,
         "module": "flows",
         "target": target,
         "arguments": [5],
@@ -213,7 +214,7 @@ def test_the_text_summary_and_the_exit_status() -> None:
     assert "cell 2 (In [3]) failed: KeyError: 'b'" in text and "total = rows['b']" in text
     assert "No runs were started." in text and "out.ipynb" in text
     text = format_summary(bad_run)
-    assert "step R1:4 flows:check failed" in text and "builtins.ValueError: boom" in text
+    assert "  error: builtins.ValueError: boom\n    began in step R1:4 flows:check(5)" in text
 
     data = bad_run.to_json()
     assert json.loads(json.dumps(data))["runs"][0]["failed_step"]["target"] == "check"
