@@ -17,6 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -51,20 +52,33 @@ _REFUSALS = {
     "with pickled arguments; project tokens can't list or create projects)",
 }
 """What a 401 or 403 without Coflux's JSON error body (a proxy's page, a Jupyter API) means."""
-_STATUS_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    409: "conflict",
-    413: "too_large",
-}
+_STATUS_CODES = {401: "unauthorized", 403: "forbidden"}
 
 
 class ServerUnavailable(RequestError):
     """The server could not be reached at all (refused, unresolvable, timed out)."""
 
     code = "unavailable"
+
+
+class NotCoflux(ServerUnavailable):
+    """Something answered at the URL, but not Coflux's API (an HTML page, another JSON API): a
+    wrong URL, or a proxy whose server is down."""
+
+
+def not_coflux(url: str, status: int, body: bytes) -> NotCoflux:
+    """The error for an answer that isn't Coflux's: its status and what it looked like, never
+    its text (a page of HTML helps nobody)."""
+    kind = "an HTML page" if body.lstrip()[:1] == b"<" else "something that isn't Coflux's JSON"
+    try:
+        status_text = f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        status_text = f"HTTP {status}"
+    if status >= 500:
+        advice = "is Coflux running behind it?"
+    else:
+        advice = f"check the URL: Coflux's ends in /coflux, e.g. {DEFAULT_URL}"
+    return NotCoflux(f"no Coflux API at {url}: it answered {status_text} with {kind} ({advice})")
 
 
 _started: list[tuple[str, str]] = []
@@ -223,7 +237,7 @@ class Client:
         try:
             return json.loads(raw)
         except ValueError as err:
-            raise RequestError(f"the server sent a response that is not JSON: {raw[:200]!r}") from err
+            raise not_coflux(self.url, 200, raw) from err
 
     def _project_path(self, *segments: str) -> str:
         return "/".join(["projects", _quote(self.project), *(_quote(s) for s in segments)])
@@ -378,13 +392,10 @@ def _error_from_response(status: int, body: bytes, url: str) -> RequestError:
         error = json.loads(body)["error"]
         return request_error(str(error["code"]), str(error["message"]))
     except (ValueError, KeyError, TypeError):
-        code = _STATUS_CODES.get(status, "error")
         if status in _REFUSALS:
-            return request_error(
-                code, f"the server at {url} refused the request (HTTP {status}): {_REFUSALS[status]}"
-            )
-        text = body.decode("utf-8", "replace").strip()[:200]
-        return request_error(code, f"HTTP {status}" + (f": {text}" if text else ""))
+            message = f"the server at {url} refused the request (HTTP {status}): {_REFUSALS[status]}"
+            return request_error(_STATUS_CODES[status], message)
+        return not_coflux(url, status, body)
 
 
 def _bind_keywords(args: list[Any], kwargs: dict[str, Any], parameters: list[dict[str, Any]]) -> list[Any]:

@@ -12,7 +12,7 @@ import datetime
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from coflux.models import JSON
@@ -239,6 +239,9 @@ def failure(data: Data) -> Failure | None:
     found = _failed(steps[0])
     if found is None:
         return None
+    error = data.get("error")
+    if found.state == "failed" and not found.execution.get("error") and isinstance(error, dict):
+        found = replace(found, error_type=str(error.get("type")), message=str(error.get("message")))
     while True:
         called = children.get(str(found.execution.get("execution_id")), [])
         deeper = (f for f in map(_failed, called) if f and f.error_type == found.error_type)

@@ -34,7 +34,12 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 @click.version_option(package_name="jupyter-coflux")
 def main() -> None:
-    """Coflux for Jupyter: durable workflows in notebooks and modules."""
+    """Coflux for Jupyter: durable workflows in notebooks and modules.
+
+    Settings come from flags, then COFLUX_* environment variables (COFLUX_URL, COFLUX_TOKEN,
+    COFLUX_PROJECT, COFLUX_WORKSPACE), then coflux.toml, then the defaults each option states.
+    Exit status: 0 on success, 1 when a run or notebook failed or the server refused, 2 for a
+    usage error."""
 
 
 for _command in (

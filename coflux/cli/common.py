@@ -4,28 +4,46 @@ from __future__ import annotations
 
 import importlib
 import json
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from coflux.client import Client
+from coflux.client import DEFAULT_PROJECT, DEFAULT_URL, DEFAULT_WORKSPACE, Client
 from coflux.models import JSON
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def server_options(function: F) -> F:
+    """``--url`` and ``--token``: for commands about the server (projects)."""
+    function = click.option(
+        "--token", help="Access token (COFLUX_TOKEN; `coflux server` prints one, or see `coflux tokens`)."
+    )(function)
+    return click.option("--url", help=f"Server URL, ending in /coflux (COFLUX_URL; default: {DEFAULT_URL}).")(
+        function
+    )
+
+
+def project_options(function: F) -> F:
+    """``--url``, ``--token`` and ``--project``: for commands about one project."""
+    function = click.option("--project", help=f"Project (COFLUX_PROJECT; default: {DEFAULT_PROJECT}).")(
+        function
+    )
+    return server_options(function)
+
+
+def workspace_option(
+    text: str = f"Workspace (COFLUX_WORKSPACE; default: {DEFAULT_WORKSPACE}).",
+) -> Callable[[F], F]:
+    """``--workspace``, described by ``text`` where the command gives it a meaning of its own."""
+    return click.option("--workspace", help=text)
+
+
 def connection_options(function: F) -> F:
-    """The ``--url --token --project --workspace`` options every server command takes."""
-    options = [
-        click.option("--url", help="Server URL including /coflux (or COFLUX_URL)."),
-        click.option("--token", help="Access token (or COFLUX_TOKEN)."),
-        click.option("--project", help="Project (or COFLUX_PROJECT; default: default)."),
-        click.option("--workspace", help="Workspace (or COFLUX_WORKSPACE; default: main)."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+    """``--url --token --project --workspace``: for commands that work in a workspace."""
+    return project_options(workspace_option()(function))
 
 
 def json_option(function: F) -> F:
@@ -33,12 +51,22 @@ def json_option(function: F) -> F:
 
 
 def make_client(options: dict[str, Any]) -> Client:
-    return Client(
+    """A client with the command's options, the rest from the settings. A server URL that isn't
+    http(s) is a usage error (urllib would call it an "unknown url type")."""
+    client = Client(
         url=options.get("url"),
         token=options.get("token"),
         project=options.get("project"),
         workspace=options.get("workspace"),
     )
+    parts = urllib.parse.urlsplit(client.url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(
+            f"{client.url!r} is not an http:// or https:// URL (from --url, COFLUX_URL or coflux.toml), "
+            f"e.g. {DEFAULT_URL}",
+            param_hint="--url",
+        )
+    return client
 
 
 def print_json(data: JSON) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from coflux.cli.common import connection_options, json_option, make_client, print_json
+from coflux.cli.common import json_option, make_client, print_json, project_options, server_options
 
 
 @click.group()
@@ -14,8 +14,9 @@ def projects() -> None:
 
 @projects.command("list")
 @json_option
-@connection_options
+@server_options
 def projects_list(as_json: bool, **options: str | None) -> None:
+    """List the server's projects (needs the server's own token)."""
     items = make_client(options).projects()
     if as_json:
         print_json(items)
@@ -26,15 +27,18 @@ def projects_list(as_json: bool, **options: str | None) -> None:
 
 @projects.command("create")
 @click.argument("name")
-@connection_options
+@server_options
 def projects_create(name: str, **options: str | None) -> None:
+    """Create project NAME (needs the server's own token)."""
     make_client(options).create_project(name)
     click.echo(f"created project {name}")
 
 
 @click.group()
 def tokens() -> None:
-    """Make project tokens (with the server's own token in --token or COFLUX_TOKEN)."""
+    """Make project tokens.
+
+    This needs the server's own (admin) token, in --token or COFLUX_TOKEN."""
 
 
 @tokens.command("create")
@@ -45,7 +49,7 @@ def tokens() -> None:
     help="worker: for workers and notebook kernels; submit: for CI and dashboards (JSON arguments only).",
 )
 @json_option
-@connection_options
+@project_options
 def tokens_create(scope: str, as_json: bool, **options: str | None) -> None:
     """Print a new token of --project (only the token, unless --json)."""
     data = make_client(options).create_token(scope)

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
 
+from coflux import render
 from coflux.cli.common import connection_options, json_option, make_client, print_json
-from coflux.client import Client
+from coflux.cli.follow import follow
 from coflux.models import JSON
-from coflux.render import text_tree
-
-_POLL_INTERVAL = 0.075
-_stderr = Console(stderr=True)
 
 
 def _parse_arguments(values: tuple[str, ...]) -> list[JSON]:
@@ -43,7 +36,11 @@ def _parse_arguments(values: tuple[str, ...]) -> list[JSON]:
 def submit(
     target: str, arguments: tuple[str, ...], no_wait: bool, as_json: bool, **options: str | None
 ) -> None:
-    """Start a run of a workflow and follow it until it finishes."""
+    """Start a run of a workflow and follow it until it finishes.
+
+    The run's tree goes to stderr (redrawn live on a terminal, else printed once it finished), and
+    so does a failed run's error. Its result goes to stdout as bare JSON, for scripts:
+    `total=$(coflux submit flows:total 5)`. Exit status 1 if the run failed or was cancelled."""
     if ":" not in target.strip(":"):
         raise click.BadParameter(f"expected MODULE:WORKFLOW, got {target!r}", param_hint="TARGET")
     values = _parse_arguments(arguments)
@@ -55,44 +52,26 @@ def submit(
         else:
             click.echo(run.id)
         return
-    data = follow(client, run.id, run.workspace, live=not as_json)
+    data = follow(client, run.id, run.workspace, show=not as_json)
     sys.exit(report(data, as_json))
 
 
-def follow(client: Client, run_id: str, workspace: str | None, *, live: bool) -> dict[str, Any]:
-    """Poll the run until it is no longer running, showing its tree on stderr when ``live``."""
-    data = client.run_data(run_id, workspace)
-    if not live:
-        while data["status"] == "running":
-            time.sleep(_POLL_INTERVAL)
-            data = client.run_data(run_id, workspace)
-        return data
-    with Live(Text(text_tree(data)), console=_stderr, refresh_per_second=12) as view:
-        while data["status"] == "running":
-            time.sleep(_POLL_INTERVAL)
-            data = client.run_data(run_id, workspace)
-            view.update(Text(text_tree(data)))
-    return data
-
-
 def report(data: dict[str, Any], as_json: bool) -> int:
-    """Print a finished run's outcome; the exit status for it."""
+    """Print a finished run's outcome (its result on stdout, an error on stderr); the exit status."""
     status = data["status"]
-    error = data.get("error")
     if as_json:
         print_json(
             {
                 "run_id": data["run_id"],
                 "status": status,
                 "result": data.get("result"),
-                "error": error,
+                "error": data.get("error"),
             }
         )
     elif status == "succeeded":
         print_json(data.get("result"))
-    elif status == "cancelled":
-        click.echo(f"run {data['run_id']} was cancelled", err=True)
     else:
-        error = error or {}
-        click.echo(f"{error.get('type', 'error')}: {error.get('message', '')}", err=True)
+        hint = f"coflux runs show {data['run_id']} --verbose shows its traceback"
+        for line in render.outcome_lines(data, hint=hint):
+            click.echo(line, err=True)
     return 0 if status == "succeeded" else 1

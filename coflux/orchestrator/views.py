@@ -82,6 +82,7 @@ def run_view(
         if with_steps
         else None,
         "created_at": run["created_at"],
+        "completed_at": root["executions"][-1]["completed_at"] if root and root["executions"] else None,
         "status": status,
         "result": serialization.describe(result) if result is not None else None,
         "result_value": result,

@@ -18,7 +18,9 @@ from click.testing import CliRunner
 from coflux.cli import main
 from coflux.client import (
     _REFUSALS,
+    DEFAULT_URL,
     Client,
+    NotCoflux,
     ExecutionReference,
     ServerUnavailable,
     resolve_settings,
@@ -169,7 +171,34 @@ def test_requests_carry_token_and_json(fake: FakeServer, client: Client) -> None
             Forbidden,
             "the server at {url} refused the request (HTTP 403): " + _REFUSALS[403],
         ),
-        (500, b"<html>boom</html>", RequestError, "HTTP 500: <html>boom</html>"),
+        (
+            500,
+            b"<html>boom</html>",
+            NotCoflux,
+            "no Coflux API at {url}: it answered HTTP 500 Internal Server Error with an HTML page "
+            "(is Coflux running behind it?)",
+        ),
+        (
+            404,
+            b"\n<!DOCTYPE HTML>\n<html><title>Jupyter Server</title>",
+            NotCoflux,
+            "no Coflux API at {url}: it answered HTTP 404 Not Found with an HTML page (check the "
+            "URL: Coflux's ends in /coflux, e.g. " + DEFAULT_URL + ")",
+        ),
+        (
+            404,
+            {"message": "Not Found", "reason": None},  # Jupyter's own API
+            NotCoflux,
+            "no Coflux API at {url}: it answered HTTP 404 Not Found with something that isn't "
+            "Coflux's JSON (check the URL: Coflux's ends in /coflux, e.g. " + DEFAULT_URL + ")",
+        ),
+        (
+            200,
+            b"<html>a page</html>",
+            NotCoflux,
+            "no Coflux API at {url}: it answered HTTP 200 OK with an HTML page (check the URL: "
+            "Coflux's ends in /coflux, e.g. " + DEFAULT_URL + ")",
+        ),
     ],
 )
 def test_error_bodies_map_to_exception_classes(
@@ -336,7 +365,10 @@ def test_settings_top_level_toml_keys(tmp_path: Path) -> None:
 
 
 def cli(fake: FakeServer, *args: str) -> Any:
-    options = ["--url", fake.url, "--project", "proj", "--workspace", "dev"]
+    """``coflux ARGS`` against ``fake``, with ``--workspace dev`` for the commands that take it."""
+    options = ["--url", fake.url, "--project", "proj"]
+    if args[0] in ("submit", "worker") or args[:2] in (("runs", "show"), ("runs", "rerun"), ("runs", "list")):
+        options += ["--workspace", "dev"]
     return CliRunner().invoke(main, [*args, *options])
 
 
