@@ -12,7 +12,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_notebook
 
 from tests.e2e.harness import (
     Server,
@@ -297,3 +299,40 @@ def test_errors_are_one_line_that_says_what_to_do(server: Server) -> None:
     assert no_scheme.returncode == 2
     assert "is not an http:// or https:// URL" in no_scheme.stderr and "Traceback" not in no_scheme.stderr
 
+
+# -- coflux run NOTEBOOK --url ... ----------------------------------------------------------------
+
+
+def _marking_notebook(folder: Path) -> tuple[Path, Path]:
+    """A notebook whose first cell leaves a file behind: proof that a kernel ran it."""
+    marker = folder / "ran"
+    notebook = folder / "nb" / "marking.ipynb"
+    notebook.parent.mkdir()
+    cell = new_code_cell(f"open({str(marker)!r}, 'w').close()")
+    nbformat.write(new_notebook(cells=[cell]), notebook)
+    return notebook, marker
+
+
+def test_coflux_run_checks_the_server_and_the_token_before_a_kernel_starts(
+    server: Server, tmp_path: Path
+) -> None:
+    notebook, marker = _marking_notebook(tmp_path)
+    submit = server.request("POST", "api/projects/default/tokens", {"scope": "submit"}).json()["token"]
+    down = f"http://127.0.0.1:{free_port()}/coflux"
+    root = server.url.removesuffix("/coflux")
+    cases = {
+        "wrong token": (server.url, "not-a-token", "error: the token was not accepted"),
+        "other project": (server.url, server.worker_token("elsewhere"), "not valid for project 'default'"),
+        "submit token": (server.url, submit, "error: a submit token can't run a notebook"),
+        "not Coflux": (f"{root}/nowhere", server.token, f"error: no Coflux API at {root}/nowhere"),
+        "nobody there": (down, server.token, f"error: cannot reach the Coflux server at {down}: "),
+    }
+    for case, (url, token, expected) in cases.items():
+        completed = coflux(server, "run", str(notebook), "--url", url, COFLUX_TOKEN=token)
+        line = _one_line(completed, 1)
+        assert expected in line, (case, line)
+        assert not marker.exists(), case  # no kernel ran the notebook
+    unreachable = _one_line(coflux(server, "run", str(notebook), "--url", down), 1)
+    assert unreachable.endswith(
+        "(is it running? `coflux run` connects to --url only, whatever COFLUX_URL says)"
+    )
