@@ -54,7 +54,8 @@ class RunSummary:
     error: JSON = None
     failed_step: StepFailure | None = None
     tree: list[str] = field(default_factory=list)
-    """The step tree, one line per step (as ``coflux runs show`` prints it)."""
+    """Why the run can't progress, if so, then the step tree, one line per step (as ``coflux runs
+    show`` prints them)."""
     outcome: list[str] = field(default_factory=list)
     """The result, or the error and the step where it began (as ``coflux runs show`` prints them)."""
 
@@ -116,7 +117,7 @@ def summarize_run(project: str, data: Mapping[str, Any]) -> RunSummary:
         result=data.get("result"),
         error=data.get("error"),
         failed_step=_failed_step(data),
-        tree=render.tree_lines(data),
+        tree=[f"  {line}" for line in render.blocked_lines(data)] + render.tree_lines(data),
         outcome=render.outcome_lines(data),
     )
 
