@@ -39,7 +39,9 @@ def test_a_step_whose_target_no_connected_worker_serves_says_so_until_one_connec
             tasks.hello(targets=[TASK], concurrency=1)
             execute = await tasks.next("execute")
             view = await service.get_run(run_id)
-            waiting = [s["executions"][0] for s in view["steps"][1:] if s["executions"][0]["state"] == "queued"]
+            waiting = [
+                s["executions"][0] for s in view["steps"][1:] if s["executions"][0]["state"] == "queued"
+            ]
             assert len(waiting) == 1 and waiting[0]["blocked"] is None  # it waits for a free slot only
             assert view["blocked"] == []
             tasks.complete(execute["execution_id"], ok(1))

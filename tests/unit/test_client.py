@@ -20,8 +20,8 @@ from coflux.client import (
     _REFUSALS,
     DEFAULT_URL,
     Client,
-    NotCoflux,
     ExecutionReference,
+    NotCoflux,
     ServerUnavailable,
     resolve_settings,
 )
