@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Final
 
-from coflux.errors import ConfigurationError
+from coflux.errors import NotCoflux
 from coflux.tokens import redact_url
 
 _logger = logging.getLogger("coflux")
@@ -92,13 +92,21 @@ class Answer:
             what = "an HTML page"
         elif error is not None:
             what = f"Coflux's error {error[0]!r}"
-        elif kind == "application/json":
+        elif kind == "application/json" or (not kind and _is_json(self.body)):
             what = "JSON that is not Coflux's" if self.foreign else "JSON"
         elif not self.body.strip():
             what = "an empty body"
         else:
             what = kind or "a body of unknown type"
         return f"HTTP {self.status} with {what}"
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
 
 
 def exchange(request: urllib.request.Request, timeout: float) -> Answer:
@@ -185,11 +193,14 @@ def relocation_note(given: str, found: str) -> str:
     return f"{redact_url(given)} is not Coflux's address; using {redact_url(found)}"
 
 
-def not_coflux(url: str, answer: Answer | None) -> ConfigurationError:
+def not_coflux(url: str, answer: Answer | None) -> NotCoflux:
     """The error for a URL where no Coflux API was found: what it answered (never the page) and
-    the URL to use."""
+    what to do: the URL to use, or, for a server error that isn't Coflux's (a proxy's page),
+    whether Coflux runs behind it."""
     said = f"it answers {answer.describe()}" if answer is not None else "it does not answer as Coflux"
-    return ConfigurationError(
+    if answer is not None and answer.status >= 500:
+        return NotCoflux(f"{redact_url(url)} did not answer as Coflux ({said}): is Coflux running behind it?")
+    return NotCoflux(
         f"{redact_url(url)} is not a Coflux server ({said}); use the server's Coflux URL, "
         f"e.g. {redact_url(suggested_url(url))}"
     )

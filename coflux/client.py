@@ -26,10 +26,12 @@ from coflux.errors import (
     NotFound,
     RemoteTraceback,
     RequestError,
+    ServerUnavailable,
     execution_error_from_data,
     request_error,
 )
 from coflux.models import JSON, ExecutionId, RunId
+from coflux.render import text_tree as text_tree  # re-exported: `Run.text_tree` and the widgets use it
 from coflux.serialization import deserialize, serialize
 from coflux.settings import resolve
 
@@ -42,20 +44,7 @@ _REFUSALS = {
     "with pickled arguments; project tokens can't list or create projects)",
 }
 """What a 401 or 403 without Coflux's JSON error body (a proxy's page, a Jupyter API) means."""
-_STATUS_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    409: "conflict",
-    413: "too_large",
-}
-
-
-class ServerUnavailable(RequestError):
-    """The server could not be reached at all (refused, unresolvable, timed out)."""
-
-    code = "unavailable"
+_STATUS_CODES = {401: "unauthorized", 403: "forbidden"}
 
 
 _started: list[tuple[str, str]] = []
@@ -131,8 +120,7 @@ class Client:
         if answer.foreign and answer.status not in (401, 403):
             raise address.not_coflux(self.url, answer)
         if answer.status >= 400:
-            body = b"(an HTML page)" if answer.html else answer.body
-            raise _error_from_response(answer.status, body, self.url)
+            raise _error_from_response(answer, self.url)
         return answer.body
 
     def _exchange(
@@ -171,7 +159,7 @@ class Client:
         try:
             return json.loads(raw)
         except ValueError as err:
-            raise RequestError(f"the server sent a response that is not JSON: {raw[:200]!r}") from err
+            raise address.not_coflux(self.url, address.Answer(200, "", raw)) from err
 
     def _project_path(self, *segments: str) -> str:
         return "/".join(["projects", _quote(self.project), *(_quote(s) for s in segments)])
@@ -334,18 +322,16 @@ class Client:
         return deserialize(value, self.get_blob, execution=ExecutionReference, asset=AssetReference)
 
 
-def _error_from_response(status: int, body: bytes, url: str) -> RequestError:
-    try:
-        error = json.loads(body)["error"]
-        return request_error(str(error["code"]), str(error["message"]))
-    except (ValueError, KeyError, TypeError):
-        code = _STATUS_CODES.get(status, "error")
-        if status in _REFUSALS:
-            return request_error(
-                code, f"the server at {url} refused the request (HTTP {status}): {_REFUSALS[status]}"
-            )
-        text = body.decode("utf-8", "replace").strip()[:200]
-        return request_error(code, f"HTTP {status}" + (f": {text}" if text else ""))
+def _error_from_response(answer: address.Answer, url: str) -> RequestError:
+    error = answer.error()
+    if error is not None:
+        return request_error(*error)
+    if answer.status in _REFUSALS:
+        message = (
+            f"the server at {url} refused the request (HTTP {answer.status}): {_REFUSALS[answer.status]}"
+        )
+        return request_error(_STATUS_CODES[answer.status], message)
+    return address.not_coflux(url, answer)
 
 
 def _bind_keywords(args: list[Any], kwargs: dict[str, Any], parameters: list[dict[str, Any]]) -> list[Any]:
@@ -445,6 +431,7 @@ class Run:
         return self.client.rerun(step, workspace or self.workspace, parents=parents)
 
     def text_tree(self) -> str:
+        """The run's title and tree of steps as text (see :mod:`coflux.render`)."""
         return text_tree(self.data())
 
 
@@ -458,42 +445,3 @@ def root_execution_id(data: dict[str, Any]) -> str | None:
         root = data.get("root_execution_id")  # a summary (``steps=false``) names the latest one
         return str(root) if root else None
     return str(steps[0]["executions"][0]["execution_id"])
-
-
-def text_tree(data: dict[str, Any]) -> str:
-    """An indented text tree of a run's steps: one line per step with each execution's attempt,
-    state, cached mark and (when it differs from the run's) workspace."""
-    lines = [f"Run {data.get('run_id')} ({data.get('workspace')}): {data.get('status')}"]
-    still = data.get("still_running") or 0
-    if still:
-        lines[0] += f"; {still} step{'s' if still != 1 else ''} still running after it ended"
-    steps = list(data.get("steps") or [])
-    known = {step["step_id"] for step in steps}
-    children: dict[str | None, list[dict[str, Any]]] = {}
-    for step in steps:
-        parent = step.get("parent_step_id")
-        children.setdefault(parent if parent in known else None, []).append(step)
-    pending = [(step, 1) for step in reversed(children.get(None, []))]
-    seen: set[str] = set()
-    while pending:
-        step, depth = pending.pop()
-        if step["step_id"] in seen:
-            continue
-        seen.add(step["step_id"])
-        lines.append("  " * depth + _step_line(step, data.get("workspace")))
-        pending.extend((child, depth + 1) for child in reversed(children.get(step["step_id"], [])))
-    return "\n".join(lines)
-
-
-def _step_line(step: dict[str, Any], run_workspace: str | None) -> str:
-    attempts = []
-    for execution in step.get("executions") or []:
-        text = f"#{execution.get('attempt')} {execution.get('state')}"
-        if execution.get("cached"):
-            text += " (cached)"
-        if execution.get("after_run_ended"):
-            text += " (after the run ended)"
-        if execution.get("workspace") not in (None, run_workspace):
-            text += f" @{execution['workspace']}"
-        attempts.append(text)
-    return f"{step.get('module')}:{step.get('target')} [{step['step_id']}] " + ", ".join(attempts)

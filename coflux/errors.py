@@ -13,7 +13,10 @@
     │   ├── Forbidden             forbidden: a valid credential that may not do this
     │   ├── NotFound              not_found: unknown project, workspace, run, target...
     │   ├── Conflict              conflict: already exists, or not allowed in this state
-    │   └── PayloadTooLarge       too_large
+    │   ├── PayloadTooLarge       too_large
+    │   └── ServerUnavailable     unavailable: nothing answered at the URL (refused, timed out)
+    │       └── NotCoflux         something answered, but not Coflux (also a ConfigurationError:
+    │                             the URL is wrong, or a proxy's server is down)
     ├── ExecutionError            the user's code failed; also an instance of the original type
     ├── RemoteTraceback           (never raised) the ``__cause__`` of a rebuilt ExecutionError:
     │                             the failed execution's own traceback, from its worker
@@ -94,6 +97,17 @@ class Conflict(RequestError):
 
 class PayloadTooLarge(RequestError):
     code = "too_large"
+
+
+class ServerUnavailable(RequestError):
+    """The server could not be reached at all (refused, unresolvable, timed out)."""
+
+    code = "unavailable"
+
+
+class NotCoflux(ServerUnavailable, ConfigurationError):
+    """Something answered at the URL, but not Coflux's API (an HTML page, another JSON API): a
+    wrong URL, or a proxy whose server is down."""
 
 
 REQUEST_ERRORS: dict[str, type[RequestError]] = {

@@ -11,11 +11,19 @@ After the cells ran (or one failed), the kernel is asked which runs it started
 still up, and summarized in a :class:`HeadlessResult`.
 """
 
-from coflux.headless.execution import DEFAULT_TIMEOUT, kernel_environment, run_notebook, wait_for_runs
+from coflux.headless.execution import (
+    DEFAULT_TIMEOUT,
+    check_server,
+    kernel_environment,
+    run_notebook,
+    wait_for_runs,
+)
 from coflux.headless.parameters import (
     INJECTED_TAG,
     PARAMETERS_TAG,
     Parameter,
+    check_parameters,
+    declared_parameters,
     inject_parameters,
     parse_parameters,
     parse_value,
@@ -39,6 +47,9 @@ __all__ = [
     "Parameter",
     "RunSummary",
     "StepFailure",
+    "check_parameters",
+    "check_server",
+    "declared_parameters",
     "format_summary",
     "inject_parameters",
     "kernel_environment",

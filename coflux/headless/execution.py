@@ -10,6 +10,7 @@ import math
 import os
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,12 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from traitlets.config import Config
 
 from coflux import tokens
-from coflux.client import Client, ServerUnavailable
+from coflux.client import Client
 from coflux.embedded import EmbeddedServer
-from coflux.errors import CofluxError, RequestError
+from coflux.errors import CofluxError, ConfigurationError, NotCoflux, NotFound, ServerUnavailable
 from coflux.headless.parameters import Parameter, inject_parameters, read_notebook
 from coflux.headless.summary import CellFailure, HeadlessResult, RunSummary, summarize_run
-from coflux.settings import resolve
+from coflux.settings import DEFAULT_URL, resolve
 
 KERNEL_NAME = "python3"
 DEFAULT_TIMEOUT = 600.0
@@ -36,24 +37,40 @@ _CELL_TIMEOUT = "CellTimeoutError"
 
 
 @contextlib.contextmanager
-def _server(url: str | None, token: str | None) -> Iterator[tuple[str, str | None]]:
+def _server(url: str | None, token: str | None, project: str) -> Iterator[tuple[str, str | None]]:
     if url:
-        _check_reachable(url, token)
+        check_server(url, token, project)
         yield url.rstrip("/"), token
         return
     with EmbeddedServer() as server:
         yield server.url, server.token
 
 
-def _check_reachable(url: str, token: str | None) -> None:
-    """Raise ``ServerUnavailable`` before any kernel starts. Any answer will do, even a refusal: a
-    project's token may not list projects."""
+def check_server(url: str, token: str | None, project: str) -> None:
+    """Before any kernel starts: ``url`` is a Coflux server that accepts ``token`` in ``project``
+    (listing its workspaces, which every kind of token may). Raises ``ServerUnavailable`` (with a
+    hint about ``--url``: ``coflux run`` never reads ``COFLUX_URL``), ``Unauthorized`` or
+    ``ConfigurationError``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(f"--url {url!r} is not an http:// or https:// URL, e.g. {DEFAULT_URL}")
+    if token and tokens.scope_of(token) is tokens.Scope.SUBMIT:
+        raise ConfigurationError(
+            "a submit token can't run a notebook: its kernel is a worker, which needs a worker token "
+            f"(`coflux tokens create --project {project} --scope worker`) or the server's own token"
+        )
     try:
-        Client(url=url, token=token).projects()
-    except ServerUnavailable:
+        Client(url=url, token=token, project=project).workspaces()
+    except NotCoflux:
         raise
-    except RequestError:
-        return
+    except ServerUnavailable as err:
+        reason = getattr(err.__cause__, "reason", err.__cause__)
+        raise ServerUnavailable(
+            f"cannot reach the Coflux server at {url}: {reason} (is it running? `coflux run` "
+            "connects to --url only, whatever COFLUX_URL says)"
+        ) from err
+    except NotFound:
+        return  # no such project yet: the kernel's worker makes it
 
 
 def kernel_token(url: str, token: str | None, project: str) -> str | None:
@@ -172,7 +189,10 @@ def run_notebook(
     parameters = dict(parameters or {})
     inject_parameters(notebook, parameters)
     settings = resolve(None, token, project, workspace)  # url: only the flag counts
-    with _server(url, settings.token) as (server_url, server_token), _socket_folder() as sockets:
+    with (
+        _server(url, settings.token, settings.project) as (server_url, server_token),
+        _socket_folder() as sockets,
+    ):
         worker_token = kernel_token(server_url, server_token, settings.project)
         env = kernel_environment(path, server_url, worker_token, settings.project, settings.workspace)
         client = _notebook_client(notebook, path, timeout, sockets)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import keyword
 import math
 from collections.abc import Mapping, Sequence
@@ -75,6 +76,60 @@ def inject_parameters(notebook: Any, parameters: Mapping[str, Parameter]) -> int
     index = 0 if marked is None else marked + 1
     cells.insert(index, cell)
     return index
+
+
+def declared_parameters(notebook: Any) -> list[str] | None:
+    """The names the first cell tagged ``parameters`` assigns at its top level, in order (``[]``
+    without such a cell); None when its code can't be read (then nobody can tell)."""
+    cell = next((c for c in notebook.cells if _tagged(c, PARAMETERS_TAG)), None)
+    if cell is None:
+        return []
+    lines = [line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return None
+    names: dict[str, None] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        else:
+            continue
+        for target in targets:
+            names.update(dict.fromkeys(_assigned(target)))
+    return list(names)
+
+
+def _assigned(target: ast.expr) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Starred):
+        return _assigned(target.value)
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [name for element in target.elts for name in _assigned(element)]
+    return []  # an attribute or a subscript: not a parameter of its own
+
+
+def check_parameters(notebook: Any, parameters: Mapping[str, Parameter]) -> None:
+    """Raise ``ValueError`` naming the known parameters when ``parameters`` has a key that the
+    notebook's ``parameters`` cell doesn't assign (the value would set a name nothing reads)."""
+    known = declared_parameters(notebook)
+    if known is None or not parameters:
+        return
+    unknown = [key for key in parameters if key not in known]
+    if not known:
+        raise ValueError(
+            f"the notebook has no parameters to set (no cell is tagged {PARAMETERS_TAG!r}): "
+            f"--param {', '.join(unknown)} would set names it never reads"
+        )
+    if unknown:
+        listed = ", ".join(repr(key) for key in unknown)
+        raise ValueError(
+            f"the notebook has no parameter {listed}; its parameters are {', '.join(known)} "
+            f"(assigned in the cell tagged {PARAMETERS_TAG!r})"
+        )
 
 
 def read_notebook(path: Path) -> Any:

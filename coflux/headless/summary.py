@@ -9,13 +9,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from coflux.client import text_tree
+from coflux import render
 from coflux.headless.parameters import Parameter
 from coflux.models import JSON
 
 TREE_LINES: Final = 25
 """Steps of a run's tree shown in the summary; the rest is counted."""
-_FAILED_STATES = ("failed", "timed_out", "abandoned")
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,10 @@ class RunSummary:
     error: JSON = None
     failed_step: StepFailure | None = None
     tree: list[str] = field(default_factory=list)
-    """The step tree, one line per step (as ``coflux runs show`` prints it)."""
+    """Why the run can't progress, if so, then the step tree, one line per step (as ``coflux runs
+    show`` prints them)."""
+    outcome: list[str] = field(default_factory=list)
+    """The result, or the error and the step where it began (as ``coflux runs show`` prints them)."""
 
     @property
     def ok(self) -> bool:
@@ -103,7 +105,6 @@ def summarize_run(project: str, data: Mapping[str, Any]) -> RunSummary:
     finished = executions[-1].get("completed_at") if executions else None
     started = data.get("created_at")
     duration = finished - started if finished is not None and started is not None else None
-    failed = _failed_step(steps) if data.get("status") == "failed" else None
     return RunSummary(
         run_id=str(data["run_id"]),
         project=project,
@@ -115,43 +116,25 @@ def summarize_run(project: str, data: Mapping[str, Any]) -> RunSummary:
         steps=len(steps),
         result=data.get("result"),
         error=data.get("error"),
-        failed_step=failed,
-        tree=text_tree(dict(data)).splitlines()[1:],
+        failed_step=_failed_step(data),
+        tree=[f"  {line}" for line in render.blocked_lines(data)] + render.tree_lines(data),
+        outcome=render.outcome_lines(data),
     )
 
 
-def _failed_step(steps: list[dict[str, Any]]) -> StepFailure | None:
-    """Where a failed run's error started: from the root, follow the failed children that failed
-    with the same error (a child's error re-raised) as deep as they go."""
-    children: dict[str | None, list[dict[str, Any]]] = {}
-    for step in steps:
-        children.setdefault(step.get("parent_step_id"), []).append(step)
-    step = steps[0] if steps else {}
-    error = _step_error(step)
-    if error is None:
+def _failed_step(data: Mapping[str, Any]) -> StepFailure | None:
+    found = render.failure(data)
+    if found is None:
         return None
-    while True:
-        same = (c for c in children.get(step["step_id"], []) if _same_error(_step_error(c), error))
-        child = next(same, None)
-        if child is None:
-            break
-        step, error = child, _step_error(child) or error
-    return StepFailure(str(step["step_id"]), str(step.get("module")), str(step.get("target")), *error)
-
-
-def _same_error(one: tuple[str, str, str] | None, other: tuple[str, str, str]) -> bool:
-    return one is not None and one[1:] == other[1:]
-
-
-def _step_error(step: dict[str, Any]) -> tuple[str, str, str] | None:
-    """The final execution's (state, error type, message) when it failed, timed out or was abandoned."""
-    executions = step.get("executions") or []
-    if not executions or executions[-1].get("state") not in _FAILED_STATES:
-        return None
-    state = str(executions[-1]["state"])
-    error = executions[-1].get("error") or {}
-    message = error.get("message") or f"the step's execution {state.replace('_', ' ')}"
-    return state, str(error.get("type") or state), str(message)
+    step = found.step
+    return StepFailure(
+        str(step["step_id"]),
+        str(step.get("module")),
+        str(step.get("target")),
+        found.state,
+        found.error_type,
+        found.message,
+    )
 
 
 # -- execution ------------------------------------------------------------------------------------
@@ -187,13 +170,6 @@ def _run_lines(run: RunSummary) -> list[str]:
     shown = run.tree[:TREE_LINES]
     lines.extend(shown)
     if len(run.tree) > len(shown):
-        lines.append(f"  ... and {len(run.tree) - len(shown)} more steps (coflux runs show {run.run_id})")
-    if run.ok:
-        lines.append(f"  result: {json.dumps(run.result, ensure_ascii=False)}")
-    step = run.failed_step
-    if step is not None:
-        lines.append(f"  step {step.step_id} {step.module}:{step.target} {step.state}:")
-        lines.append(f"    {step.error_type}: {step.message}")
-    elif run.status in ("failed", "cancelled") and isinstance(run.error, dict):
-        lines.append(f"  {run.error.get('type')}: {run.error.get('message')}")
+        lines.append(f"  ... and {len(run.tree) - len(shown)} more lines (coflux runs show {run.run_id})")
+    lines.extend(run.outcome)
     return lines

@@ -19,8 +19,8 @@ from typing import Any, Final, Protocol
 import anywidget
 import traitlets
 
-from coflux.client import Client, Run, ServerUnavailable, text_tree
-from coflux.errors import BadRequest, CofluxError, ConfigurationError
+from coflux.client import Client, Run, text_tree
+from coflux.errors import BadRequest, CofluxError, ConfigurationError, ServerUnavailable
 from coflux.models import ExecutionId, RunId, StepId
 from coflux.notebook import live
 

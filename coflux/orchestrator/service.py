@@ -420,6 +420,7 @@ class ProjectService:
                     "target": row["target"],
                     "status": view["status"],
                     "created_at": row["created_at"],
+                    "completed_at": view["completed_at"],
                 }
             )
         return listed

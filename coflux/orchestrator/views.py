@@ -9,6 +9,7 @@ from coflux import serialization
 from coflux.errors import NotFound
 from coflux.models import ExecutionId, ExecutionState, split_execution_id
 from coflux.orchestrator.engine import Engine
+from coflux.orchestrator.progress import Progress, summarize
 from coflux.orchestrator.state import Outcome
 from coflux.orchestrator.workspaces import Workspaces
 from coflux.storage import SqlStore
@@ -55,12 +56,16 @@ def run_view(
     by_result = {r["execution_id"]: r for r in results}
     assigned = {a["execution_id"]: a for a in assignments}
     per_step: dict[str, list[dict[str, Any]]] = {}
+    progress = Progress(engine.sessions.values(), workspaces)
     for row in executions:
         if row["workspace_id"] not in visible:
             continue
-        per_step.setdefault(row["step_id"], []).append(
-            _execution(row, by_result.get(row["execution_id"]), assigned, engine, workspaces)
-        )
+        execution = _execution(row, by_result.get(row["execution_id"]), assigned, engine, workspaces)
+        live = engine.executions.get(ExecutionId(row["execution_id"]))
+        execution["blocked"] = None
+        if live is not None and live.state is ExecutionState.QUEUED:
+            execution["blocked"] = progress.blocked(live)  # why it waits, if it can't be dispatched
+        per_step.setdefault(row["step_id"], []).append(execution)
     shown = [_step(s, per_step.get(s["step_id"], [])) for s in steps]
     root = shown[0] if shown else None
     status, result, error = _status(root, by_result)
@@ -77,12 +82,16 @@ def run_view(
         if with_steps
         else None,
         "created_at": run["created_at"],
+        "completed_at": root["executions"][-1]["completed_at"] if root and root["executions"] else None,
         "status": status,
         "result": serialization.describe(result) if result is not None else None,
         "result_value": result,
         "error": error,
         "root_execution_id": root["executions"][-1]["execution_id"] if root and root["executions"] else None,
         "still_running": still_running,
+        "blocked": summarize(
+            (step["step_id"], e["blocked"]) for step in shown for e in step["executions"] if e.get("blocked")
+        ),
         "steps": shown if with_steps else None,
     }
 

@@ -76,4 +76,7 @@ def test_a_proxys_error_page_is_not_shown(foreign: Callable[[int, str, bytes], s
     url = foreign(502, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>") + "coflux"
     with pytest.raises(cf.RequestError) as raised:
         cf.Client(url=url, token="cfx_worker_0_0").projects()
-    assert str(raised.value) == "HTTP 502: (an HTML page)"
+    assert str(raised.value) == (
+        f"{url} did not answer as Coflux (it answers HTTP 502 with an HTML page): is Coflux running "
+        "behind it?"
+    )

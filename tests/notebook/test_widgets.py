@@ -263,7 +263,7 @@ def test_a_run_displays_as_its_tree(
     data, _metadata = ip.display_formatter.format(run)
 
     view = data["application/vnd.jupyter.widget-view+json"]
-    assert data["text/plain"].startswith(f"Run {run.id} (main): succeeded")
+    assert data["text/plain"].startswith(f"Run {run.id} widget_flows:plus(2, 3) in main: succeeded")
     [tree] = watcher.watching(live.Endpoint.of(session))
     assert isinstance(tree, RunTree) and tree.model_id == view["model_id"]
     assert tree.run["result"] == 5

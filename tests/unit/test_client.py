@@ -20,8 +20,6 @@ from coflux.client import (
     _REFUSALS,
     Client,
     ExecutionReference,
-    ServerUnavailable,
-    text_tree,
 )
 from coflux.errors import (
     BadRequest,
@@ -30,8 +28,10 @@ from coflux.errors import (
     ExecutionError,
     ExecutionTimeout,
     Forbidden,
+    NotCoflux,
     NotFound,
     RequestError,
+    ServerUnavailable,
     Unauthorized,
 )
 from coflux.serialization import serialize
@@ -169,7 +169,34 @@ def test_requests_carry_token_and_json(fake: FakeServer, client: Client) -> None
             Forbidden,
             "the server at {url} refused the request (HTTP 403): " + _REFUSALS[403],
         ),
-        (500, b"<html>boom</html>", RequestError, "HTTP 500: (an HTML page)"),  # never the page
+        (
+            500,
+            b"<html>boom</html>",
+            NotCoflux,
+            "{url} did not answer as Coflux (it answers HTTP 500 with an HTML page): is Coflux "
+            "running behind it?",
+        ),
+        (
+            404,
+            b"\n<!DOCTYPE HTML>\n<html><title>Jupyter Server</title>",
+            NotCoflux,
+            "{url} is not a Coflux server (it answers HTTP 404 with an HTML page); use the server's "
+            "Coflux URL, e.g. {url}",
+        ),
+        (
+            404,
+            {"message": "Not Found", "reason": None},  # Jupyter's own API
+            NotCoflux,
+            "{url} is not a Coflux server (it answers HTTP 404 with JSON that is not Coflux's); use "
+            "the server's Coflux URL, e.g. {url}",
+        ),
+        (
+            200,
+            b"<html>a page</html>",
+            NotCoflux,
+            "{url} is not a Coflux server (it answers HTTP 200 with an HTML page); use the server's "
+            "Coflux URL, e.g. {url}",
+        ),
     ],
 )
 def test_error_bodies_map_to_exception_classes(
@@ -294,47 +321,14 @@ def test_unknown_run_is_not_found(fake: FakeServer, client: Client) -> None:
         client.get_run("Rnope")
 
 
-# -- text tree ------------------------------------------------------------------------------------
-
-
-def test_text_tree_nests_steps_with_states() -> None:
-    def step(step_id: str, parent: str | None, target: str, *executions: dict[str, Any]) -> Any:
-        return {
-            "step_id": step_id,
-            "parent_step_id": parent,
-            "module": "flows",
-            "target": target,
-            "executions": list(executions),
-        }
-
-    def execution(attempt: int, state: str, cached: bool = False, workspace: str = "dev") -> Any:
-        return {"attempt": attempt, "state": state, "cached": cached, "workspace": workspace}
-
-    data = {
-        "run_id": "Rx",
-        "workspace": "dev",
-        "status": "running",
-        "steps": [
-            step("Rx:1", None, "main", execution(1, "running")),
-            step("Rx:2", "Rx:1", "load", execution(1, "failed"), execution(2, "succeeded")),
-            step("Rx:3", "Rx:2", "parse", execution(1, "cached", cached=True)),
-            step("Rx:4", "Rx:1", "save", execution(1, "queued", workspace="dev/ana")),
-        ],
-    }
-    assert text_tree(data).splitlines() == [
-        "Run Rx (dev): running",
-        "  flows:main [Rx:1] #1 running",
-        "    flows:load [Rx:2] #1 failed, #2 succeeded",
-        "      flows:parse [Rx:3] #1 cached (cached)",
-        "    flows:save [Rx:4] #1 queued @dev/ana",
-    ]
-
-
 # -- command line ---------------------------------------------------------------------------------
 
 
 def cli(fake: FakeServer, *args: str) -> Any:
-    options = ["--url", fake.url, "--project", "proj", "--workspace", "dev"]
+    """``coflux ARGS`` against ``fake``, with ``--workspace dev`` for the commands that take it."""
+    options = ["--url", fake.url, "--project", "proj"]
+    if args[0] in ("submit", "worker") or args[:2] in (("runs", "show"), ("runs", "rerun"), ("runs", "list")):
+        options += ["--workspace", "dev"]
     return CliRunner().invoke(main, [*args, *options])
 
 
@@ -382,7 +376,7 @@ def test_cli_runs_show_and_lists(fake: FakeServer) -> None:
     fake.on("GET", "projects/proj/workspaces", (200, {"workspaces": workspaces}))
     shown = cli(fake, "runs", "show", "Rx")
     assert shown.exit_code == 0
-    assert "flows:main [Rx:1] #1 succeeded" in shown.stdout
+    assert "flows:main() [Rx:1] #1 succeeded" in shown.stdout
     listed = cli(fake, "workspaces", "list")
     assert listed.stdout.splitlines() == ["main", "dev (base: main) [paused]"]
 

@@ -136,6 +136,7 @@ def _step(step_id: str, target: str, parent: str | None, *executions: dict[str, 
     return {
         "step_id": step_id,
         "parent_step_id": parent,
+        "parent_execution_id": f"{parent}:1" if parent else None,
         "module": "flows",
         "target": target,
         "arguments": [5],
@@ -213,7 +214,7 @@ def test_the_text_summary_and_the_exit_status() -> None:
     assert "cell 2 (In [3]) failed: KeyError: 'b'" in text and "total = rows['b']" in text
     assert "No runs were started." in text and "out.ipynb" in text
     text = format_summary(bad_run)
-    assert "step R1:4 flows:check failed" in text and "builtins.ValueError: boom" in text
+    assert "  error: builtins.ValueError: boom\n    began in step R1:4 flows:check(5)" in text
 
     data = bad_run.to_json()
     assert json.loads(json.dumps(data))["runs"][0]["failed_step"]["target"] == "check"
@@ -271,3 +272,23 @@ def test_every_started_run_is_recorded_in_order(runs_server: str) -> None:
     assert len(recorded) == 8 and len(set(recorded)) == 8
     started_runs().clear()  # a copy: the record itself is untouched
     assert len(started_runs()) == before + 10
+
+
+def test_a_run_left_waiting_says_why_in_the_summary() -> None:
+    blocked = {"reason": "no_worker", "message": "queued: no worker serves flows:load in workspace main"}
+    data = {
+        "run_id": "R3",
+        "workspace": "main",
+        "status": "running",
+        "created_at": 10.0,
+        "blocked": [{**blocked, "steps": 1}],
+        "steps": [
+            _step("R3:1", "pipeline", None, _execution("R3:1", "running")),
+            _step("R3:2", "load", "R3:1", _execution("R3:2", "queued", blocked=blocked)),
+        ],
+    }
+    run = summarize_run("p", data)
+    assert run.tree[0] == "  1 step queued: no worker serves flows:load in workspace main"
+    assert run.tree[2] == "    flows:load(5) [R3:2] #1 queued (no worker)"
+    text = format_summary(HeadlessResult(Path("nb.ipynb"), None, {}, None, runs=[run]))
+    assert "in p/main: running, 2 steps\n  1 step queued: no worker serves flows:load" in text
