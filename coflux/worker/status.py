@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from coflux.errors import ConfigurationError, Forbidden, Unauthorized
 from coflux.tokens import redact_url
@@ -68,7 +68,13 @@ class WorkerStatus:
         )
         if not token_given and isinstance(self.refusal, Unauthorized):
             return f"{url} needs a token: {remedy}"
+        if isinstance(self.refusal, Unauthorized) and (self.reason or "").startswith(_NOT_ACCEPTED):
+            return f"{url} did not accept the token: {remedy}"  # the server's own hint is the same
         return f"{url} refused {who} ({self.reason}): {remedy}"
+
+
+_NOT_ACCEPTED: Final = "the token was not accepted"
+"""How the server's refusal of a token that is no project's and not its own begins."""
 
 
 def target_lines(targets: Iterable[Any]) -> list[str]:

@@ -126,12 +126,13 @@ def test_a_worker_says_where_it_is_and_what_it_serves(
     assert wait_for_run(server, run_id)["result"] == 41
 
 
-@pytest.mark.parametrize("kind", ["none", "other project", "submit"])
+@pytest.mark.parametrize("kind", ["none", "not a token", "other project", "submit"])
 def test_a_refused_token_ends_the_worker_with_one_line_and_exit_2(
     server: Server, workers: Callable[..., WorkerProcess], kind: str
 ) -> None:
     token = {
         "none": None,
+        "not a token": "wrong",
         "other project": mint(server, "elsewhere", "worker"),
         "submit": mint(server, "default", "submit"),
     }[kind]
@@ -139,6 +140,7 @@ def test_a_refused_token_ends_the_worker_with_one_line_and_exit_2(
     assert worker.process.wait(15) == 2
     said = {
         "none": f"{server.url} needs a token: {FIX}",
+        "not a token": f"{server.url} did not accept the token: {FIX}",
         "other project": (
             f"{server.url} refused the worker (this token is not valid for project 'default': a "
             f"project token grants only the project it was made for, on the server that made it): {FIX}"
