@@ -35,7 +35,10 @@ def blob_key(data: bytes) -> str:
 
 class BlobStore:
     """Bytes stored under their SHA-256. ``url`` is a local folder or any fsspec URL
-    (``memory://blobs``, ``s3://bucket/prefix``...). Writing the same bytes twice is a no-op."""
+    (``memory://blobs``, ``s3://bucket/prefix``...). Writing the same bytes twice is a no-op.
+
+    Every method may block (a disk, a network): the server calls them on its blob threads, never
+    on its event loop (see :mod:`jupyter_ext.handlers`)."""
 
     valid_key = staticmethod(valid_key)
 

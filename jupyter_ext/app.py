@@ -8,6 +8,7 @@ import secrets
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,7 @@ class Coflux(ExtensionApp):
         return float(os.environ.get("COFLUX_RECONNECT_TIMEOUT") or 10.0)
 
     hub: Hub | None = None
+    blob_threads: ThreadPoolExecutor | None = None
     failure: str | None = None
     """Why Coflux could not start, if it couldn't: every ``coflux/`` route then answers 503."""
 
@@ -104,6 +106,7 @@ class Coflux(ExtensionApp):
             )
             return
         self.settings["coflux_hub"] = self.hub
+        self.settings["coflux_blob_threads"] = self.blob_threads = h.blob_threads()
         assert self.serverapp is not None
         # Our handlers ask this one; it hands Jupyter's own users to the server's authorizer.
         self.settings["coflux_authorizer"] = CofluxAuthorizer(
@@ -153,6 +156,8 @@ class Coflux(ExtensionApp):
             os.environ["COFLUX_TOKEN"] = self.hub.token("default", tokens.Scope.WORKER)
 
     async def stop_extension(self) -> None:
+        if self.blob_threads is not None:  # a blob request still running ends with its thread
+            self.blob_threads.shutdown(wait=False, cancel_futures=True)
         if self.hub is not None:  # a failure here would leave Jupyter's shutdown unfinished
             await self.hub.close()
 

@@ -1,18 +1,24 @@
 """Thin HTTP handlers: authorized before the body is read, parse, ask the project's orchestrator,
-answer JSON. Who may call what is :mod:`jupyter_ext.auth`; each handler names its resource."""
+answer JSON. Who may call what is :mod:`jupyter_ext.auth`; each handler names its resource.
+
+Blob reads and writes go through the blob store, which may wait on a network (``s3://``): they run
+on the extension's blob threads (:func:`blob_threads`), a thread per request, never on
+the event loop that serves Jupyter and every project."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import httputil, web
 from tornado.http1connection import HTTP1Connection
 
-from coflux.blobs import blob_key, valid_key
+from coflux.blobs import BlobStore, blob_key, valid_key
 from coflux.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestError, StorageError
 from coflux.orchestrator import ProjectService
 from coflux.protocol import loads
@@ -22,6 +28,16 @@ from jupyter_ext.auth import Authorized, refusal
 
 MAX_JSON_BODY = 16 * 1024 * 1024
 MAX_LONG_POLL = 60.0
+BLOB_THREADS = 8
+"""Blob requests served at once; more wait for a thread (and only blob requests wait)."""
+
+_T = TypeVar("_T")
+
+
+def blob_threads() -> ThreadPoolExecutor:
+    """The threads blob I/O runs on, apart from the event loop's default executor so that a slow
+    store can take all of them and still leave every other request (and Jupyter's own) alone."""
+    return ThreadPoolExecutor(max_workers=BLOB_THREADS, thread_name_prefix="coflux-blobs")
 
 
 def _declared_length(request: httputil.HTTPServerRequest) -> int | None:
@@ -87,6 +103,11 @@ class CofluxHandler(Authorized, ExtensionHandlerMixin, APIHandler):
 
     async def service(self, project: str, create: bool = False) -> ProjectService:
         return await self.hub.project(project, create=create)
+
+    async def off_loop(self, function: Callable[..., _T], *args: Any) -> _T:
+        """``function(*args)`` on a blob thread: for calls that read or write the blob store."""
+        threads: ThreadPoolExecutor = self.settings["coflux_blob_threads"]
+        return await asyncio.get_running_loop().run_in_executor(threads, function, *args)
 
     async def guarded(self, action: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -257,7 +278,7 @@ class RunsHandler(CofluxHandler):
         """Arguments a worker would unpickle need ``coflux:values`` execute (not a submit token)."""
         if await self.allowed("execute", "coflux:values"):
             return
-        if needs_trust(arguments, self.hub.blobs(project).get):
+        if await self.off_loop(needs_trust, arguments, self.hub.blobs(project).get):
             raise Forbidden(refusal(self.current_user, "execute", "coflux:values"))
 
 
@@ -339,7 +360,7 @@ class BlobHandler(CofluxHandler):
 
     async def get(self, project: str, key: str) -> None:
         async def action() -> None:
-            data = self.hub.blobs(project).get(key)
+            data = await self.off_loop(self.hub.blobs(project).get, key)
             self.set_header("Content-Type", "application/octet-stream")
             self.finish(data)
 
@@ -347,11 +368,14 @@ class BlobHandler(CofluxHandler):
 
     async def put(self, project: str, key: str) -> None:
         async def action() -> None:
-            store = self.hub.blobs(project)
-            data = self.raw_body()
-            if not valid_key(key) or blob_key(data) != key:
-                raise BadRequest("a blob's key must be the SHA-256 (64 hex digits) of its content")
-            store.put(data)
+            await self.off_loop(_put_checked, self.hub.blobs(project), key, self.raw_body())
             self.reply({"key": key}, 201)
 
         await self.guarded(action)
+
+
+def _put_checked(store: BlobStore, key: str, data: bytes) -> None:
+    """Store ``data`` if ``key`` is its SHA-256 (hashed here, off the loop: a blob may be large)."""
+    if not valid_key(key) or blob_key(data) != key:
+        raise BadRequest("a blob's key must be the SHA-256 (64 hex digits) of its content")
+    store.put(data)
