@@ -247,9 +247,9 @@ class Client:
     def run_data(
         self, run_id: str, workspace: str | None = None, wait: float = 0.0, steps: bool = True
     ) -> dict[str, Any]:
-        """The run as the server describes it (DESIGN §5), seen from ``workspace`` if given. With
-        ``wait``, the server first waits up to that many seconds for the run to finish; without
-        ``steps``, only the status and result come back."""
+        """The run as the server describes it (docs/server.md, "Reading a run"), seen from
+        ``workspace`` if given. With ``wait``, the server first waits up to that many seconds for
+        the run to finish; without ``steps``, only the status and result come back."""
         path = self._project_path("runs", run_id)
         query: dict[str, Any] = {k: v for k, v in (("workspace", workspace), ("wait", wait)) if v}
         if not steps:

@@ -1,7 +1,7 @@
 """Runs, steps and logs as text: what ``coflux runs``, ``coflux submit``, ``coflux run`` and a run's
 plain-text display print.
 
-Pure functions over the REST API's views (DESIGN §5 and the extra fields of docs/server.md): no I/O,
+Pure functions over the REST API's views (docs/server.md, "Reading a run"): no I/O,
 nothing of ours but the leaves. ``now`` (epoch seconds) is a parameter wherever a duration still
 grows, so that tests can pin it.
 """

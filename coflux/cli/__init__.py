@@ -1,4 +1,4 @@
-"""The ``coflux`` command line (DESIGN.md §7).
+"""The ``coflux`` command line (README.md, "Command line"; ``coflux --help``).
 
 Exit status: 0 on success, 1 when a run failed or the server refused a request, 2 for a usage error.
 Settings follow the same precedence as :class:`coflux.client.Client`: flags, then ``COFLUX_*``
