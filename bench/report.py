@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from bench.cases import Spread
-from bench.peers import NOTES, PeerFigures
+from bench.peers import REFERENCE, PeerFigures
 
 TARGET_CHAIN_MS = 1.0
 TARGET_CACHE_HIT_MS = 0.5
@@ -70,28 +70,41 @@ def speed_ratio(ours_faster_by: float) -> str:
     return f"{1 / ours_faster_by:.2f}x slower"
 
 
-def peers_table(chain_ms: float, fanout_per_s: float, rss_mb: float, peers: list[PeerFigures]) -> str:
-    """Peer figures (median and min-max) and ratios of medians: ours against theirs."""
-    headers = ["system", "source", "chain ms/step", "(graph chain)", "fan-out tasks/s", "RSS MB"]
-    headers += ["ours vs: chain", "fan-out", "memory"]
+def _with_spread(spread: Spread) -> str:
+    return "-" if math.isnan(spread.median) else f"{number(spread.median)} ({spread_text(spread)})"
+
+
+def _spread(figures: tuple[float, float, float] | None) -> Spread:
+    nan = float("nan")
+    return Spread(*figures) if figures else Spread(nan, nan, nan)
+
+
+def peers_table(medians: dict[str, float], peers: list[PeerFigures]) -> str:
+    """Peer figures (median and min-max) and ratios of medians: ours against theirs. ``medians``
+    holds ours: ``chain_ms``, ``fanout_per_s``, ``rss_mb`` and, if measured, ``cache_hit_ms``."""
+    chain_ms, fanout_per_s, rss_mb = medians["chain_ms"], medians["fanout_per_s"], medians["rss_mb"]
+    hit_ms = medians.get("cache_hit_ms", float("nan"))
+    headers = ["system", "source", "chain ms/step", "(graph chain)", "fan-out tasks/s", "cache ms/hit"]
+    headers += ["RSS MB", "ours vs: chain", "fan-out", "cache", "memory"]
     body = []
     nan = float("nan")
     for peer in peers:
-        chain = Spread(*peer.chain_roundtrip_ms) if peer.chain_roundtrip_ms else Spread(nan, nan, nan)
-        graph = Spread(*peer.chain_graph_ms) if peer.chain_graph_ms else Spread(nan, nan, nan)
-        rate = Spread(*peer.fanout_tasks_per_s) if peer.fanout_tasks_per_s else Spread(nan, nan, nan)
+        chain, graph = _spread(peer.chain_roundtrip_ms), _spread(peer.chain_graph_ms)
+        rate, hits = _spread(peer.fanout_tasks_per_s), _spread(peer.cache_hit_ms)
         peak = peer.peak_rss_mb if peer.peak_rss_mb is not None else nan
         memory = f"{rss_mb / peak:.2f}x theirs" if peak == peak and peak > 0 else "-"
         body.append(
             [
                 peer.system,
                 "measured now" if peer.measured else "REFERENCE",
-                f"{number(chain.median)} ({spread_text(chain)})",
-                f"{number(graph.median)} ({spread_text(graph)})",
-                f"{number(rate.median)} ({spread_text(rate)})",
+                _with_spread(chain),
+                _with_spread(graph),
+                _with_spread(rate),
+                _with_spread(hits),
                 number(peak),
                 speed_ratio(chain.median / chain_ms),
                 speed_ratio(fanout_per_s / rate.median),
+                speed_ratio(hits.median / hit_ms),
                 memory,
             ]
         )
@@ -103,11 +116,14 @@ PEER_FOOTNOTES = (
     "  `client.submit(inc, x).result()`), as our workflow does; '(graph chain)' lets the peer's scheduler\n"
     "  resolve the dependencies without a round-trip per step (shown for context, not used in ratios).\n"
     "fan-out: N=1,000 trivial tasks submitted then gathered. Peers are not durable; we commit every task.\n"
+    "cache: 100 identical calls in a row. Dask reuses a result it still holds in memory (`pure=True`),\n"
+    "  Prefect persists one (`cache_policy=INPUTS`); Ray has no such thing. Ours is durable.\n"
     "RSS: ours is server + one worker (with children) after the runs; peers' is the peak of their whole\n"
     "  process tree (driver included) sampled every 50 ms. Ratios are ratios of medians."
 )
 
 REFERENCE_NOTE = (
-    f"REFERENCE rows are NOT measured in this run: they are copied from {NOTES} (2026-11-26,\n"
-    "  same machine class); their RSS is the peak of a cold 200-task script (Prefect: client + server)."
+    "REFERENCE rows are NOT measured in this run: they are stated in\n"
+    f"  {REFERENCE};\n"
+    "  their RSS is the peak of a cold 200-task script (Prefect: client + server)."
 )

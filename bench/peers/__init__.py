@@ -1,5 +1,6 @@
-"""Peer orchestrators measured in the same invocation: Ray and Dask distributed, with the scripts in
-``shared/peers/`` (each prints one JSON object per measurement on stdout).
+"""Peer orchestrators measured in the same invocation: Ray and Dask distributed, running the
+benchmark's shapes with the scripts beside this module (``ray_shapes.py``, ``dask_shapes.py``; each
+prints one JSON object per measurement on stdout, see ``_measure.py``).
 
 Each script runs in its own session, so its SIGALRM watchdog (which kills its whole process group)
 can never reach us, and under our own timeout; whatever it leaves behind in its group is killed.
@@ -10,16 +11,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.cases import CHAIN_STEPS, FANOUT_TASKS
+from bench.cases import CACHE_HITS_N, CHAIN_STEPS, FANOUT_TASKS
 
-PEERS_DIR = Path(__file__).resolve().parents[2] / "shared" / "peers"
-NOTES = "shared/notes/performance.md"
+PEERS_DIR = Path(__file__).resolve().parent
+REFERENCE = "bench/README.md, 'Reference figures' (2026-11-26, the 2-vCPU development machine)"
 VENVS = {"ray": Path("/tmp/venv-ray"), "dask": Path("/tmp/venv-dask")}
 PACKAGES = {"ray": ["ray", "psutil"], "dask": ["dask[distributed]", "psutil"]}
 NAN = float("nan")  # the notes give no spread for this figure
@@ -35,6 +37,7 @@ class PeerFigures:
     chain_roundtrip_ms: tuple[float, float, float] | None = None
     chain_graph_ms: tuple[float, float, float] | None = None
     fanout_tasks_per_s: tuple[float, float, float] | None = None
+    cache_hit_ms: tuple[float, float, float] | None = None
     peak_rss_mb: float | None = None
     note: str = ""
     raw: list[dict[str, Any]] = field(default_factory=list)
@@ -100,19 +103,29 @@ def _kill_group(pgid: int) -> None:
         return
 
 
-def _per_item(records: list[dict[str, Any]], scenario: str) -> tuple[float, float, float] | None:
+def _runs(records: list[dict[str, Any]], scenario: str) -> tuple[int, list[float]] | None:
     for record in records:
-        if record.get("scenario") == scenario:
-            return (record["ms_per_item_median"], record["ms_per_item_min"], record["ms_per_item_max"])
+        if record.get("scenario") == scenario and record.get("runs"):
+            return int(record["n"]), [float(run) for run in record["runs"]]
     return None
+
+
+def _per_item(records: list[dict[str, Any]], scenario: str) -> tuple[float, float, float] | None:
+    """Median, min and max of ms per item (step, hit) over the repetitions."""
+    found = _runs(records, scenario)
+    if found is None:
+        return None
+    n, runs = found
+    return (1000 * statistics.median(runs) / n, 1000 * min(runs) / n, 1000 * max(runs) / n)
 
 
 def _rate(records: list[dict[str, Any]], scenario: str) -> tuple[float, float, float] | None:
-    for record in records:
-        if record.get("scenario") == scenario and record.get("n") == FANOUT_TASKS:
-            n = record["n"]
-            return (n / record["median"], n / record["max"], n / record["min"])
-    return None
+    """Median, min and max of items per second over the repetitions."""
+    found = _runs(records, scenario)
+    if found is None:
+        return None
+    n, runs = found
+    return (n / statistics.median(runs), n / max(runs), n / min(runs))
 
 
 def _peak(records: list[dict[str, Any]]) -> float | None:
@@ -124,19 +137,19 @@ def _peak(records: list[dict[str, Any]]) -> float | None:
 
 
 def measure_peers(repetitions: int, timeout: float) -> list[PeerFigures]:
-    """Ray and Dask (threads, processes), one after the other, at our chain length and fan-out size."""
-    sizes = ["--reps", str(repetitions), "--sizes", str(FANOUT_TASKS), "--chain", str(CHAIN_STEPS)]
-    sizes += ["--timeout", str(int(timeout))]
-    plans: list[tuple[str, str, list[str], dict[str, str], str, str]] = []
+    """Ray and Dask (threads, processes), one after the other, at our chain length, fan-out size and
+    number of cache hits."""
+    sizes = ["--repetitions", str(repetitions), "--fanout", str(FANOUT_TASKS), "--chain", str(CHAIN_STEPS)]
+    sizes += ["--hits", str(CACHE_HITS_N), "--timeout", str(int(timeout))]
+    plans: list[tuple[str, str, list[str], dict[str, str]]] = []
     if python_of("ray").exists():
-        plans.append(("ray", "ray", ["ray_bench.py"], RAY_ENV, "fanout_remote_get", "chain_objectref_graph"))
+        plans.append(("ray", "ray", ["ray_shapes.py"], RAY_ENV))
     if python_of("dask").exists():
         for processes in ("0", "1"):
             label = "dask-processes" if processes == "1" else "dask-threads"
-            script = ["dask_bench.py", "--processes", processes]
-            plans.append((label, "dask", script, {}, "fanout_submit_gather", "chain_futures_graph"))
+            plans.append((label, "dask", ["dask_shapes.py", "--processes", processes], {}))
     figures = []
-    for label, venv, script, env, fanout_scenario, graph_scenario in plans:
+    for label, venv, script, env in plans:
         print(f"peer {label}: running {' '.join(script)} ...", flush=True)
         command = [str(python_of(venv)), str(PEERS_DIR / script[0]), *script[1:], *sizes]
         records = run_script(command, env, timeout + 30)
@@ -144,9 +157,10 @@ def measure_peers(repetitions: int, timeout: float) -> list[PeerFigures]:
             PeerFigures(
                 system=label,
                 measured=bool(records),
-                chain_roundtrip_ms=_per_item(records, "chain_roundtrip_each_step"),
-                chain_graph_ms=_per_item(records, graph_scenario),
-                fanout_tasks_per_s=_rate(records, fanout_scenario),
+                chain_roundtrip_ms=_per_item(records, "chain"),
+                chain_graph_ms=_per_item(records, "chain_graph"),
+                fanout_tasks_per_s=_rate(records, "fanout"),
+                cache_hit_ms=_per_item(records, "cache_hits"),
                 peak_rss_mb=_peak(records),
                 note="peak RSS: whole process tree incl. driver, sampled every 50 ms",
                 raw=records,
@@ -156,13 +170,26 @@ def measure_peers(repetitions: int, timeout: float) -> list[PeerFigures]:
 
 
 def reference_figures() -> list[PeerFigures]:
-    """Figures from shared/notes/performance.md (2026-11-26, same machine): NOT measured in this run."""
-    note = f"reference only, from {NOTES}; not measured in this run"
+    """The figures stated in bench/README.md ("Reference figures"): NOT measured in this run."""
+    note = f"reference only, from {REFERENCE}; not measured in this run"
     return [
-        PeerFigures("ray", False, (1.23, 1.17, 1.33), (1.08, 0.99, 1.27), (1785, 1416, 2740), 785, note),
-        PeerFigures("dask-threads", False, (10.7, 10.6, 11.8), (5.86, 5.75, 6.01), (479, 469, 505), 99, note),
-        PeerFigures("dask-processes", False, (10.9, NAN, NAN), (5.87, NAN, NAN), (543, 500, 592), 226, note),
         PeerFigures(
-            "prefect (in-flow)", False, (2.97, 2.45, 3.06), (7.52, 5.94, 9.89), (259, 248, 262), 485, note
+            "ray", False, (1.23, 1.17, 1.33), (1.08, 0.99, 1.27), (1785, 1416, 2740), None, 785, note
+        ),
+        PeerFigures(
+            "dask-threads", False, (10.7, 10.6, 11.8), (5.86, 5.75, 6.01), (479, 469, 505), None, 99, note
+        ),
+        PeerFigures(
+            "dask-processes", False, (10.9, NAN, NAN), (5.87, NAN, NAN), (543, 500, 592), None, 226, note
+        ),
+        PeerFigures(
+            "prefect (in-flow)",
+            False,
+            (2.97, 2.45, 3.06),
+            (7.52, 5.94, 9.89),
+            (259, 248, 262),
+            (3.23, 2.79, 4.69),
+            485,
+            note,
         ),
     ]
