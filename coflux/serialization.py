@@ -4,9 +4,9 @@ Plain JSON stays as it is; anything else becomes an object with the key ``"$c"``
 Bytes and pickled objects at or above ``inline_limit`` bytes are stored through an injected
 ``put_blob`` and referenced by their SHA-256 key, so this module stays pure: it does no I/O itself.
 
-The server only ever calls :func:`describe`, :func:`references`, :func:`canonical` and
-:func:`needs_trust`, none of which unpickles anything; :func:`deserialize` runs on the trusted user
-side (workers, clients).
+The server only ever calls :func:`describe`, :func:`references` and :func:`canonical` (and
+:func:`coflux.trust.needs_trust`), none of which unpickles anything; :func:`deserialize` runs on the
+trusted user side (workers, clients).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import cloudpickle
 
 from coflux.errors import BadRequest
 from coflux.models import JSON
-from coflux.protocol import loads
 
 BlobPut = Callable[[bytes], str]
 """Stores bytes and returns their 64-hex SHA-256 key."""
@@ -38,7 +37,8 @@ DEFAULT_LARGE_LIMIT: Final = 1_048_576
 """Tagged JSON longer than this (in characters) travels as one ``json`` blob, so that no value can
 make a message too large for the wire."""
 
-_BLOB_KEY = re.compile(r"[0-9a-f]{64}")
+BLOB_KEY: Final = re.compile(r"[0-9a-f]{64}")
+"""A blob's key: the hex SHA-256 of its bytes."""
 _FLOAT_WORDS: Final = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _SEQUENCE_TAGS: Final = ("tuple", "set", "frozenset")
 _VALUE_TAGS: Final = ("float", "datetime", "date", "time", "decimal", "uuid")
@@ -215,7 +215,7 @@ def _check_binary(data: dict[str, JSON], tag: str) -> None:
         _decode_b64(data["b64"])
         return
     blob, size = data.get("blob"), data.get("size")
-    if not isinstance(blob, str) or not _BLOB_KEY.fullmatch(blob):
+    if not isinstance(blob, str) or not BLOB_KEY.fullmatch(blob):
         raise BadRequest(f"malformed tagged {tag}: needs 'b64' or a 'blob' key of 64 hex digits")
     if type(size) is not int or size < 0:
         raise BadRequest(f"malformed tagged {tag}: 'size' must be a non-negative integer")
@@ -417,44 +417,3 @@ def _normalize(data: JSON) -> JSON:
     if tag == "tuple":
         return {**data, "items": _normalize(data["items"])}
     return data
-
-
-def needs_trust(data: JSON, fetch: BlobGet) -> bool:
-    """Would a worker decoding ``data`` unpickle anything? True for a ``pickle`` tag anywhere, and
-    for a ``json`` value whose content (inline, or its blob read with ``fetch``) has one; content
-    that can't be read as JSON counts too. Unpickles nothing; ``fetch``'s errors propagate."""
-    pending: list[JSON] = [data]
-    fetched: set[str] = set()
-    while pending:
-        item = pending.pop()
-        if isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, dict):
-            if item.get(TAG) == "pickle":
-                return True
-            if item.get(TAG) == "json":
-                contents = _json_contents(item, fetch, fetched)
-                if contents is None:
-                    return True
-                pending.extend(contents)
-            pending.extend(item.values())
-    return False
-
-
-def _json_contents(data: dict[str, JSON], fetch: BlobGet, fetched: set[str]) -> list[JSON] | None:
-    """What a ``json`` value holds: its inline text and its blob (a decoder reads one of them; both
-    are looked at). None if either isn't strict JSON."""
-    raws: list[bytes] = []
-    if isinstance(data.get("b64"), str):
-        try:
-            raws.append(_decode_b64(data["b64"]))
-        except BadRequest:
-            return None
-    blob = data.get("blob")
-    if isinstance(blob, str) and _BLOB_KEY.match(blob) and blob not in fetched:
-        fetched.add(blob)
-        raws.append(fetch(blob))
-    try:
-        return [loads(raw) for raw in raws]
-    except ValueError:
-        return None

@@ -22,8 +22,8 @@ from coflux.blobs import BlobStore, blob_key, valid_key
 from coflux.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestError, StorageError
 from coflux.orchestrator import ProjectService
 from coflux.protocol import loads
-from coflux.serialization import needs_trust
 from coflux.tokens import Scope
+from coflux.trust import needs_trust
 from jupyter_ext.auth import Authorized, refusal
 
 MAX_JSON_BODY = 16 * 1024 * 1024

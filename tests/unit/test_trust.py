@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from coflux.errors import NotFound
-from coflux.serialization import needs_trust, serialize
+from coflux.serialization import serialize
+from coflux.trust import needs_trust
 
 
 class Store:
