@@ -14,6 +14,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _workspaces_and_targets()
+    _runs_and_steps()
+    _executions_and_outcomes()
+    _logs()
+
+
+def _workspaces_and_targets() -> None:
+    """Where things run and what can run there: workspaces (a lineage through ``base_id``) and the
+    targets declared or registered in each."""
     op.create_table(
         "workspaces",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
@@ -31,6 +40,10 @@ def upgrade() -> None:
         sa.Column("definition", sa.Text, nullable=False),
         sa.Column("registered_at", sa.Float, nullable=False),
     )
+
+
+def _runs_and_steps() -> None:
+    """What was asked: runs, and their steps (one per call, unique by caller and call index)."""
     op.create_table(
         "runs",
         sa.Column("run_id", sa.String(32), primary_key=True),
@@ -54,6 +67,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("parent_execution_id", "call_index", name="uq_steps_parent_call"),
     )
     op.create_index("ix_steps_run", "steps", ["run_id"])
+
+
+def _executions_and_outcomes() -> None:
+    """What happened: the attempts of each step, who was given them, and how each ended."""
     op.create_table(
         "executions",
         sa.Column("execution_id", sa.String(64), primary_key=True),
@@ -84,6 +101,9 @@ def upgrade() -> None:
         sa.Column("error", sa.Text, nullable=True),
         sa.Column("created_at", sa.Float, nullable=False),
     )
+
+
+def _logs() -> None:
     op.create_table(
         "logs",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
