@@ -23,7 +23,7 @@ from coflux.serialization import serialize
 from jupyter_ext.app import _ROUTES
 from jupyter_ext.auth import SCOPES
 from jupyter_ext.handlers import UnknownRouteHandler
-from tests.e2e.harness import Response, Server, Worker, environment, wait_for_run, wait_until
+from tests.support.harness import Response, Server, Worker, environment, wait_for_run, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import (
+from tests.support.harness import (
     Server,
     Worker,
     environment,

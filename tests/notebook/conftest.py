@@ -11,7 +11,7 @@ import pytest
 
 from coflux.client import Client
 from coflux.notebook import live
-from tests.e2e.harness import Server, Worker, wait_until
+from tests.support.harness import Server, Worker, wait_until
 
 
 class FakeSession:

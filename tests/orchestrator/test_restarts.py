@@ -10,23 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from coflux.orchestrator import ProjectService
-from tests.orchestrator.test_service import FakeWorker, _start_parent, ok, open_service, run
-
-
-def _spawn(parent: dict[str, Any], request_id: int = 1) -> dict[str, Any]:
-    """A child of ``parent`` that its caller doesn't await (so only the server can answer it)."""
-    return {
-        "type": "submit",
-        "request_id": request_id,
-        "parent_execution_id": parent["execution_id"],
-        "module": "m",
-        "target": "child",
-        "target_type": "task",
-        "arguments": [request_id],
-        "call_index": request_id - 1,
-        "await": False,
-        "options": {},
-    }
+from tests.support.service import FakeWorker, ok, open_service, run, spawn_child, start_parent
 
 
 async def _dispatch_lost(tmp_path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -36,8 +20,8 @@ async def _dispatch_lost(tmp_path: Path) -> tuple[str, dict[str, Any], dict[str,
     async with open_service(tmp_path) as service:
         worker = FakeWorker(service)
         session = worker.hello(concurrency=1)
-        parent = await _start_parent(service, worker)
-        worker.say(**_spawn(parent))
+        parent = await start_parent(service, worker)
+        worker.say(**spawn_child(parent))
         child_id = (await worker.next("submitted"))["execution_id"]
         await asyncio.sleep(0.05)  # the parent's assignment and the child's step are durable
         service.store.apply = lambda batch: None  # type: ignore[method-assign]  # commits lost from here
@@ -169,7 +153,7 @@ def test_a_parent_restored_as_queued_takes_the_calls_its_worker_resends(tmp_path
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=1, session_id=session.session_id, running=[parent["execution_id"]])
-            worker.say(**_spawn(parent))  # re-sent after the welcome
+            worker.say(**spawn_child(parent))  # re-sent after the welcome
             submitted = await worker.next("submitted")
             assert submitted["execution_id"] == f"{parent['run_id']}:2:1"
             assert parent["execution_id"] not in _executes(worker)

@@ -12,7 +12,7 @@ import pytest
 from coflux.errors import BadRequest, Conflict, NotFound
 from coflux.models import SessionId
 from coflux.orchestrator import ProjectService, Session, Timing, dispatch
-from tests.orchestrator.test_service import FakeWorker, ok, open_service, run
+from tests.support.service import FakeWorker, ok, open_service, run
 
 QUICK = Timing(reconnect_timeout=0.05, heartbeat_interval=0.1)
 

@@ -17,7 +17,7 @@ import pytest
 from coflux.errors import BadRequest, ProtocolError
 from coflux.orchestrator import ProjectService, Timing
 from coflux.storage import SqlStore
-from tests.orchestrator.test_service import FLOW, TASK, FakeWorker, _start_parent, _submit, open_service, run
+from tests.support.service import FLOW, TASK, FakeWorker, open_service, run, start_parent, submit_child
 
 REFUSED = (BadRequest, ProtocolError)
 
@@ -28,7 +28,7 @@ async def _poisoned(service: ProjectService, poison: Any) -> FakeWorker:
     worker.hello(concurrency=4)
     bystander = FakeWorker(service)
     bystander.hello()
-    parent = await _start_parent(service, worker)
+    parent = await start_parent(service, worker)
     with contextlib.suppress(*REFUSED):  # refusing the message is the fix
         poison(worker, parent)
     await asyncio.sleep(0.1)
@@ -56,7 +56,7 @@ def test_huge_call_index_fails_the_batch_for_everyone(tmp_path: Path) -> None:
     StorageError), the batch fails and the project reloads."""
 
     def poison(worker: FakeWorker, parent: dict[str, Any]) -> None:
-        worker.say(**_submit(parent, 1, 2**64, awaits=False))
+        worker.say(**submit_child(parent, 1, 2**64, awaits=False))
 
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
@@ -75,7 +75,7 @@ def test_non_numeric_log_timestamp_is_a_protocol_error_not_a_crash(tmp_path: Pat
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello()
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             with pytest.raises(REFUSED):
                 worker.say(type="log", execution_id=parent["execution_id"], entries=[{"timestamp": "soon"}])
 
@@ -111,7 +111,7 @@ def test_pg_long_module_name_in_a_submit_fails_the_batch(tmp_path: Path) -> None
     sessions.py:_on_submit and fails at commit on PostgreSQL, closing every worker."""
 
     def poison(worker: FakeWorker, parent: dict[str, Any]) -> None:
-        message = _submit(parent, 1, 0, awaits=False)
+        message = submit_child(parent, 1, 0, awaits=False)
         message["module"] = "m" * 600
         worker.say(**message)
 
@@ -128,7 +128,7 @@ def test_pg_nul_in_target_name_fails_the_batch(tmp_path: Path) -> None:
     """PostgreSQL refuses NUL in text; only log messages are cleaned (store.py:_without_nul)."""
 
     def poison(worker: FakeWorker, parent: dict[str, Any]) -> None:
-        message = _submit(parent, 1, 0, awaits=False)
+        message = submit_child(parent, 1, 0, awaits=False)
         message["target"] = "a\x00b"
         worker.say(**message)
 

@@ -10,16 +10,7 @@ import pytest
 
 from coflux.errors import NotFound
 from coflux.orchestrator import ProjectService
-from tests.orchestrator.test_service import (
-    FLOW,
-    TASK,
-    FakeWorker,
-    _start_parent,
-    _submit,
-    ok,
-    open_service,
-    run,
-)
+from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run, start_parent, submit_child
 
 
 def _dev_worker(service: ProjectService) -> FakeWorker:
@@ -36,8 +27,8 @@ async def _child_rerun_in_dev(
     main.hello(concurrency=4)
     await service.create_workspace("dev", "main")
     dev = _dev_worker(service)
-    parent = await _start_parent(service, main)
-    main.say(**_submit(parent, 1, 0))  # awaited
+    parent = await start_parent(service, main)
+    main.say(**submit_child(parent, 1, 0))  # awaited
     child = await main.next("execute")
     await service.rerun_step(child["step_id"], "dev")
     dev_child = await dev.next("execute")
@@ -94,8 +85,8 @@ def test_restart_then_retry_reuses_an_execution_id(tmp_path: Path) -> None:
             session = main.hello(concurrency=4)
             await service.create_workspace("dev", "main")
             dev = _dev_worker(service)
-            parent = await _start_parent(service, main)
-            main.say(**_submit(parent, 1, 0, retries={"limit": 2}))
+            parent = await start_parent(service, main)
+            main.say(**submit_child(parent, 1, 0, retries={"limit": 2}))
             child = await main.next("execute")
             await service.rerun_step(child["step_id"], "dev")
             dev_child = await dev.next("execute")
@@ -120,7 +111,7 @@ def test_a_refused_rerun_leaks_a_run(tmp_path: Path) -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello()
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             worker.complete(parent["execution_id"], ok(1))
             await worker.next("ack")
             assert parent["run_id"] not in service.engine.runs

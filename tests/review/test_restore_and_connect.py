@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from coflux.errors import ProtocolError
-from tests.orchestrator.test_service import FLOW, TASK, FakeWorker, _start_parent, _submit, open_service, run
+from tests.support.service import FLOW, TASK, FakeWorker, open_service, run, start_parent, submit_child
 
 
 def test_a_restored_execution_loses_its_timeout(tmp_path: Path) -> None:
@@ -19,8 +19,8 @@ def test_a_restored_execution_loses_its_timeout(tmp_path: Path) -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             session = worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0, timeout=0.3))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0, timeout=0.3))
             child = await worker.next("execute")
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
@@ -74,6 +74,6 @@ def test_a_refused_hello_with_a_resumed_session_id_hijacks_the_live_session(tmp_
             with pytest.raises(ProtocolError):
                 service.connect(hello, lambda m: None, lambda c, r: None)
             assert worker.closed is None, "the good connection was closed by a refused hello"
-            await _start_parent(service, worker)  # the healthy worker still gets work
+            await start_parent(service, worker)  # the healthy worker still gets work
 
     run(scenario)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.orchestrator.test_service import FakeWorker, _start_parent, ok, open_service, run
+from tests.support.service import FakeWorker, ok, open_service, run, start_parent
 
 
 def test_waiting_on_a_finished_execution_oversubscribes_the_worker(tmp_path: Path) -> None:
@@ -19,10 +19,10 @@ def test_waiting_on_a_finished_execution_oversubscribes_the_worker(tmp_path: Pat
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             session = worker.hello(concurrency=1)
-            first = await _start_parent(service, worker)
+            first = await start_parent(service, worker)
             worker.complete(first["execution_id"], ok(1))
             await worker.next("ack")
-            second = await _start_parent(service, worker)
+            second = await start_parent(service, worker)
             await service.start_run("main", "m", "flow", [3])  # queued: the only slot is taken
             worker.say(
                 type="wait",

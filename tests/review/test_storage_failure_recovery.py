@@ -10,7 +10,7 @@ import pytest
 from coflux.errors import ProtocolError, StorageError
 from coflux.orchestrator import ProjectService, Timing
 from coflux.storage import Batch
-from tests.orchestrator.test_service import FakeWorker, _start_parent, _submit, ok, open_service, run
+from tests.support.service import FakeWorker, ok, open_service, run, start_parent, submit_child
 
 
 def _fail_a_commit(service: ProjectService) -> None:
@@ -41,8 +41,8 @@ def test_a_frame_on_the_old_connection_corrupts_the_reloaded_state(tmp_path: Pat
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             session = worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0))
             child = await worker.next("execute")
             _fail_a_commit(service)
             await asyncio.sleep(0.05)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coflux.errors import BadRequest
-from tests.orchestrator.test_service import FakeWorker, _start_parent, _submit, ok, open_service, run
+from tests.support.service import FakeWorker, ok, open_service, run, start_parent, submit_child
 
 
 def test_malformed_tagged_argument_from_a_worker_makes_the_run_unviewable(tmp_path: Path) -> None:
@@ -16,8 +16,8 @@ def test_malformed_tagged_argument_from_a_worker_makes_the_run_unviewable(tmp_pa
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            message = _submit(parent, 1, 0, awaits=False)
+            parent = await start_parent(service, worker)
+            message = submit_child(parent, 1, 0, awaits=False)
             message["arguments"] = [{"$c": "no-such-tag"}]
             try:
                 worker.say(**message)
@@ -35,7 +35,7 @@ def test_malformed_tagged_result_from_a_worker_makes_the_run_unviewable(tmp_path
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello()
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             try:
                 worker.complete(parent["execution_id"], ok({"$c": "bytes", "b64": "%%%"}))
             except BadRequest:

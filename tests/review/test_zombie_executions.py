@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from coflux.orchestrator import Timing
-from tests.orchestrator.test_service import FakeWorker, _start_parent, open_service, run
+from tests.support.service import FakeWorker, open_service, run, start_parent
 
 
 def test_executions_the_server_abandoned_are_not_aborted_on_reconnect(tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def test_executions_the_server_abandoned_are_not_aborted_on_reconnect(tmp_path: 
         async with open_service(tmp_path, timing) as service:
             worker = FakeWorker(service)
             session = worker.hello(concurrency=1)
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             worker.disconnect()
             await asyncio.sleep(0.8)  # abandoned
             assert parent["execution_id"] not in service.engine.executions
