@@ -530,3 +530,97 @@ def test_a_declaration_with_a_request_id_is_confirmed_and_its_workflow_can_run(t
             assert not [m for m in worker.inbox if m["type"] == "reply"]
 
     run(scenario)
+
+
+def test_a_refused_hello_leaves_no_session_behind(tmp_path: Path) -> None:
+    """A ``hello`` is checked whole before its session is registered: a refused one leaves nothing
+    connected (the project can go idle, nothing is dispatched to a dead socket)."""
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            hello = {
+                "type": "hello",
+                "protocol": 1,
+                "workspace": "main",
+                "concurrency": 1,
+                "targets": [FLOW, TASK],
+                "provides": ["gpu"],  # must be an object
+            }
+            with pytest.raises(ProtocolError):
+                service.connect(hello, lambda m: None, lambda c, r: None)
+            assert not service.engine.sessions, service.engine.sessions
+
+    run(scenario)
+
+
+def test_a_refused_hello_naming_a_live_session_leaves_its_connection_alone(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            session = worker.hello()
+            hello = {
+                "type": "hello",
+                "protocol": 1,
+                "workspace": "main",
+                "session_id": session.session_id,
+                "concurrency": 1,
+                "targets": [FLOW, TASK],
+                "provides": "bad",
+            }
+            with pytest.raises(ProtocolError):
+                service.connect(hello, lambda m: None, lambda c, r: None)
+            assert worker.closed is None, "the good connection was closed by a refused hello"
+            await start_parent(service, worker)  # the healthy worker still gets work
+
+    run(scenario)
+
+
+def test_waiting_on_a_finished_execution_keeps_the_worker_within_its_concurrency(tmp_path: Path) -> None:
+    """A wait gives its execution's slot back only while the awaited step is live: the answer for
+    a final one comes after the next commit, and the slot must not go to a queued execution
+    meanwhile (a concurrency-1 worker would run two)."""
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            session = worker.hello(concurrency=1)
+            first = await start_parent(service, worker)
+            worker.complete(first["execution_id"], ok(1))
+            await worker.next("ack")
+            second = await start_parent(service, worker)
+            await service.start_run("main", "m", "flow", [3])  # queued: the only slot is taken
+            worker.say(
+                type="wait",
+                request_id=9,
+                execution_id=first["execution_id"],
+                from_execution_id=second["execution_id"],
+            )
+            await worker.next("resolved")
+            await asyncio.sleep(0.05)
+            executes = [m for m in worker.inbox if m["type"] == "execute"]
+            assert session.busy <= session.concurrency and not executes, (
+                f"busy={session.busy} concurrency={session.concurrency}; dispatched {executes}"
+            )
+
+    run(scenario)
+
+
+def test_executions_the_server_abandoned_are_aborted_when_their_worker_reconnects(tmp_path: Path) -> None:
+    """An id in ``hello.running`` that the server abandoned (its reconnect timeout passed) is told
+    to abort: otherwise the worker runs it outside its slots and alongside its retry."""
+
+    async def scenario() -> None:
+        timing = Timing(reconnect_timeout=0.2, heartbeat_interval=0.1, heartbeat_timeout=5)
+        async with open_service(tmp_path, timing) as service:
+            worker = FakeWorker(service)
+            session = worker.hello(concurrency=1)
+            parent = await start_parent(service, worker)
+            worker.disconnect()
+            await asyncio.sleep(0.8)  # abandoned
+            assert parent["execution_id"] not in service.engine.executions
+            back = FakeWorker(service)
+            back.hello(session_id=session.session_id, running=[parent["execution_id"]])
+            abort = await back.next("abort", timeout=1.0)
+            assert abort["execution_id"] == parent["execution_id"]
+
+    run(scenario)
