@@ -1,5 +1,5 @@
-"""The worker against a scripted fake server: a real tornado websocket server on 127.0.0.1 that
-checks every frame the worker sends with ``protocol.decode_from_worker`` and answers as scripted."""
+"""The worker against the scripted fake server of ``tests.support.worker_server`` (a real tornado
+websocket server on 127.0.0.1 that checks every frame the worker sends and answers as scripted)."""
 
 from __future__ import annotations
 
