@@ -14,6 +14,13 @@ from coflux.notebook.live import Endpoint, events_url
 from coflux.worker.settings import WorkerSettings
 
 
+async def _forever(cancelled: threading.Event) -> None:
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        cancelled.set()
+
+
 @pytest.fixture
 def background() -> Iterator[BackgroundLoop]:
     loop = BackgroundLoop("coflux-test")
@@ -52,18 +59,11 @@ def test_run_gives_the_result_or_the_error_and_times_out(background: BackgroundL
         raise ValueError("no")
 
     cancelled = threading.Event()
-
-    async def forever() -> None:
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            cancelled.set()
-
     assert background.run(add, 2, 3, timeout=5.0) == 5
     with pytest.raises(ValueError, match="no"):
         background.run(fail, timeout=5.0)
     with pytest.raises(TimeoutError):
-        background.run(forever, timeout=0.05)
+        background.run(_forever, cancelled, timeout=0.05)
     assert cancelled.wait(5.0), "the task that timed out is cancelled"
 
 
@@ -71,20 +71,13 @@ def test_stop_cancels_what_still_runs_and_ends_the_thread() -> None:
     background = BackgroundLoop("coflux-test-stop")
     background.start()
     cancelled = threading.Event()
-
-    async def forever() -> None:
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            cancelled.set()
-
-    future = background.submit(forever)
+    future = background.submit(_forever, cancelled)
     background.stop(5.0)
     assert cancelled.is_set() and future.cancelled()
     assert "coflux-test-stop" not in {t.name for t in threading.enumerate()}
     assert not background.call_soon(print)
     with pytest.raises(CofluxError):
-        background.submit(forever)
+        background.submit(_forever, cancelled)
     background.stop(5.0)  # a second stop does nothing
 
 
