@@ -1,8 +1,9 @@
 """Live updates for widgets: one process-wide :class:`Watcher`.
 
-The watcher owns a daemon thread running its own asyncio loop (never the kernel's). For each server
-and project it keeps one events websocket (``{url}/ws/events?project=P``), reconnecting with
-backoff, and routes each event to the listeners interested in it: a run's events to those watching
+The watcher owns a :class:`~coflux.background.BackgroundLoop` (a daemon thread running its own
+asyncio loop, never the kernel's), started on first use. For each server and project it keeps one
+events websocket (``{url}/ws/events?project=P``), reconnecting with backoff (0.2 s doubling up to
+5 s), and routes each event to the listeners interested in it: a run's events to those watching
 that run id, ``workspace`` events to those watching workspaces. A listener is then asked to
 :meth:`~Listener.live_update` itself, on one of the watcher's daemon helper threads (so a slow
 request never stalls the socket), never twice at once, and at most every ``min_interval`` seconds:
@@ -26,7 +27,6 @@ import json
 import logging
 import queue
 import threading
-import urllib.parse
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,6 +35,7 @@ from typing import Any, Final, Protocol
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketError, websocket_connect
 
+from coflux.background import BackgroundLoop, Backoff, websocket_url
 from coflux.tokens import redact_url
 
 _logger = logging.getLogger("coflux.notebook")
@@ -64,10 +65,7 @@ class Endpoint:
 
 def events_url(endpoint: Endpoint) -> str:
     """``{url}/ws/events?project=P``, ``http(s)`` turned into ``ws(s)``."""
-    base = endpoint.url
-    if base.startswith("http"):
-        base = "ws" + base[len("http") :]
-    return f"{base}/ws/events?project={urllib.parse.quote(endpoint.project, safe='')}"
+    return websocket_url(endpoint.url, "ws/events", {"project": endpoint.project})
 
 
 class Listener(Protocol):
@@ -147,8 +145,7 @@ class Watcher:
         self._lock = threading.RLock()  # re-entrant: weakref callbacks may run inside it (GC)
         self._entries: dict[int, _Entry] = {}
         self._feeds: dict[Endpoint, _Feed] = {}  # the loop's
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._background: BackgroundLoop | None = None
         self._helpers = _Helpers(HELPER_THREADS)
         self._closed = False
 
@@ -215,17 +212,15 @@ class Watcher:
         """Close every websocket and stop the thread (waiting at most ``timeout`` seconds)."""
         with self._lock:
             self._closed = True
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
+            background, self._background = self._background, None
             self._entries.clear()
-        if loop is None or thread is None:
+        if background is None:
             return
         try:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout)
+            background.run(self._shutdown, timeout=timeout)
         except Exception:
             _logger.debug("coflux: the live watcher did not stop cleanly", exc_info=True)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
+        background.stop(timeout)
         self._helpers.close()
 
     def _forget(self, key: int, ref: weakref.ReferenceType[Any]) -> None:
@@ -246,15 +241,11 @@ class Watcher:
         with self._lock:
             if self._closed:
                 return
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
-                self._thread = threading.Thread(
-                    target=_serve_loop, args=(self._loop,), name="coflux-live", daemon=True
-                )
-                self._thread.start()
-            loop = self._loop
-        with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing left to do
-            loop.call_soon_threadsafe(callback, *args)
+            if self._background is None:
+                self._background = BackgroundLoop("coflux-live")
+                self._background.start()
+            background = self._background
+        background.call_soon(callback, *args)  # closed meanwhile: nothing left to do
 
     # -- the loop's side ---------------------------------------------------------------------------
 
@@ -314,19 +305,6 @@ class Watcher:
         await asyncio.gather(*(feed.task for feed in feeds), return_exceptions=True)
 
 
-def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_forever()
-    finally:
-        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-        for task in pending:
-            task.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.close()
-
-
 class _Feed:
     """One endpoint's websocket (re-opened after any loss) and its polling while it is down."""
 
@@ -343,12 +321,12 @@ class _Feed:
 
     async def _run(self) -> None:
         poller = asyncio.create_task(self._poll())
-        delay = BACKOFF_MIN
+        backoff = Backoff(BACKOFF_MIN, BACKOFF_MAX)
         try:
             while True:
                 try:
                     ws = await websocket_connect(self._request())
-                    delay = BACKOFF_MIN
+                    backoff.reset()
                     await self._serve(ws)
                 except (OSError, HTTPClientError, asyncio.TimeoutError, WebSocketError) as err:
                     _logger.debug(
@@ -356,8 +334,7 @@ class _Feed:
                     )
                 except Exception:
                     _logger.exception("coflux: the events socket of %s failed", redact_url(self.endpoint.url))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
+                await asyncio.sleep(backoff.next())
         finally:
             poller.cancel()
 

@@ -6,7 +6,7 @@ Until the server revokes it (``uncache``: a new result or an identical call in f
 key, a changed lineage or declaration), until the hit's max age, or until the connection drops,
 an identical call (same run, target, options and arguments) of this worker gets the same result
 here; the call is still sent to the server, ``answered`` and pinned to that result, which makes
-its step from exactly that result (see :meth:`coflux.worker.session.Session.record`).
+its step from exactly that result (see :meth:`coflux.worker.channel.SessionChannel.record`).
 
 Lookups run on execution threads, changes on the event loop's thread; a dict read and a single
 assignment or deletion are atomic, so no lock is needed.

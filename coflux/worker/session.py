@@ -1,43 +1,58 @@
-"""The worker's session with the server: the state behind the wire protocol, on the event loop.
+"""The worker's session with the server: the state behind the wire protocol, owned by the event
+loop's thread.
 
-Execution threads talk to it through the thread-safe :class:`~coflux.worker.context.Channel`
-methods, which append to an outbox and wake the loop at most once per batch, so a burst of submits
-(a fan-out) costs one wake-up and no round trip each. Everything else runs on the loop's thread:
+Two objects, one per side. :class:`~coflux.worker.channel.SessionChannel` (``session.channel``) is
+what execution threads call: it posts typed items to an :class:`~coflux.worker.outbox.Outbox`
+and wakes the loop at most once per batch, so a burst of submits (a fan-out) costs one wake-up and
+no round trip each. :class:`Session` is the loop's: it takes those items, handles the connection
+(:class:`~coflux.worker.transport.ConnectionHandler`) and the server's messages, and is the only
+writer of what it keeps until the server confirms it:
 
-- ``complete`` messages get a sequence number and are kept until the server's ``ack`` lists it;
-  unacknowledged ones are re-sent after a reconnect;
+- ``complete`` messages, numbered, until the server's ``ack`` lists them
+  (:class:`~coflux.worker.results.Results`); re-sent after a reconnect;
 - requests, calls answered ahead of their commit (cache hits, and those a lease answered here:
-  :meth:`Session.record`), and calls a child running here answered as it completed
-  (:meth:`Session._send_complete`) are kept in :mod:`coflux.worker.pending` until answered or
-  proven durable, and re-sent in the right order after a reconnect;
-- ``log`` and ``started`` written while disconnected wait in a bounded backlog.
+  :meth:`SessionChannel.record <coflux.worker.channel.SessionChannel.record>`), and calls a child
+  running here answered as it completed (:meth:`Session._send_complete`), in
+  :mod:`coflux.worker.pending` until answered or proven durable, re-sent in the right order after
+  a reconnect;
+- ``log`` and ``started`` written while disconnected, in a bounded backlog;
+- the executions running here, and the outcomes the server pushed for their children (read by
+  execution threads through the channel).
+
+Its entry points assert (unless ``python -O``) that they run on the loop's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import threading
+import sys
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from coflux.errors import CofluxError, ExecutionCancelled, NotFound, request_error
+from coflux.background import ThreadOwner
+from coflux.errors import ExecutionCancelled, NotFound, request_error
 from coflux.models import JSON, ExecutionId, RunId, StepId
 from coflux.protocol import PROTOCOL_VERSION, Message
-from coflux.worker import context, runtime
+from coflux.worker import outbox, runtime
 from coflux.worker.blobclient import BlobClient
-from coflux.worker.context import ExecutionContext, log_entry
-from coflux.worker.execution import Execution
-from coflux.worker.leases import Lease, Leases
+from coflux.worker.channel import Outcomes, SessionChannel
+from coflux.worker.context import ExecutionContext
+from coflux.worker.leases import Leases
 from coflux.worker.pending import Pending
 from coflux.worker.requests import PendingRequest
+from coflux.worker.results import Results
 from coflux.worker.settings import WorkerSettings
 from coflux.worker.status import StatusBoard, WorkerStatus
 from coflux.worker.targets import Target
 from coflux.worker.transport import Connection
 from coflux.worker.values import AssetReference
+
+if sys.version_info >= (3, 11):
+    from typing import assert_never
+else:  # pragma: no cover
+    from typing_extensions import assert_never
 
 _logger = logging.getLogger("coflux.worker")
 
@@ -46,9 +61,14 @@ BACKLOG_LIMIT: Final = 10_000
 TargetKey = tuple[str, str]
 STARTED_AFTER = 0.01
 """Seconds an execution runs before the worker reports it as running."""
+_ON_LOOP: Final = "loop-side state touched off the session's loop thread"
 
 
 class Session:
+    """The loop's side of a worker's session; see the module's docstring. Built on any thread,
+    then used only on the loop's (``loop``), from :meth:`run` on; :meth:`reject_all` runs after
+    the loop stopped."""
+
     def __init__(
         self,
         settings: WorkerSettings,
@@ -61,33 +81,31 @@ class Session:
         self.session_id: str | None = None
         self.connection = Connection(settings, self)
         self._loop = loop
+        self._owner = ThreadOwner()
         self._targets: dict[TargetKey, Target[..., Any]] = {}
         self._upsert(targets)
-        self._blobs = BlobClient(self.connection.url, settings.project, settings.token)
-        self._asset_factory = asset_factory or AssetReference
-        self._request_ids = itertools.count(1)
-        # Shared with other threads, under _lock.
-        self._lock = threading.Lock()
-        self._outbox: list[tuple[str, Any]] = []
-        self._drain_scheduled = False
-        self._closed = False
         url = self.connection.url  # where the API was found under settings.url, if it was
         given = settings.url if url != settings.url else None
         self.board = StatusBoard(
             WorkerStatus("connecting", url, settings.project, settings.workspace, given_url=given), listener
         )
-        # The loop's own.
-        self._seq = 0
-        self._unacked: dict[int, Message] = {}
-        self._held: dict[ExecutionId, int] = {}
+        self._results = Results()
         self._running: dict[ExecutionId, ExecutionContext] = {}
         self._pending = Pending()
         self.leases = Leases()
         self._runner = runtime.Runner()
-        # Outcomes of children the server pushed, by parent: read from execution threads.
-        self._outcomes: dict[ExecutionId, dict[str, dict[str, JSON]]] = {}
+        self._outcomes: Outcomes = {}
         self._backlog: deque[Message] = deque(maxlen=BACKLOG_LIMIT)
         self._all_acked: asyncio.Event | None = None
+        self.outbox = outbox.Outbox(lambda: loop.call_soon_threadsafe(self._drain))
+        self.channel = SessionChannel(
+            settings,
+            self.outbox,
+            self.leases,
+            self._outcomes,
+            BlobClient(url, settings.project, settings.token),
+            asset_factory or AssetReference,
+        )
         self._handlers: dict[str, Callable[[Message], None]] = {
             "execute": self._on_execute,
             "abort": self._on_abort,
@@ -101,148 +119,71 @@ class Session:
             "error": self._on_error,
         }
 
-    # -- lifecycle (on the loop) -----------------------------------------------------------------
+    # -- lifecycle ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self._owner.claim()
         await self.connection.run()
 
     async def close(self, drain_timeout: float) -> None:
         """Give unacknowledged results ``drain_timeout`` seconds to be acknowledged, then close."""
-        if self._unacked and self.connection.connected:
+        assert self._owner.held(), _ON_LOOP
+        if self._results and self.connection.connected:
             self._all_acked = asyncio.Event()
             try:
                 await asyncio.wait_for(self._all_acked.wait(), drain_timeout)
             except asyncio.TimeoutError:
-                _logger.warning("coflux: %d results were not acknowledged", len(self._unacked))
+                _logger.warning("coflux: %d results were not acknowledged", len(self._results))
         await self.connection.close()
 
     def reject_all(self, error: BaseException) -> None:
-        """After the loop stopped: fail everything still waiting, and refuse new work."""
-        with self._lock:
-            self._closed = True
-            items, self._outbox = self._outbox, []
-        requests = [payload[0] for kind, payload in items if kind == "request"]
+        """After the loop stopped (on the thread that stopped it): fail everything still waiting,
+        and refuse new work."""
+        requests = [item.request for item in self.outbox.close() if isinstance(item, outbox.Send)]
         for request in [*self._pending.requests.values(), *requests]:
             request.on_error(error)
         self._pending.requests.clear()
 
-    # -- Channel: called from execution threads --------------------------------------------------
-
-    def next_request_id(self) -> int:
-        return next(self._request_ids)
-
-    def request(
-        self,
-        message: Message,
-        owner: ExecutionId | None,
-        encoded: str | None = None,
-        lease_key: Hashable | None = None,
-    ) -> PendingRequest:
-        """``encoded``: ``message`` as JSON text already (the first sending uses it).
-        ``lease_key``: what identifies the call, should its answer grant a lease."""
-        request = PendingRequest(message, owner, lease_key)
-        self._post("request", (request, encoded))
-        return request
-
-    def leased(self, call: Hashable) -> Lease | None:
-        return self.leases.get(call)
-
-    def record(self, message: Message, owner: ExecutionId, lease: Lease) -> None:
-        """Send a submit that ``lease`` answered here (``message`` is its plain submit): the server
-        makes its step from the lease's result; kept until ``recorded``, re-sent after a reconnect."""
-        answered = {**message, "cached_from": lease.source, "answered": True}
-        self._post("record", PendingRequest(answered, owner))
-
-    def withdraw(self, request: PendingRequest) -> None:
-        """The caller stopped waiting on ``request`` (a timeout): tell the server, forget it."""
-        self._post("withdraw", request)
-
-    def known_outcome(self, parent: ExecutionId, step_id: str) -> dict[str, JSON] | None:
-        """A child's final outcome if the server has already pushed it (thread-safe read)."""
-        return self._outcomes.get(parent, {}).get(step_id)
-
-    def log(self, execution_id: ExecutionId, level: str, message: str) -> None:
-        self._post("log", (execution_id, log_entry(level, message)))
-
-    def complete(self, context: ExecutionContext, outcome: dict[str, JSON]) -> None:
-        self._post("complete", (context, outcome))
-
-    def declare(self, targets: Iterable[Target[..., Any]], confirm: bool = False) -> PendingRequest | None:
-        """Add or replace targets (by module and name) and tell the server; with ``confirm``, the
-        returned request finishes when the server has them (re-sent after a reconnect)."""
-        targets = list(targets)
-        request = None
-        if confirm:
-            message = {
-                "type": "declare",
-                "request_id": self.next_request_id(),
-                "targets": [t.definition.to_json() for t in targets],
-                "register": self.settings.register,
-            }
-            request = PendingRequest(message, None)
-        self._post("declare", (targets, request))
-        return request
-
-    def put_blob(self, data: bytes) -> str:
-        return self._blobs.put(data)
-
-    def get_blob(self, key: str) -> bytes:
-        return self._blobs.get(key)
-
-    def execution(self, execution_id: str) -> Execution[Any]:
-        ctx = context.current()
-        return Execution(self, execution_id=execution_id, owner=ctx.execution_id if ctx else None)
-
-    def asset(self, asset_id: str) -> Any:
-        return self._asset_factory(asset_id)
-
-    def _post(self, kind: str, payload: Any) -> None:
-        with self._lock:
-            if self._closed:
-                if kind == "request":
-                    payload[0].on_error(CofluxError("the worker has stopped"))
-                return
-            self._outbox.append((kind, payload))
-            if self._drain_scheduled:
-                return
-            self._drain_scheduled = True
-        self._loop.call_soon_threadsafe(self._drain)
-
-    # -- the outbox, on the loop -----------------------------------------------------------------
+    # -- the outbox ------------------------------------------------------------------------------
 
     def _drain(self) -> None:
-        with self._lock:
-            items, self._outbox = self._outbox, []
-            self._drain_scheduled = False
-        batch: Message | None = None  # consecutive log lines of one execution share a message
-        for kind, payload in items:
-            if kind == "log":
-                execution_id, entry = payload
-                if batch is not None and batch["execution_id"] == execution_id:
-                    batch["entries"].append(entry)
+        """Send what execution threads posted; consecutive log lines of one execution share a
+        message."""
+        assert self._owner.held(), _ON_LOOP
+        batch: Message | None = None
+        for item in self.outbox.take():
+            if isinstance(item, outbox.Log):
+                if batch is not None and batch["execution_id"] == item.execution_id:
+                    batch["entries"].append(item.entry)
                     continue
                 if batch is not None:
                     self._send_or_keep(batch)
-                batch = {"type": "log", "execution_id": execution_id, "entries": [entry]}
+                batch = {"type": "log", "execution_id": item.execution_id, "entries": [item.entry]}
                 continue
             if batch is not None:
                 self._send_or_keep(batch)
                 batch = None
-            if kind == "request":
-                self._send_request(*payload)
-            elif kind == "record":
-                self._pending.keep_ahead(payload, None, payload.message["cached_from"])
-                self.connection.send(payload.message)  # if disconnected: re-sent on welcome
-            elif kind == "complete":
-                self._send_complete(*payload)
-            elif kind == "withdraw":
-                if self._pending.pop(payload.request_id) is not None:
-                    self._send_or_keep({"type": "unwait", "request_id": payload.request_id})
-            else:
-                self._send_declare(*payload)
+            self._take(item)
         if batch is not None:
             self._send_or_keep(batch)
         self.connection.flush()
+
+    def _take(self, item: outbox.Action) -> None:
+        match item:
+            case outbox.Send(request, encoded):
+                self._send_request(request, encoded)
+            case outbox.Record(request):
+                self._pending.keep_ahead(request, None, request.message["cached_from"])
+                self.connection.send(request.message)  # if disconnected: re-sent on welcome
+            case outbox.Complete(ctx, outcome):
+                self._send_complete(ctx, outcome)
+            case outbox.Withdraw(request):
+                if self._pending.pop(request.request_id) is not None:
+                    self._send_or_keep({"type": "unwait", "request_id": request.request_id})
+            case outbox.Declare(targets, request):
+                self._send_declare(targets, request)
+            case _:
+                assert_never(item)
 
     def _send_or_keep(self, message: Message) -> None:
         if not self.connection.send(message):
@@ -258,18 +199,10 @@ class Session:
         self._outcomes.pop(execution_id, None)
         if ctx.aborted:
             return
-        self._seq += 1
-        message = {
-            "type": "complete",
-            "seq": self._seq,
-            "execution_id": execution_id,
-            "outcome": outcome,
-        }
+        message = self._results.add(execution_id, outcome)
         caller = self._pending.caller_answered(ctx, outcome)
         if caller is not None:
             message["answered"] = {"caller": caller.owner, "request_id": caller.request_id}
-        self._unacked[self._seq] = message
-        self._held[execution_id] = self._seq
         self.connection.send(message)  # if disconnected: re-sent on welcome
         if caller is not None:  # after the result, so that what the caller does next follows it
             caller.answer_locally(execution_id, outcome)
@@ -294,6 +227,7 @@ class Session:
     # -- ConnectionHandler -------------------------------------------------------------------------
 
     def hello(self) -> Message:
+        assert self._owner.held(), _ON_LOOP
         return {
             "type": "hello",
             "protocol": PROTOCOL_VERSION,
@@ -303,10 +237,11 @@ class Session:
             "provides": self.settings.provides,
             "targets": [t.definition.to_json() for t in self._targets.values()],
             "register": self.settings.register,
-            "running": [*self._running, *(e for e in self._held if e not in self._running)],
+            "running": [*self._running, *(e for e in self._results.held() if e not in self._running)],
         }
 
     def welcomed(self, welcome: Message) -> None:
+        assert self._owner.held(), _ON_LOOP
         self.session_id = welcome["session_id"]
         self.leases.revoke(None)  # the server granted them to a connection that is gone
         for ctx in self._running.values():
@@ -315,18 +250,19 @@ class Session:
         # and so must its log lines (the server keeps lines only of executions assigned to
         # this worker).
         for message in self._pending.resend_first(
-            lambda owner: owner in self._running or owner in self._held
+            lambda owner: owner in self._running or (owner is not None and self._results.holds(owner))
         ):
             self.connection.send(message)
         while self._backlog:
             self.connection.send(self._backlog.popleft())
-        for seq in sorted(self._unacked):
-            self.connection.send(self._unacked[seq])
+        for message in self._results.unacknowledged():
+            self.connection.send(message)
         for message in self._pending.resend_rest():
             self.connection.send(message)
         self.board.update(state="connected", session_id=self.session_id, reason=None, refusal=None)
 
     def received(self, message: Message) -> None:
+        assert self._owner.held(), _ON_LOOP
         self._pending.confirm(message)
         handler = self._handlers.get(message["type"])
         if handler is not None:
@@ -345,7 +281,7 @@ class Session:
         self.board.update(state="waiting", reason=reason)
 
     def relocated(self, url: str) -> None:
-        self._blobs = BlobClient(url, self.settings.project, self.settings.token)
+        self.channel.blobs = BlobClient(url, self.settings.project, self.settings.token)
         self.board.update(url=url, given_url=self.board.current.given_url or self.settings.url)
 
     def disconnected(self, reason: str | None) -> None:
@@ -360,11 +296,11 @@ class Session:
 
     def _on_execute(self, message: Message) -> None:
         execution_id = ExecutionId(message["execution_id"])
-        if execution_id in self._running or execution_id in self._held:
+        if execution_id in self._running or self._results.holds(execution_id):
             return  # a repeat after a reconnect: it is running, or its result is on its way
         ctx = ExecutionContext(
             execution_id,
-            self,
+            self.channel,
             run_id=RunId(message["run_id"]) if message.get("run_id") else None,
             step_id=StepId(message["step_id"]) if message.get("step_id") else None,
             workspace=message.get("workspace"),
@@ -397,13 +333,10 @@ class Session:
             request.on_error(ExecutionCancelled(execution_id, f"{execution_id} was aborted"))
 
     def _on_ack(self, message: Message) -> None:
-        for seq in message["seqs"]:
-            acked = self._unacked.pop(seq, None)
-            if acked is not None and self._held.get(acked["execution_id"]) == seq:
-                del self._held[acked["execution_id"]]
-            if acked is not None and "answered" in acked:
+        for acked in self._results.acknowledge(message["seqs"]):
+            if "answered" in acked:
                 self._pending.answer_durable(acked["answered"])
-        if not self._unacked and self._all_acked is not None:
+        if not self._results and self._all_acked is not None:
             self._all_acked.set()
 
     def _on_submitted(self, message: Message) -> None:

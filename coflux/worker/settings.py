@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from coflux import settings
+from coflux.background import websocket_url
 from coflux.settings import DEFAULT_CONCURRENCY, DEFAULT_PROJECT, DEFAULT_URL, DEFAULT_WORKSPACE
 from coflux.worker.options import tag
 
@@ -25,10 +26,7 @@ class WorkerSettings:
     @property
     def websocket_url(self) -> str:
         """``{url}/ws/worker?project=P``, ``http(s)`` turned into ``ws(s)``."""
-        base = self.url.rstrip("/")
-        if base.startswith("http"):
-            base = "ws" + base[len("http") :]
-        return f"{base}/ws/worker?project={self.project}"
+        return websocket_url(self.url, "ws/worker", {"project": self.project})
 
 
 def resolve_settings(

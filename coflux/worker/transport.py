@@ -1,7 +1,8 @@
 """The worker's websocket: connect, handshake, read frames, heartbeat, and reconnect with
-exponential backoff (0.1 s doubling up to 5 s) until closed, or until the server refuses the worker
-for good (a bad token, a URL that is not Coflux's: see :mod:`coflux.worker.failures`). Runs on the
-worker's event loop; what the frames mean is the :class:`ConnectionHandler`'s business."""
+exponential backoff (0.1 s doubling up to 5 s: :class:`~coflux.background.Backoff`) until closed,
+or until the server refuses the worker for good (a bad token, a URL that is not Coflux's: see
+:mod:`coflux.worker.failures`). Runs on the worker's event loop; what the frames mean is the
+:class:`ConnectionHandler`'s business."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from coflux import address, protocol
+from coflux.background import Backoff
 from coflux.errors import ProtocolError, request_error
 from coflux.protocol import Message
 from coflux.tokens import redact_url
@@ -129,12 +131,12 @@ class Connection:
 
     async def run(self) -> None:
         """Connect and serve until :meth:`close`; reconnect after every loss, backing off."""
-        delay = BACKOFF_MIN
+        backoff = Backoff(BACKOFF_MIN, BACKOFF_MAX)
         while not self._closing:
             try:
                 self._attempt = asyncio.ensure_future(self._serve())
                 await self._attempt
-                delay = BACKOFF_MIN
+                backoff.reset()
             except asyncio.CancelledError:
                 if self._abandoned:  # closed while connecting: nothing to wait for
                     break
@@ -142,7 +144,7 @@ class Connection:
             except Exception as err:  # every failure is reported, then retried or final
                 if self._closing:
                     break
-                verdict = await self._failed(err, delay)
+                verdict = await self._failed(err, backoff.delay)
                 if verdict == "final":
                     break
                 if verdict == "relocated":
@@ -150,8 +152,7 @@ class Connection:
             if self._closing:
                 break
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
-            delay = min(delay * 2, BACKOFF_MAX)
+                await asyncio.wait_for(self._wake.wait(), backoff.next())
 
     async def _failed(self, err: Exception, delay: float) -> Verdict:
         """Tell the handler what a failed attempt means: ``retry``, ``relocated`` (try again at

@@ -1,17 +1,17 @@
-"""``Worker``: the synchronous face of a worker. It owns a daemon thread running an asyncio event
-loop (never the caller's loop, so it works inside a Jupyter kernel), on which the session lives."""
+"""``Worker``: the synchronous face of a worker. It owns a :class:`~coflux.background.BackgroundLoop`
+(an asyncio loop on a daemon thread, never the caller's loop, so it works inside a Jupyter kernel),
+on which the session lives; the caller's threads reach the session through its channel."""
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from coflux.background import BackgroundLoop
 from coflux.errors import CofluxError
 from coflux.tokens import redact_url
 from coflux.worker import context
@@ -59,8 +59,7 @@ class Worker:
         self._targets = list(targets)
         self._asset_factory = asset_factory
         self._on_status = on_status
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._background: BackgroundLoop | None = None
         self._session: Session | None = None
         self._main: concurrent.futures.Future[None] | None = None
 
@@ -75,34 +74,31 @@ class Worker:
     def start(self) -> None:
         if self._session is not None:
             raise CofluxError("the worker is already started")
-        loop = asyncio.new_event_loop()
-        session = Session(self.settings, self._targets, loop, self._asset_factory, self._on_status)
-        thread = threading.Thread(target=_run_loop, args=(loop,), name="coflux-worker", daemon=True)
-        thread.start()
-        self._loop, self._thread, self._session = loop, thread, session
-        self._main = asyncio.run_coroutine_threadsafe(session.run(), loop)
+        background = BackgroundLoop("coflux-worker")
+        background.start()
+        session = Session(self.settings, self._targets, background.loop, self._asset_factory, self._on_status)
+        self._background, self._session = background, session
+        self._main = background.submit(session.run)
         context.install_capture()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the connection (after up to ``timeout`` s for unacknowledged results) and stop.
         Executions still running are left to the server, which marks them abandoned."""
-        session, loop, thread, main = self._session, self._loop, self._thread, self._main
-        if session is None or loop is None or thread is None or main is None:
+        session, background, main = self._session, self._background, self._main
+        if session is None or background is None or main is None:
             return
         deadline = time.monotonic() + timeout
         try:
-            closing = asyncio.run_coroutine_threadsafe(session.close(timeout / 2), loop)
-            closing.result(timeout)
+            background.run(session.close, timeout / 2, timeout=timeout)
             main.result(max(0.1, deadline - time.monotonic()))
         except Exception:
             _logger.warning("coflux: the worker did not stop cleanly", exc_info=True)
             main.cancel()
         finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(max(0.1, deadline - time.monotonic()))
+            background.stop(max(0.1, deadline - time.monotonic()))
             session.reject_all(CofluxError("the worker has stopped"))
             context.uninstall_capture()
-            self._session = self._loop = self._thread = self._main = None
+            self._session = self._background = self._main = None
 
     def declare(self, targets: Iterable[Target[..., Any]], timeout: float | None = None) -> None:
         """Add or replace targets (matched by module and name), e.g. after a cell is re-run; a
@@ -113,7 +109,7 @@ class Worker:
         self._targets = [t for t in self._targets if (t.module, t.name) not in keys] + targets
         if self._session is None:
             return
-        request = self._session.declare(targets, confirm=timeout is not None)
+        request = self._session.channel.declare(targets, confirm=timeout is not None)
         if request is not None and not request.wait_finished(timeout):
             raise TimeoutError(f"the server did not confirm the declaration within {timeout} s")
 
@@ -157,16 +153,3 @@ class Worker:
     def __repr__(self) -> str:
         state = "connected" if self.connected else ("started" if self._session else "stopped")
         return f"<Worker {self.settings.project}/{self.settings.workspace} {state}>"
-
-
-def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_forever()
-    finally:
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()

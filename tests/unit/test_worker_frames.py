@@ -72,7 +72,7 @@ def test_log_lines_kept_while_disconnected_precede_the_resent_result(
     RELEASE.set()  # it prints and returns while the worker waits for its welcome
     session = instance._session
     assert session is not None
-    _wait_until(lambda: session._unacked, "the result")
+    _wait_until(lambda: session._results, "the result")
     server.release()
     log = server.expect("log", skip=("heartbeat",))
     assert [e["message"] for e in log["entries"]] == ["printed while disconnected"]
