@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from coflux.models import (
     JSON,
@@ -35,6 +35,15 @@ def cancellation(reason: str) -> Outcome:
     run views, and becomes the message of the ``ExecutionCancelled`` its callers raise."""
     error = {"type": CANCELLED_TYPE, "message": reason, "traceback": ""}
     return {"state": ExecutionState.CANCELLED.value, "error": error}
+
+
+class Reuse(NamedTuple):
+    """A durable cached result that a call reuses."""
+
+    execution_id: str
+    value: JSON
+    until: float | None = None
+    """Until when its max age allows reusing it (server time; None: no limit)."""
 
 
 @dataclass(eq=False)
@@ -74,8 +83,8 @@ class Step:
     """Execution ids (from ``wait``) that must be final before the step is dispatched."""
     awaited: bool = False
     """Submitted with ``await``: its caller is answered by ``resolved``, never by a pushed ``outcome``."""
-    reuse: tuple[str, JSON] | None = None
-    """(execution, value): the durable cached result this step reuses, decided when it was made
+    reuse: Reuse | None = None
+    """The durable cached result this step reuses, decided when it was made
     (its caller may have been answered with it before the step committed)."""
     preset: Outcome | None = None
     """The outcome the worker that ran this step already gave its caller (a submit re-sent with

@@ -145,6 +145,9 @@ class Workspaces:
         self._update(workspace, state=state.value)
         return workspace
 
+    def name_of(self, workspace_id: int) -> str:
+        return self.by_id[workspace_id].name
+
     def ancestry(self, workspace_id: int) -> list[int]:
         """The workspace and its ancestors, nearest first."""
         chain: list[int] = []

@@ -59,7 +59,8 @@ def test_an_idle_orchestrator_stops_and_starts_again_on_use(tmp_path: Path) -> N
             await asyncio.sleep(0.5)
             assert hub.running == ["alpha"]  # a connected worker keeps it up
             worker.disconnect()
-            service.engine.sessions.clear()  # as after the reconnect timeout
+            for session in list(service.engine.sessions.values()):  # as after the reconnect timeout
+                service.engine.abandon_session(session)
             await asyncio.sleep(0.6)
             assert hub.running == []
             again = await hub.project("alpha")

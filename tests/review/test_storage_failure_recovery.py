@@ -9,7 +9,8 @@ import pytest
 
 from coflux.errors import ProtocolError, StorageError
 from coflux.orchestrator import ProjectService, Timing
-from coflux.storage import Batch
+from coflux.orchestrator.clock import FakeClock
+from coflux.storage import Batch, SqlStore
 from tests.orchestrator.test_service import FakeWorker, _start_parent, _submit, ok, open_service, run
 
 
@@ -70,14 +71,18 @@ def test_each_storage_failure_leaks_a_session_checker_task(tmp_path: Path) -> No
     closed service."""
 
     async def scenario() -> None:
-        async with open_service(tmp_path, Timing(heartbeat_interval=0.1)) as service:
+        clock = FakeClock()
+        service = ProjectService(
+            "test", SqlStore.open("test", tmp_path), Timing(heartbeat_interval=0.1), clock=clock
+        )
+        await service.start()
+        try:
+            assert clock.pending == 1  # the session check
             _fail_a_commit(service)
-            await asyncio.sleep(0.1)
-            checkers = [
-                t
-                for t in asyncio.all_tasks()
-                if not t.done() and getattr(t.get_coro(), "__qualname__", "").endswith("_check_loop")
-            ]
-            assert len(checkers) == 1, f"{len(checkers)} _check_loop tasks for one service"
+            await asyncio.sleep(0.1)  # the reload starts the service again
+            assert clock.pending == 1, f"{clock.pending} session checks for one service"
+        finally:
+            await service.close()
+        assert clock.pending == 0
 
     run(scenario)
