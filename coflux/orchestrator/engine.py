@@ -5,12 +5,9 @@ every message that depends on a change is sent after it commits, but for the two
 it (see :mod:`coflux.orchestrator.writer`): a dispatch, and a cache hit on a durable result
 answered ahead.
 
-The engine owns the project's live state (runs, steps, executions, sessions' assignments and slots):
-the methods below are its only writers, and what they keep true is checked by
-:mod:`coflux.orchestrator.invariants`. Others read it through read-only views. Its parts:
-:class:`~coflux.orchestrator.scheduling.Scheduler` (work not yet dispatched),
-:class:`~coflux.orchestrator.assignment.Assignments` (dispatched work) and
-:class:`~coflux.orchestrator.outbox.Outbox` (messages to workers).
+The engine owns the project's live state: its methods (and its parts: the scheduler, for work not
+yet dispatched, and the assignments, for dispatched work) are its only writers; others read it
+through read-only views; :mod:`coflux.orchestrator.invariants` states what it keeps true.
 
 A step resolves only through executions in its home workspace (its parent's, or the run's); a re-run
 in a descendant workspace is an overlay, recorded and shown from that workspace, never seen by the
@@ -47,6 +44,8 @@ from coflux.storage import dumps
 
 RECENT_OUTCOMES = 10_000
 TERMINATED = frozenset({ExecutionState.CANCELLED, ExecutionState.TIMED_OUT, ExecutionState.ABANDONED})
+_RUN_STATUS = {"succeeded": "succeeded", "cancelled": "cancelled"}
+"""A run's status by its root step's outcome: any other outcome is a failure."""
 _ENDED = {
     ExecutionState.CANCELLED: "was cancelled",
     ExecutionState.TIMED_OUT: "timed out",
@@ -165,7 +164,7 @@ class Engine:
     @staticmethod
     def _adopt_child(parent: Execution, step: Step) -> None:
         parent.children.append(step)
-        if step.call_index is not None:
+        if step.call_index is not None:  # a re-sent submit finds it by its call index
             parent.calls[step.call_index] = step
 
     def new_execution(
@@ -376,7 +375,7 @@ class Engine:
         if not waiters and not step.awaited:  # an awaited step's caller is answered by ``resolved``
             self._push_to_parent(step, outcome)
         if step.parent_execution_id is None:
-            run_id, status = step.run.run_id, _run_status(outcome)
+            run_id, status = step.run.run_id, _RUN_STATUS.get(outcome["state"], "failed")
             self.writer.after_commit(
                 lambda: self.publish({"type": "run", "run_id": run_id, "status": status})
             )
@@ -449,12 +448,3 @@ class Engine:
             if row["execution_id"] == execution_id:
                 return str(row["state"])
         return self.history.state(execution_id)
-
-
-def _run_status(outcome: Outcome) -> str:
-    state = outcome["state"]
-    if state == "succeeded":
-        return "succeeded"
-    if state == "cancelled":
-        return "cancelled"
-    return "failed"
