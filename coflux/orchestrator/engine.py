@@ -1,9 +1,8 @@
 """The engine of one project: steps, executions, dispatch, outcomes, retries and waiters.
 
 All methods run on the project's event loop; every change is written through the :class:`Writer` and
-every message that depends on a change is sent after it commits, but for the two that leave before
-it (see :mod:`coflux.orchestrator.writer`): a dispatch, and a cache hit on a durable result
-answered ahead.
+every message that depends on a change is sent after it commits, but for the three kinds that
+:mod:`coflux.orchestrator.writer` lists (a dispatch, a cache hit answered ahead, ``uncache``).
 
 The engine owns the project's live state: its methods (and its parts: the scheduler, for work not
 yet dispatched, and the assignments, for dispatched work) are its only writers; others read it

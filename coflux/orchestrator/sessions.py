@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from coflux.errors import BadRequest, NotFound, ProtocolError
 from coflux.models import (
@@ -42,6 +42,14 @@ Close = Callable[[int, str], None]
 Flush = Callable[[], None]
 
 
+class Waiting(NamedTuple):
+    """A caller waiting on a step (``wait``, or an awaited submit): its slot is lent meanwhile."""
+
+    step: Step
+    waiter: Waiter
+    caller: Execution
+
+
 class WorkerSessions:
     def __init__(
         self,
@@ -56,7 +64,8 @@ class WorkerSessions:
         self.log_budget = log_budget
         self.workspaces = workspaces
         self.heartbeat_interval = heartbeat_interval
-        self._waits: dict[tuple[str, int], tuple[Step, Waiter, Execution]] = {}
+        self._waits: dict[tuple[str, int], Waiting] = {}
+        """(session, request id) -> an awaited call's wait, until answered or withdrawn."""
         self.calls = Calls(engine, workspaces, self._wait)
 
     # -- connection ----------------------------------------------------------------------------
@@ -245,13 +254,15 @@ class WorkerSessions:
         waiter is settled here, without a ``resolved`` (the ``ack`` of the result tells the worker
         that it is durable)."""
         waiting = self._waits.get((session.session_id, request_id))
-        if waiting is None or waiting[0] is not execution.step:
+        if waiting is None or waiting.step is not execution.step:
             return
         del self._waits[(session.session_id, request_id)]
-        step, waiter, parent = waiting
-        if waiter in step.waiters:
-            step.waiters.remove(waiter)
-        self.engine.unblock(parent)
+        self._withdraw(waiting)
+
+    def _withdraw(self, waiting: Waiting) -> None:
+        if waiting.waiter in waiting.step.waiters:
+            waiting.step.waiters.remove(waiting.waiter)
+        self.engine.unblock(waiting.caller)
 
     def _rejected_answer(self, session: Session, execution_id: str, parent_id: str) -> None:
         """A result the worker already handed to the caller (``answered``: its parent) arrived
@@ -341,17 +352,14 @@ class WorkerSessions:
             answer(outcome)
 
         step.waiters.append(resolved)
-        self._waits[key] = (step, resolved, parent)
+        self._waits[key] = Waiting(step, resolved, parent)
         self.engine.writer.schedule()
 
     def _on_unwait(self, session: Session, message: dict[str, Any]) -> None:
         withdrawn = self._waits.pop((session.session_id, message["request_id"]), None)
         if withdrawn is None:
             return  # answered already
-        step, waiter, parent = withdrawn
-        if waiter in step.waiters:
-            step.waiters.remove(waiter)
-        self.engine.unblock(parent)
+        self._withdraw(withdrawn)
         self.engine.writer.schedule()
 
     def _on_cancel(self, session: Session, message: dict[str, Any]) -> None:
