@@ -82,7 +82,7 @@ class ProjectService:
 
     def _load(self) -> None:
         self.writer = Writer(self.store, self._before_commit, self._on_failure, self._after_effects)
-        self.workspaces = Workspaces(self.writer, self.store.workspaces(), self.store.targets())
+        self.workspaces = Workspaces(self.writer, self.store.workspaces(), self.store.targets(), self.clock)
         history = StoredHistory(self.store)
         self.engine = Engine(self.writer, history, self.workspaces, self.clock, self._publish)
         self.workspaces.changed = self.engine.cache.revoke_leases

@@ -20,6 +20,7 @@ from coflux.models import (
     StepOptions,
     TargetType,
 )
+from coflux.orchestrator.clock import Timer
 
 Outcome = dict[str, Any]
 """``{"state": "succeeded", "value": V}``, ``{"state": "failed", "error": {...}}``, or a terminated state."""
@@ -125,7 +126,8 @@ class Execution:
     children: list[Step] = field(default_factory=list)
     calls: dict[int, Step] = field(default_factory=dict)
     """Children by ``call_index``: a submit re-sent after a reconnect finds its step here."""
-    timer: Any = None
+    timer: Timer | None = None
+    """Its delay (queued) or its timeout (assigned), on the engine's clock."""
     assigned_at: float = 0.0
     restored: bool = False
     """Loaded from storage after a restart: its children may exist only in storage."""
