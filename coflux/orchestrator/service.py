@@ -76,6 +76,8 @@ class ProjectService:
         self.limits = limits
         self.clock: Clock = clock or LoopClock()
         self.checked = checked
+        self.broken: list[str] = []
+        """With ``checked``: every invariant found broken so far."""
         self._listeners: list[Listener] = []
         self._checker: Timer | None = None
         self._load()
@@ -128,12 +130,21 @@ class ProjectService:
         self.engine.dispatch()
         self.engine.outbox.flush()  # executions start while the batch commits
         if self.checked:
-            invariants.check(self.engine)
+            self._check_invariants()
 
     def _after_effects(self) -> None:
         self.engine.outbox.flush()
         if self.checked:
-            invariants.check(self.engine)
+            self._check_invariants()
+
+    def _check_invariants(self) -> None:
+        """Raise :class:`~coflux.orchestrator.invariants.InvariantBroken` if the engine's state
+        contradicts itself, and keep what broke in :attr:`broken` (a test asserts it is empty:
+        a commit scheduled on the loop would only have its exception logged)."""
+        broken = invariants.violations(self.engine)
+        if broken:
+            self.broken += broken
+            raise invariants.InvariantBroken("; ".join(broken))
 
     def _on_failure(self, error: Exception) -> None:
         """A commit failed: what was in memory may be ahead of storage. Drop it all and rebuild from

@@ -17,7 +17,8 @@ if not os.environ.get("CI"):  # in CI a missing playwright is an error, not a sk
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import (
+from tests.support.lab import (
+    ERROR_OUTPUT,
     KERNEL_STATUS,
     LAB_LOAD_TIMEOUT_MS,
     NOTEBOOK,
@@ -30,8 +31,6 @@ from tests.browser.conftest import (
 
 pytestmark = pytest.mark.e2e
 
-# What JupyterLab 4 renders an error output as (it shows tracebacks as stderr).
-ERROR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
 LOAD = '%%coflux_task\ndef load(text):\n    return [100 // int(v) for v in text.split(",")]'
 CELLS = [
     LOAD,

@@ -17,7 +17,7 @@ if not os.environ.get("CI"):  # in CI a missing playwright is an error, not a sk
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import (
+from tests.support.lab import (
     ERROR_OUTPUT,
     KERNEL_STATUS,
     LAB_LOAD_TIMEOUT_MS,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from tornado import httpclient, websocket
 
-from tests.e2e.harness import Server, Worker, start_run, wait_for_run
+from tests.support.harness import Server, Worker, start_run, wait_for_run
 
 pytestmark = pytest.mark.e2e
 

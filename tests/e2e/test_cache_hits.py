@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Server, Worker, run_data, start_run, wait_for_run, wait_until
+from tests.support.harness import Server, Worker, run_data, start_run, wait_for_run, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from tests.e2e.harness import (
+from tests.support.harness import (
     Server,
     Worker,
     environment,
@@ -27,7 +27,7 @@ from tests.e2e.harness import (
     wait_until,
 )
 
-pytest_plugins = ("tests.e2e.foreign",)
+pytest_plugins = ("tests.support.foreign",)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -11,9 +11,9 @@ import pytest
 
 import coflux as cf
 from coflux.errors import ConfigurationError
-from tests.e2e.harness import Server
+from tests.support.harness import Server
 
-pytest_plugins = ("tests.e2e.foreign",)
+pytest_plugins = ("tests.support.foreign",)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from tests.e2e.harness import Server, coflux_run, environment, wait_until
+from tests.support.harness import Server, coflux_run, environment, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

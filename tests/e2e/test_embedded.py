@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.e2e.harness import environment, wait_until
+from tests.support.harness import environment, wait_until
 
 pytestmark = pytest.mark.e2e
 

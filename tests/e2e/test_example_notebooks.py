@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from tests.e2e.harness import ROOT, coflux_run
+from tests.support.harness import ROOT, coflux_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from tests.e2e.harness import Server, Worker, coflux_run, run_data, wait_until
+from tests.support.harness import Server, Worker, coflux_run, run_data, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 

@@ -10,11 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import test_notebook_kernels as kernels
-from tests.e2e.test_notebook_kernels import Kernel, by_target, finished_run, rest
-
-jp_server_config = kernels.jp_server_config
-start_kernel = kernels.start_kernel
+from tests.support.jupyter import Kernel, by_target, finished_run, rest
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 

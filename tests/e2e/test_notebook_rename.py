@@ -8,10 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import test_notebook_kernels as kernels
-from tests.e2e.test_notebook_kernels import Kernel
-
-jp_server_config = kernels.jp_server_config
+from tests.support.jupyter import Kernel
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 

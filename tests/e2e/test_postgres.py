@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.harness import Server, Worker, start_run, wait_for_run
+from tests.support.harness import Server, Worker, start_run, wait_for_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 

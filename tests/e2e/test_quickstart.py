@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.e2e.harness import ROOT, environment
+from tests.support.harness import ROOT, environment
 
 pytestmark = pytest.mark.e2e
 

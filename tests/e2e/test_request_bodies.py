@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.e2e.harness import Server, Worker, start_run
+from tests.support.harness import Server, Worker, start_run
 
 pytestmark = pytest.mark.e2e
 

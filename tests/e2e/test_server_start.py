@@ -19,7 +19,7 @@ import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
-from tests.e2e.harness import Response, environment, free_port, wait_until
+from tests.support.harness import Response, environment, free_port, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 

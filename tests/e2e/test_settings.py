@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import MODULES, Server, environment, wait_until
+from tests.support.harness import MODULES, Server, environment, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from tornado import httpclient, websocket
 
-from tests.e2e.harness import Response, Server, environment, free_port
-from tests.e2e.tinydisk import TinyDiskServer, fill, on_tiny_disk, require_namespaces
+from tests.support.harness import Response, Server, environment, free_port
+from tests.support.tinydisk import TinyDiskServer, fill, on_tiny_disk, require_namespaces
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 

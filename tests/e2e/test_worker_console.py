@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Server, environment, free_port, start_run, wait_for_run, wait_until
+from tests.support.harness import Server, environment, free_port, start_run, wait_for_run, wait_until
 
-pytest_plugins = ("tests.e2e.foreign",)
+pytest_plugins = ("tests.support.foreign",)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -16,7 +16,7 @@ from tornado import httpclient, websocket
 
 from coflux import protocol
 from coflux.orchestrator.checks import TARGETS_MAX
-from tests.e2e.harness import Server, Worker, start_run, wait_for_run, wait_until
+from tests.support.harness import Server, Worker, start_run, wait_for_run, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import MODULES, Server, Worker, run_data, start_run, wait_for_run, wait_until
+from tests.support.harness import MODULES, Server, Worker, run_data, start_run, wait_for_run, wait_until
 
 pytestmark = pytest.mark.e2e
 

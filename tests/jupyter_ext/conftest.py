@@ -7,13 +7,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.jupyter import server_config
+
 
 @pytest.fixture
 def jp_server_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    # The extension publishes these for its kernels; restore the test process's own afterwards.
-    for name in ("COFLUX_URL", "COFLUX_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    return {
-        "ServerApp": {"jpserver_extensions": {"jupyter_ext": True}},
-        "Coflux": {"data_dir": str(tmp_path / "coflux-data")},
-    }
+    return server_config(tmp_path, monkeypatch)

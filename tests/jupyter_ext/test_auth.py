@@ -20,6 +20,7 @@ from tornado.websocket import websocket_connect
 from coflux.orchestrator import Hub, ProjectService
 from coflux.tokens import Scope
 from jupyter_ext.handlers import CofluxHandler
+from tests.support.jupyter import server_config
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
@@ -33,15 +34,7 @@ class NoNewProjects(AllowAllAuthorizer):
 
 @pytest.fixture
 def jp_server_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    for name in ("COFLUX_URL", "COFLUX_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {"jupyter_ext": True},
-            "authorizer_class": f"{__name__}.NoNewProjects",
-        },
-        "Coflux": {"data_dir": str(tmp_path / "coflux-data")},
-    }
+    return server_config(tmp_path, monkeypatch, server_app={"authorizer_class": f"{__name__}.NoNewProjects"})
 
 
 def _error(info: pytest.ExceptionInfo[HTTPClientError]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 import pytest
-from tornado.httpclient import HTTPClientError
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
@@ -76,3 +76,36 @@ async def test_kernels_inherit_url_and_token_and_reach_the_server(jp_fetch: Any,
         await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id, now=True)
     listed = (await _json(jp_fetch, "projects", "default", "workspaces"))["workspaces"]
     assert any(w["name"] == "from-kernel" for w in listed)
+
+
+async def _login_cookie(base: str, token: str) -> str:
+    response = await AsyncHTTPClient().fetch(f"{base}api/status?token={token}")
+    cookies = [c.split(";", 1)[0] for c in response.headers.get_list("Set-Cookie")]
+    assert any(c.startswith("username-") for c in cookies), cookies
+    return "; ".join(cookies)
+
+
+async def test_a_cookie_session_needs_xsrf_even_with_a_token_header_that_authenticates_nothing(
+    jp_fetch: Any, jp_serverapp: Any, jp_http_port: int, jp_base_url: str
+) -> None:
+    """Only a request the token authenticated skips the XSRF check, as in Jupyter itself: a
+    request that the browser's login cookie authenticates needs ``_xsrf`` whatever its
+    ``Authorization`` header says (a forged cross-site request could add one)."""
+    # jp_fetch: starts the HTTP server on jp_http_port
+    base = f"http://localhost:{jp_http_port}{jp_base_url}"
+    cookie = await _login_cookie(base, jp_serverapp.identity_provider.token)
+    url = f"{base}coflux/api/projects"
+    client = AsyncHTTPClient()
+
+    # The cookie alone, without _xsrf, is refused.
+    with pytest.raises(HTTPClientError) as refused:
+        await client.fetch(url, method="POST", body=json.dumps({"name": "a"}), headers={"Cookie": cookie})
+    assert refused.value.code == 403
+
+    # So is the same forged request with a meaningless 'Authorization: token x'.
+    headers = {"Cookie": cookie, "Authorization": "token not-a-real-token"}
+    with pytest.raises(HTTPClientError) as forged:
+        await client.fetch(url, method="POST", body=json.dumps({"name": "b"}), headers=headers)
+    assert forged.value.code == 403
+    projects = json.loads((await jp_fetch("coflux", "api", "projects")).body)["projects"]
+    assert not {"a", "b"} & {p["name"] for p in projects}

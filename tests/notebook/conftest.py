@@ -9,27 +9,9 @@ from typing import Any
 
 import pytest
 
-from coflux.client import Client
 from coflux.notebook import live
-from tests.e2e.harness import Server, Worker, wait_until
-
-
-class FakeSession:
-    """What widgets need of the kernel's session, over a real server; switching only records."""
-
-    def __init__(self, server: Server, workspace: str = "main") -> None:
-        self.url = server.url
-        self.token: str | None = server.token
-        self.project = "default"
-        self.workspace = workspace
-        self.switched: list[tuple[str, str | None]] = []
-
-    def client(self) -> Client:
-        return Client(self.url, self.token, self.project, self.workspace)
-
-    def switch_workspace(self, name: str, base: str | None = None) -> None:
-        self.switched.append((name, base))
-        self.workspace = name
+from tests.support.harness import Server, Worker, wait_until
+from tests.support.notebook import FakeSession
 
 
 def _from_frontend(widget: Any, content: dict[str, Any]) -> None:

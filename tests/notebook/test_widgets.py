@@ -13,8 +13,8 @@ from IPython.core.formatters import DisplayFormatter
 from coflux.client import Client
 from coflux.notebook import live, register_display, widgets
 from coflux.notebook.widgets import RunTree, WorkspaceSwitcher
-from tests.e2e.harness import Server, free_port, start_run, wait_for_run, wait_until
-from tests.notebook.conftest import FakeSession
+from tests.support.harness import Server, free_port, start_run, wait_for_run, wait_until
+from tests.support.notebook import FakeSession
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ import pytest
 
 from coflux.notebook import live
 from coflux.notebook.widgets import _STATIC, RunTree, view_source
-from tests.e2e.harness import Server, start_run, wait_for_run, wait_until
-from tests.notebook.conftest import FakeSession
+from tests.support.harness import Server, start_run, wait_for_run, wait_until
+from tests.support.notebook import FakeSession
 
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")

@@ -12,8 +12,8 @@ import pytest
 
 from coflux.notebook import live
 from coflux.notebook.widgets import RunTree
-from tests.e2e.harness import Server, free_port, start_run, wait_for_run, wait_until
-from tests.notebook.conftest import FakeSession
+from tests.support.harness import Server, free_port, start_run, wait_for_run, wait_until
+from tests.support.notebook import FakeSession
 
 pytestmark = pytest.mark.e2e
 

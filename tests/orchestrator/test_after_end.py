@@ -7,8 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from tests.orchestrator.test_restarts import _spawn
-from tests.orchestrator.test_service import FakeWorker, _start_parent, ok, open_service, run
+from tests.support.service import FakeWorker, ok, open_service, run, spawn_child, start_parent
 
 
 def _failed(message: str) -> dict[str, Any]:
@@ -22,9 +21,9 @@ def test_steps_still_running_after_their_run_failed_are_marked_and_cancelled_wit
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=2)
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             for request_id in (1, 2, 3):
-                worker.say(**_spawn(parent, request_id))
+                worker.say(**spawn_child(parent, request_id))
             running = await worker.next("execute")  # one child runs (one slot left), two wait
             worker.complete(parent["execution_id"], _failed("gave up"))
             await worker.next("ack")
@@ -54,8 +53,8 @@ def test_cancelling_a_running_run_cancels_it_and_its_spawned_runs(tmp_path: Path
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            spawn = {**_spawn(parent), "target": "flow", "target_type": "workflow"}
+            parent = await start_parent(service, worker)
+            spawn = {**spawn_child(parent), "target": "flow", "target_type": "workflow"}
             worker.say(**spawn)
             spawned = await worker.next("execute")
             assert spawned["run_id"] != parent["run_id"]
@@ -73,8 +72,8 @@ def test_a_run_that_is_still_running_marks_nothing(tmp_path: Path) -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=2)
-            parent = await _start_parent(service, worker)
-            worker.say(**_spawn(parent))
+            parent = await start_parent(service, worker)
+            worker.say(**spawn_child(parent))
             await worker.next("execute")
             view = await service.get_run(parent["run_id"])
             assert view["status"] == "running" and view["still_running"] == 0

@@ -4,99 +4,42 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
-from coflux.orchestrator import ProjectService
-from tests.orchestrator.test_service import FLOW, TASK, FakeWorker, ok, open_service, run
-
-PAIR = {
-    "module": "m",
-    "name": "pair",
-    "type": "task",
-    "parameters": [{"name": "x"}, {"name": "label"}],
-}
-CACHED = {"max_age": None, "params": None, "namespace": None, "version": None}
-
-
-def _call(
-    parent: dict[str, Any], request_id: int, call_index: int, arguments: list[Any], **options: Any
-) -> dict[str, Any]:
-    target = options.pop("target", "child")
-    return {
-        "type": "submit",
-        "request_id": request_id,
-        "parent_execution_id": parent["execution_id"],
-        "module": "m",
-        "target": target,
-        "target_type": "task",
-        "arguments": arguments,
-        "call_index": call_index,
-        "await": True,
-        "options": options,
-    }
-
-
-async def _worker(service: ProjectService, workspace: str = "main") -> FakeWorker:
-    worker = FakeWorker(service)
-    hello = {
-        "type": "hello",
-        "protocol": 1,
-        "workspace": workspace,
-        "concurrency": 8,
-        "targets": [FLOW, TASK, PAIR],
-        "register": True,
-    }
-    worker.session = service.connect(hello, worker.send, worker.close)
-    await worker.next("welcome")
-    return worker
-
-
-async def _computed(worker: FakeWorker, value: Any) -> dict[str, Any]:
-    """The next execute is run by the worker with ``value``; returns it once resolved."""
-    execute = await worker.next("execute")
-    worker.complete(execute["execution_id"], ok(value))
-    await worker.next("resolved")
-    return execute
-
-
-async def _parent(service: ProjectService, worker: FakeWorker, workspace: str = "main") -> dict[str, Any]:
-    await service.start_run(workspace, "m", "flow", [0])
-    return await worker.next("execute")
-
-
-async def _no_execute(worker: FakeWorker) -> None:
-    await asyncio.sleep(0.05)
-    assert not [m for m in worker.inbox if m["type"] == "execute"], worker.inbox
-
-
-async def _child_state(service: ProjectService, run_id: str, workspace: str | None = None) -> dict[str, Any]:
-    view = await service.get_run(run_id, workspace)
-    execution: dict[str, Any] = view["steps"][1]["executions"][-1]
-    return execution
+from tests.support.cache import (
+    CACHED,
+    PAIR,
+    assert_no_execute,
+    call_child,
+    child_state,
+    compute_next,
+    connect_worker,
+    start_flow,
+)
+from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run
 
 
 def test_a_cached_step_reuses_a_result_from_an_earlier_run(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
-            first = await _parent(service, worker)
-            worker.say(**_call(first, 1, 0, [3], cache=CACHED, version="v1"))
-            computed = await _computed(worker, 9)
+            worker = await connect_worker(service)
+            first = await start_flow(service, worker)
+            worker.say(**call_child(first, 1, 0, [3], cache=CACHED, version="v1"))
+            computed = await compute_next(worker, 9)
 
-            second = await _parent(service, worker)
-            worker.say(**_call(second, 2, 0, [3], cache=CACHED, version="v1"))
+            second = await start_flow(service, worker)
+            worker.say(**call_child(second, 2, 0, [3], cache=CACHED, version="v1"))
             resolved = await worker.next("resolved")
             assert resolved["outcome"] == ok(9)
-            await _no_execute(worker)
-            state = await _child_state(service, second["run_id"])
+            await assert_no_execute(worker)
+            state = await child_state(service, second["run_id"])
             assert state["state"] == "cached" and state["cached"] is True
             assert state["cached_from"] == computed["execution_id"]
 
-            third = await _parent(service, worker)  # other arguments, or a new version: a miss
-            worker.say(**_call(third, 3, 0, [4], cache=CACHED, version="v1"))
-            await _computed(worker, 16)
-            worker.say(**_call(third, 4, 1, [3], cache=CACHED, version="v2"))
-            await _computed(worker, 9)
+            third = await start_flow(service, worker)  # other arguments, or a new version: a miss
+            worker.say(**call_child(third, 3, 0, [4], cache=CACHED, version="v1"))
+            await compute_next(worker, 16)
+            worker.say(**call_child(third, 4, 1, [3], cache=CACHED, version="v2"))
+            await compute_next(worker, 9)
 
     run(scenario)
 
@@ -104,29 +47,31 @@ def test_a_cached_step_reuses_a_result_from_an_earlier_run(tmp_path: Path) -> No
 def test_cache_max_age_params_and_namespace(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
-            parent = await _parent(service, worker)
+            worker = await connect_worker(service)
+            parent = await start_flow(service, worker)
             young = {**CACHED, "max_age": 0.3}
-            worker.say(**_call(parent, 1, 0, [1], cache=young))
-            await _computed(worker, 1)
+            worker.say(**call_child(parent, 1, 0, [1], cache=young))
+            await compute_next(worker, 1)
             await asyncio.sleep(0.4)
-            worker.say(**_call(parent, 2, 1, [1], cache=young))  # too old now
-            await _computed(worker, 1)
+            worker.say(**call_child(parent, 2, 1, [1], cache=young))  # too old now
+            await compute_next(worker, 1)
 
             by_x = {**CACHED, "params": ["x"]}
-            worker.say(**_call(parent, 3, 2, [5, "a"], cache=by_x, target="pair"))
-            await _computed(worker, "five")
-            worker.say(**_call(parent, 4, 3, [5, "b"], cache=by_x, target="pair"))  # label is not in the key
+            worker.say(**call_child(parent, 3, 2, [5, "a"], cache=by_x, target="pair"))
+            await compute_next(worker, "five")
+            worker.say(
+                **call_child(parent, 4, 3, [5, "b"], cache=by_x, target="pair")
+            )  # label is not in the key
             assert (await worker.next("resolved"))["outcome"] == ok("five")
 
             shared = {**CACHED, "namespace": "squares"}
-            worker.say(**_call(parent, 5, 4, [7], cache=shared))
-            await _computed(worker, 49)
-            worker.say(**_call(parent, 6, 5, [7, "x"], cache={**shared, "params": ["x"]}, target="pair"))
-            await _computed(worker, "other key")  # the same namespace, but other parameters
-            worker.say(**_call(parent, 7, 6, [7], cache=shared, target="child"))
+            worker.say(**call_child(parent, 5, 4, [7], cache=shared))
+            await compute_next(worker, 49)
+            worker.say(**call_child(parent, 6, 5, [7, "x"], cache={**shared, "params": ["x"]}, target="pair"))
+            await compute_next(worker, "other key")  # the same namespace, but other parameters
+            worker.say(**call_child(parent, 7, 6, [7], cache=shared, target="child"))
             assert (await worker.next("resolved"))["outcome"] == ok(49)
-            await _no_execute(worker)
+            await assert_no_execute(worker)
 
     run(scenario)
 
@@ -134,16 +79,16 @@ def test_cache_max_age_params_and_namespace(tmp_path: Path) -> None:
 def test_an_identical_step_in_flight_is_shared(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
-            first, second = await _parent(service, worker), await _parent(service, worker)
-            worker.say(**_call(first, 1, 0, [2], cache=CACHED))
+            worker = await connect_worker(service)
+            first, second = await start_flow(service, worker), await start_flow(service, worker)
+            worker.say(**call_child(first, 1, 0, [2], cache=CACHED))
             execute = await worker.next("execute")
-            worker.say(**_call(second, 2, 0, [2], cache=CACHED))
-            await _no_execute(worker)  # it waits for the one in flight
+            worker.say(**call_child(second, 2, 0, [2], cache=CACHED))
+            await assert_no_execute(worker)  # it waits for the one in flight
             worker.complete(execute["execution_id"], ok(4))
             outcomes = {(await worker.next("resolved"))["request_id"] for _ in range(2)}
             assert outcomes == {1, 2}
-            state = await _child_state(service, second["run_id"])
+            state = await child_state(service, second["run_id"])
             assert state["state"] == "cached" and state["cached_from"] == execute["execution_id"]
 
     run(scenario)
@@ -155,22 +100,22 @@ def test_cache_is_inherited_by_child_workspaces_only(tmp_path: Path) -> None:
             await service.create_workspace("production", None)
             await service.create_workspace("dev", "production")
             await service.create_workspace("staging", "production")
-            prod, dev, staging = [await _worker(service, w) for w in ("production", "dev", "staging")]
-            parent = await _parent(service, prod, "production")
-            prod.say(**_call(parent, 1, 0, [1], cache=CACHED))
-            await _computed(prod, "from production")
+            prod, dev, staging = [await connect_worker(service, w) for w in ("production", "dev", "staging")]
+            parent = await start_flow(service, prod, "production")
+            prod.say(**call_child(parent, 1, 0, [1], cache=CACHED))
+            await compute_next(prod, "from production")
 
-            in_dev = await _parent(service, dev, "dev")
-            dev.say(**_call(in_dev, 2, 0, [1], cache=CACHED))  # inherited from the base
+            in_dev = await start_flow(service, dev, "dev")
+            dev.say(**call_child(in_dev, 2, 0, [1], cache=CACHED))  # inherited from the base
             assert (await dev.next("resolved"))["outcome"] == ok("from production")
-            dev.say(**_call(in_dev, 3, 1, [2], cache=CACHED))
-            await _computed(dev, "from dev")
+            dev.say(**call_child(in_dev, 3, 1, [2], cache=CACHED))
+            await compute_next(dev, "from dev")
 
-            back = await _parent(service, prod, "production")
-            prod.say(**_call(back, 4, 0, [2], cache=CACHED))  # a base never sees a child's results
-            await _computed(prod, "recomputed in production")
-            sibling = await _parent(service, staging, "staging")
-            staging.say(**_call(sibling, 5, 0, [2], cache=CACHED))  # siblings neither
+            back = await start_flow(service, prod, "production")
+            prod.say(**call_child(back, 4, 0, [2], cache=CACHED))  # a base never sees a child's results
+            await compute_next(prod, "recomputed in production")
+            sibling = await start_flow(service, staging, "staging")
+            staging.say(**call_child(sibling, 5, 0, [2], cache=CACHED))  # siblings neither
             assert (await staging.next("resolved"))["outcome"] == ok("recomputed in production")
 
     run(scenario)
@@ -179,19 +124,19 @@ def test_cache_is_inherited_by_child_workspaces_only(tmp_path: Path) -> None:
 def test_memo_reuses_the_execution_within_a_run_and_creates_no_step(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
-            parent = await _parent(service, worker)
-            worker.say(**_call(parent, 1, 0, [6], memo=True))
-            computed = await _computed(worker, 36)
-            worker.say(**_call(parent, 2, 1, [6], memo=True))
+            worker = await connect_worker(service)
+            parent = await start_flow(service, worker)
+            worker.say(**call_child(parent, 1, 0, [6], memo=True))
+            computed = await compute_next(worker, 36)
+            worker.say(**call_child(parent, 2, 1, [6], memo=True))
             resolved = await worker.next("resolved")
             assert resolved["outcome"] == ok(36) and resolved["execution_id"] == computed["execution_id"]
-            await _no_execute(worker)
+            await assert_no_execute(worker)
             assert len((await service.get_run(parent["run_id"]))["steps"]) == 2  # root + one child
 
-            other = await _parent(service, worker)  # memo is per run
-            worker.say(**_call(other, 3, 0, [6], memo=True))
-            await _computed(worker, 36)
+            other = await start_flow(service, worker)  # memo is per run
+            worker.say(**call_child(other, 3, 0, [6], memo=True))
+            await compute_next(worker, 36)
 
     run(scenario)
 
@@ -204,11 +149,11 @@ def test_a_workflows_memo_is_the_default_of_its_run(tmp_path: Path) -> None:
             worker.hello(concurrency=8, targets=[memo_flow, TASK])
             await service.start_run("main", "m", "memo_flow", [0])
             parent = await worker.next("execute")
-            worker.say(**_call(parent, 1, 0, [8]))
-            await _computed(worker, 64)
-            worker.say(**_call(parent, 2, 1, [8]))
+            worker.say(**call_child(parent, 1, 0, [8]))
+            await compute_next(worker, 64)
+            worker.say(**call_child(parent, 2, 1, [8]))
             assert (await worker.next("resolved"))["outcome"] == ok(64)
-            await _no_execute(worker)
+            await assert_no_execute(worker)
 
     run(scenario)
 
@@ -216,10 +161,10 @@ def test_a_workflows_memo_is_the_default_of_its_run(tmp_path: Path) -> None:
 def test_a_rerun_executes_again_even_when_cached(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
-            parent = await _parent(service, worker)
-            worker.say(**_call(parent, 1, 0, [1], cache=CACHED))
-            computed = await _computed(worker, 1)
+            worker = await connect_worker(service)
+            parent = await start_flow(service, worker)
+            worker.say(**call_child(parent, 1, 0, [1], cache=CACHED))
+            computed = await compute_next(worker, 1)
             await service.rerun_step(computed["step_id"], None)
             again = await worker.next("execute")
             assert again["execution_id"] == f"{computed['step_id']}:2"
@@ -232,17 +177,17 @@ def test_cache_entries_survive_a_restart(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
-            parent = await _parent(service, worker)
-            worker.say(**_call(parent, 1, 0, [1], cache=CACHED))
-            computed = await _computed(worker, big)
+            worker = await connect_worker(service)
+            parent = await start_flow(service, worker)
+            worker.say(**call_child(parent, 1, 0, [1], cache=CACHED))
+            computed = await compute_next(worker, big)
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
-            parent = await _parent(service, worker)
-            worker.say(**_call(parent, 2, 0, [1], cache=CACHED))
+            worker = await connect_worker(service)
+            parent = await start_flow(service, worker)
+            worker.say(**call_child(parent, 2, 0, [1], cache=CACHED))
             assert (await worker.next("resolved"))["outcome"] == ok(big)
-            await _no_execute(worker)
-            assert (await _child_state(service, parent["run_id"]))["cached_from"] == computed["execution_id"]
+            await assert_no_execute(worker)
+            assert (await child_state(service, parent["run_id"]))["cached_from"] == computed["execution_id"]
 
     run(scenario)
 
@@ -252,14 +197,14 @@ def test_a_large_value_hit_in_the_batch_that_writes_it_gets_the_value(tmp_path: 
 
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
-            parent = await _parent(service, worker)
+            worker = await connect_worker(service)
+            parent = await start_flow(service, worker)
             big = "x" * 10_000
-            worker.say(**_call(parent, 1, 1, [1], cache=CACHED))
+            worker.say(**call_child(parent, 1, 1, [1], cache=CACHED))
             execute = await worker.next("execute")
             # The result and an identical call arrive in one frame: the same, uncommitted batch.
             worker.complete(execute["execution_id"], ok(big))
-            worker.say(**_call(parent, 2, 2, [1], cache=CACHED))
+            worker.say(**call_child(parent, 2, 2, [1], cache=CACHED))
             answers = {}
             for _ in range(2):
                 resolved = await worker.next("resolved")
@@ -273,9 +218,9 @@ def test_a_large_value_hit_in_the_batch_that_writes_it_gets_the_value(tmp_path: 
 def test_a_cached_step_that_finishes_after_a_restart_is_a_cache_entry(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
-            first = await _parent(service, worker)
-            worker.say(**_call(first, 1, 0, [3], cache=CACHED))
+            worker = await connect_worker(service)
+            first = await start_flow(service, worker)
+            worker.say(**call_child(first, 1, 0, [3], cache=CACHED))
             execute = await worker.next("execute")
             await asyncio.sleep(0.05)  # assigned, durably
             assert worker.session is not None
@@ -286,10 +231,10 @@ def test_a_cached_step_that_finishes_after_a_restart_is_a_cache_entry(tmp_path: 
             worker.hello(concurrency=8, session_id=session_id, running=running, targets=[FLOW, TASK, PAIR])
             worker.complete(execute["execution_id"], ok(9))
             await worker.next("ack")
-            second = await _parent(service, worker)
-            worker.say(**_call(second, 2, 0, [3], cache=CACHED))
-            await _no_execute(worker)
-            state = await _child_state(service, second["run_id"])
+            second = await start_flow(service, worker)
+            worker.say(**call_child(second, 2, 0, [3], cache=CACHED))
+            await assert_no_execute(worker)
+            state = await child_state(service, second["run_id"])
             assert state["state"] == "cached" and state["cached_from"] == execute["execution_id"]
 
     run(scenario)

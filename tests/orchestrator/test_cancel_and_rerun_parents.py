@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from coflux.orchestrator import ProjectService
-from tests.orchestrator.test_service import FakeWorker, _start_parent, _submit, ok, open_service, run
+from tests.support.service import FakeWorker, ok, open_service, run, start_parent, submit_child
 
 FAILED = {"state": "failed", "error": {"type": "builtins.ValueError", "message": "bad", "traceback": "tb"}}
 
@@ -26,8 +26,8 @@ def _reasons(view: dict[str, Any]) -> list[list[str | None]]:
 
 
 async def _parent_and_child(service: ProjectService, worker: FakeWorker, **options: Any) -> tuple[Any, Any]:
-    parent = await _start_parent(service, worker)
-    worker.say(**_submit(parent, 1, 0, **options))
+    parent = await start_parent(service, worker)
+    worker.say(**submit_child(parent, 1, 0, **options))
     return parent, await worker.next("execute")
 
 
@@ -69,10 +69,10 @@ def test_a_cancelled_execution_says_what_cancelled_it(tmp_path: Path) -> None:
             ]
             assert view["status"] == "cancelled" and view["error"]["message"] == "cancelled by the user"
             worker.inbox.clear()
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0, timeout=0.2))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0, timeout=0.2))
             timed = await worker.next("execute")
-            worker.say(**{**_submit(timed, 2, 0), "target": "child"})
+            worker.say(**{**submit_child(timed, 2, 0), "target": "child"})
             await worker.next("execute")
             await worker.next("resolved")
             view = await _view(service, parent["run_id"])
@@ -112,11 +112,11 @@ def test_rerunning_a_fixed_step_with_parents_lets_the_run_succeed(tmp_path: Path
             again = await worker.next("execute")  # then its parent is re-run, in the same workspace
             assert again["execution_id"] == f"{parent['step_id']}:2"
             # The parent's call of the fixed step with the same arguments gets the fixed result.
-            worker.say(**_submit(again, 1, 0))
+            worker.say(**submit_child(again, 1, 0))
             resolved = await worker.next("resolved")
             assert (resolved["execution_id"], resolved["outcome"]) == (rerun, ok(10))
             # A call with other arguments is not the fixed step's: it runs.
-            worker.say(**_submit(again, 2, 1))
+            worker.say(**submit_child(again, 2, 1))
             assert (await worker.next("execute"))["execution_id"].startswith(f"{parent['run_id']}:3:")
 
             await _acked(worker, worker.complete(again["execution_id"], ok(11)))
@@ -176,7 +176,7 @@ def test_a_chain_survives_a_restart(tmp_path: Path) -> None:
             worker.complete(rerun, ok(10))
             again = await worker.next("execute")
             assert again["execution_id"] == f"{parent['step_id']}:2"
-            worker.say(**_submit(again, 1, 0))
+            worker.say(**submit_child(again, 1, 0))
             assert (await worker.next("resolved"))["outcome"] == ok(10)
 
     run(scenario)

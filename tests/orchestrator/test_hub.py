@@ -10,7 +10,7 @@ import pytest
 from coflux.errors import BadRequest, Conflict, NotFound
 from coflux.orchestrator import Hub, HubSettings
 from coflux.tokens import Scope
-from tests.orchestrator.test_service import FakeWorker, run
+from tests.support.service import FakeWorker, run
 
 
 def _hub(tmp_path: Path, idle_timeout: float = 300.0) -> Hub:

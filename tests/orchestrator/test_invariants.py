@@ -1,31 +1,18 @@
 """The engine's invariants hold after every step of a worker's life: dispatch, a caller lending its
 slot to its child, a withdrawn wait, a restart with work in flight, a reconnect, and abandonment
-(the service checks them around every commit too: ``checked=True``)."""
+(every service of the tests checks them around every commit too: ``open_service``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from coflux.orchestrator import ProjectService, Timing, invariants
 from coflux.orchestrator.clock import FakeClock
-from coflux.storage import SqlStore
-from tests.orchestrator.test_service import FakeWorker, _start_parent, _submit, ok, run
+from tests.support.service import FakeWorker, ok, open_service, run, start_parent, submit_child
 
 TIMING = Timing(reconnect_timeout=10, heartbeat_interval=2, heartbeat_timeout=15)
-
-
-@asynccontextmanager
-async def checked_service(path: Path, clock: FakeClock) -> AsyncIterator[ProjectService]:
-    service = ProjectService("test", SqlStore.open("test", path), TIMING, clock=clock, checked=True)
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.close()
 
 
 async def settle(service: ProjectService) -> None:
@@ -37,12 +24,12 @@ async def settle(service: ProjectService) -> None:
 def test_the_invariants_hold_through_a_workers_life_and_a_restart(tmp_path: Path) -> None:
     async def scenario() -> None:
         clock = FakeClock()
-        async with checked_service(tmp_path, clock) as service:
+        async with open_service(tmp_path, TIMING, clock=clock) as service:
             worker = FakeWorker(service)
             session = worker.hello(concurrency=1)
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             await settle(service)
-            worker.say(**_submit(parent, 1, 0, awaits=False))
+            worker.say(**submit_child(parent, 1, 0, awaits=False))
             child = (await worker.next("submitted"))["execution_id"]
             worker.say(
                 type="wait", request_id=2, execution_id=child, from_execution_id=parent["execution_id"]
@@ -54,7 +41,7 @@ def test_the_invariants_hold_through_a_workers_life_and_a_restart(tmp_path: Path
             await settle(service)
             assert session.busy == 2
         clock.advance(1)
-        async with checked_service(tmp_path, clock) as service:  # restarted: a ghost holds both
+        async with open_service(tmp_path, TIMING, clock=clock) as service:  # restarted: a ghost holds both
             await settle(service)
             ghost = service.engine.sessions[session.session_id]
             assert ghost.busy == 2 and not ghost.connected
@@ -74,26 +61,28 @@ def test_the_invariants_hold_through_a_workers_life_and_a_restart(tmp_path: Path
 
 def test_a_checked_service_refuses_to_commit_a_broken_state(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with checked_service(tmp_path, FakeClock()) as service:
+        async with open_service(tmp_path, TIMING, clock=FakeClock()) as service:
             worker = FakeWorker(service)
             session = worker.hello(concurrency=2)
-            await _start_parent(service, worker)
+            await start_parent(service, worker)
             await settle(service)
             session.busy -= 1  # what only the engine may write, written behind its back
             with pytest.raises(invariants.InvariantBroken, match="counts 0 busy slots, not 1"):
                 service.writer.flush()
+            assert service.broken
             session.busy += 1
+            service.broken.clear()
 
     run(scenario)
 
 
 def test_a_result_settles_the_state_it_was_checked_against(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with checked_service(tmp_path, FakeClock()) as service:
+        async with open_service(tmp_path, TIMING, clock=FakeClock()) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=1)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0))
             child = await worker.next("execute")
             worker.complete(child["execution_id"], ok(1))
             assert (await worker.next("resolved"))["outcome"] == ok(1)

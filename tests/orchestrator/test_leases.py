@@ -13,20 +13,27 @@ import pytest
 
 from coflux.errors import BadRequest
 from coflux.orchestrator import ProjectService
-from tests.orchestrator.test_cache import CACHED, _call, _computed, _no_execute, _parent, _worker
-from tests.orchestrator.test_cache_ahead import _crash
-from tests.orchestrator.test_service import FLOW, TASK, FakeWorker, ok, open_service, run
+from tests.support.cache import (
+    CACHED,
+    assert_no_execute,
+    call_child,
+    compute_next,
+    connect_worker,
+    lose_pending_batch,
+    start_flow,
+)
+from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run
 
 
 async def _leased(service: ProjectService, worker: FakeWorker, **options: Any) -> dict[str, Any]:
     """A result for ``child(3)`` computed in one run, then hit (answered ahead) from another run's
     first call: returns that run's parent execution and the ``resolved`` answer."""
-    first = await _parent(service, worker)
-    worker.say(**_call(first, 1, 0, [3], **options))
-    source = await _computed(worker, 9)
-    parent = await _parent(service, worker)
+    first = await start_flow(service, worker)
+    worker.say(**call_child(first, 1, 0, [3], **options))
+    source = await compute_next(worker, 9)
+    parent = await start_flow(service, worker)
     await asyncio.sleep(0.05)  # the parent's assignment and the result are durable
-    worker.say(**_call(parent, 2, 0, [3], **options))
+    worker.say(**call_child(parent, 2, 0, [3], **options))
     resolved = await worker.next("resolved")
     assert resolved["ahead"] and resolved["cached_from"] == source["execution_id"]
     return {"parent": parent, "resolved": resolved, "source": source["execution_id"]}
@@ -34,9 +41,9 @@ async def _leased(service: ProjectService, worker: FakeWorker, **options: Any) -
 
 async def _hit(service: ProjectService, worker: FakeWorker, request_id: int) -> dict[str, Any]:
     """Another run's first ``child(3)``, a hit on the result ``_leased`` computed."""
-    parent = await _parent(service, worker)
+    parent = await start_flow(service, worker)
     await asyncio.sleep(0.05)
-    worker.say(**_call(parent, request_id, 0, [3], cache=CACHED))
+    worker.say(**call_child(parent, request_id, 0, [3], cache=CACHED))
     resolved = await worker.next("resolved")
     assert resolved["lease"]
     return resolved
@@ -45,7 +52,11 @@ async def _hit(service: ProjectService, worker: FakeWorker, request_id: int) -> 
 def _answered(
     parent: dict[str, Any], request_id: int, call_index: int, source: str, **options: Any
 ) -> dict[str, Any]:
-    return {**_call(parent, request_id, call_index, [3], **options), "cached_from": source, "answered": True}
+    return {
+        **call_child(parent, request_id, call_index, [3], **options),
+        "cached_from": source,
+        "answered": True,
+    }
 
 
 async def _uncache(worker: FakeWorker) -> dict[str, Any]:
@@ -55,18 +66,18 @@ async def _uncache(worker: FakeWorker) -> dict[str, Any]:
 def test_a_hit_answered_ahead_grants_a_lease_unless_memo_decides(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
+            worker = await connect_worker(service)
             plain = await _leased(service, worker, cache=CACHED)
             lease = plain["resolved"]["lease"]
             assert isinstance(lease["key"], str) and lease["ttl"] is None
 
         async with open_service(tmp_path / "aged") as service:
-            worker = await _worker(service)
+            worker = await connect_worker(service)
             aged = await _leased(service, worker, cache={**CACHED, "max_age": 60})
             assert 59 < aged["resolved"]["lease"]["ttl"] <= 60  # the hit is a fraction of a second old
 
         async with open_service(tmp_path / "memo") as service:
-            worker = await _worker(service)
+            worker = await connect_worker(service)
             memoised = await _leased(service, worker, cache=CACHED, memo=True)
             # A second identical call in this run would be a memo hit (no new step): no lease.
             assert "lease" not in memoised["resolved"]
@@ -77,7 +88,7 @@ def test_a_hit_answered_ahead_grants_a_lease_unless_memo_decides(tmp_path: Path)
 def test_an_answered_call_is_recorded_from_its_pin_and_acknowledged_after_the_commit(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
+            worker = await connect_worker(service)
             leased = await _leased(service, worker, cache=CACHED)
             parent, source = leased["parent"], leased["source"]
             for request_id, call_index in ((3, 1), (4, 2)):
@@ -85,7 +96,7 @@ def test_an_answered_call_is_recorded_from_its_pin_and_acknowledged_after_the_co
             assert not [m for m in worker.inbox if m["type"] in ("resolved", "recorded")]  # not durable yet
             recorded = await worker.next("recorded")
             assert recorded["request_ids"] == [3, 4]  # one acknowledgement for the commit
-            await _no_execute(worker)
+            await assert_no_execute(worker)
             steps = (await service.get_run(parent["run_id"]))["steps"][1:]
             assert len(steps) == 3
             for step in steps:
@@ -105,7 +116,7 @@ def test_an_answered_call_is_recorded_from_its_pin_and_acknowledged_after_the_co
 def test_an_answered_call_whose_pin_is_not_its_cached_result_is_refused(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
+            worker = await connect_worker(service)
             leased = await _leased(service, worker, cache=CACHED)
             parent = leased["parent"]
             wrong = {**_answered(parent, 3, 1, leased["source"], cache=CACHED), "arguments": [4]}
@@ -116,7 +127,7 @@ def test_an_answered_call_whose_pin_is_not_its_cached_result_is_refused(tmp_path
                 worker.say(**unpinned)
             await asyncio.sleep(0.05)
             assert len((await service.get_run(parent["run_id"]))["steps"]) == 2  # nothing was made
-            await _no_execute(worker)
+            await assert_no_execute(worker)
 
     run(scenario)
 
@@ -124,7 +135,7 @@ def test_an_answered_call_whose_pin_is_not_its_cached_result_is_refused(tmp_path
 def test_a_new_result_for_the_key_revokes_the_lease_before_it_commits(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
+            worker = await connect_worker(service)
             leased = await _leased(service, worker, cache=CACHED)
             key = leased["resolved"]["lease"]["key"]
             source_step = leased["source"].rsplit(":", 1)[0]
@@ -136,9 +147,9 @@ def test_a_new_result_for_the_key_revokes_the_lease_before_it_commits(tmp_path: 
             assert [m for m in worker.inbox if m["type"] == "uncache"] == [{"type": "uncache", "keys": [key]}]
             await worker.next("uncache")
             # The next hit is answered with the new result (and a new lease).
-            parent = await _parent(service, worker)
+            parent = await start_flow(service, worker)
             await asyncio.sleep(0.05)
-            worker.say(**_call(parent, 9, 0, [3], cache=CACHED))
+            worker.say(**call_child(parent, 9, 0, [3], cache=CACHED))
             resolved = await worker.next("resolved")
             assert resolved["outcome"] == ok(10) and resolved["lease"]["key"] == key
 
@@ -148,12 +159,12 @@ def test_a_new_result_for_the_key_revokes_the_lease_before_it_commits(tmp_path: 
 def test_an_identical_call_in_flight_revokes_the_lease(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
+            worker = await connect_worker(service)
             leased = await _leased(service, worker, cache={**CACHED, "max_age": 0.3})
             key = leased["resolved"]["lease"]["key"]
             await asyncio.sleep(0.35)  # too old now: an identical call computes it again
-            parent = await _parent(service, worker)
-            worker.say(**_call(parent, 5, 0, [3], cache={**CACHED, "max_age": 0.3}))
+            parent = await start_flow(service, worker)
+            worker.say(**call_child(parent, 5, 0, [3], cache={**CACHED, "max_age": 0.3}))
             assert (await _uncache(worker)) == {"type": "uncache", "keys": [key]}
             assert (await worker.next("execute"))["arguments"] == [3]
 
@@ -164,7 +175,7 @@ def test_a_lineage_or_declaration_change_revokes_every_lease(tmp_path: Path) -> 
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
             await service.create_workspace("base", None)
-            worker = await _worker(service)
+            worker = await connect_worker(service)
             await _leased(service, worker, cache=CACHED)
             await service.rebase_workspace("main", "base")
             assert (await _uncache(worker)) == {"type": "uncache", "all": True}
@@ -188,7 +199,7 @@ def test_an_answered_call_whose_commit_was_lost_is_recorded_when_resent(tmp_path
     async def scenario() -> None:
         young = {**CACHED, "max_age": 0.3}
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
+            worker = await connect_worker(service)
             leased = await _leased(service, worker, cache=young)
             parent, source = leased["parent"], leased["source"]
             assert worker.session is not None
@@ -196,7 +207,7 @@ def test_an_answered_call_whose_commit_was_lost_is_recorded_when_resent(tmp_path
             await asyncio.sleep(0.05)  # the first hit's step is durable
             answered = _answered(parent, 3, 1, source, cache=young)
             worker.say(**answered)
-            _crash(service)
+            lose_pending_batch(service)
         await asyncio.sleep(0.35)
         async with open_service(tmp_path) as service:
             assert len((await service.get_run(parent["run_id"]))["steps"]) == 2  # lost
@@ -204,7 +215,7 @@ def test_an_answered_call_whose_commit_was_lost_is_recorded_when_resent(tmp_path
             worker.hello(concurrency=8, session_id=session_id, running=[parent["execution_id"]])
             worker.say(**answered)
             assert (await worker.next("recorded"))["request_ids"] == [3]
-            await _no_execute(worker)
+            await assert_no_execute(worker)
             steps = (await service.get_run(parent["run_id"]))["steps"]
             [execution] = steps[2]["executions"]
             assert execution["state"] == "cached" and execution["cached_from"] == source
@@ -219,7 +230,7 @@ def test_past_the_limit_the_oldest_leased_key_is_revoked(
 
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
-            worker = await _worker(service)
+            worker = await connect_worker(service)
             first = (await _leased(service, worker, cache=CACHED))["resolved"]["lease"]["key"]
             second = (await _leased(service, worker, cache={**CACHED, "namespace": "other"}))["resolved"]
             assert second["lease"]["key"] != first

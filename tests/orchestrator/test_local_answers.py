@@ -13,16 +13,7 @@ from typing import Any
 import pytest
 
 from coflux.errors import BadRequest
-from tests.orchestrator.test_service import (
-    FLOW,
-    TASK,
-    FakeWorker,
-    _start_parent,
-    _submit,
-    ok,
-    open_service,
-    run,
-)
+from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run, start_parent, submit_child
 
 
 def _resent(submit: dict[str, Any], execution_id: str, value: Any) -> dict[str, Any]:
@@ -39,9 +30,9 @@ def test_execute_names_the_call_it_answers(tmp_path: Path) -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             assert "call_index" not in parent  # a run's root answers no call
-            worker.say(**_submit(parent, 1, 3))
+            worker.say(**submit_child(parent, 1, 3))
             execute = await worker.next("execute")
             assert execute["parent_execution_id"] == parent["execution_id"] and execute["call_index"] == 3
 
@@ -53,14 +44,14 @@ def test_a_child_the_server_lost_is_made_again_from_the_outcome_its_caller_used(
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             await asyncio.sleep(0.05)  # the parent's assignment is durable
             assert worker.session is not None
             session_id = worker.session.session_id
             # The server dies after sending the child's ``execute`` (sent ahead of the commit that
             # makes the step), before that commit lands.
             service.store.apply = lambda batch: None  # type: ignore[method-assign]
-            submit = _submit(parent, 1, 0)
+            submit = submit_child(parent, 1, 0)
             worker.say(**submit)
             execute = await worker.next("execute")
         async with open_service(tmp_path) as service:
@@ -93,8 +84,8 @@ def test_a_live_child_is_finished_by_the_outcome_its_caller_used(tmp_path: Path)
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            submit = _submit(parent, 1, 0)
+            parent = await start_parent(service, worker)
+            submit = submit_child(parent, 1, 0)
             worker.say(**submit)
             execute = await worker.next("execute")
             await asyncio.sleep(0.05)  # the step and its assignment are durable
@@ -119,8 +110,8 @@ def test_a_result_the_worker_gave_its_caller_settles_the_call_without_resolved(t
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=1)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 7, 0))  # the parent waits: its slot is free
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 7, 0))  # the parent waits: its slot is free
             execute = await worker.next("execute")
             answered = {"caller": parent["execution_id"], "request_id": 7}
             worker.say(
@@ -145,8 +136,8 @@ def test_a_result_the_caller_used_after_the_child_was_cancelled_cancels_the_call
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0))
             execute = await worker.next("execute")
             await service.cancel_execution(execute["execution_id"])
             assert (await worker.next("abort"))["execution_id"] == execute["execution_id"]
@@ -170,8 +161,8 @@ def test_a_carried_outcome_must_be_a_success_of_an_awaited_call(tmp_path: Path) 
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            submit = _submit(parent, 1, 0)
+            parent = await start_parent(service, worker)
+            submit = submit_child(parent, 1, 0)
             failed = {**submit, "execution_id": "R1:2:1", "outcome": {"state": "failed", "error": {}}}
             with pytest.raises(BadRequest, match="only a succeeded outcome"):
                 worker.say(**failed)
@@ -188,8 +179,8 @@ def test_a_result_the_caller_used_from_an_attempt_a_rerun_replaced_cancels_the_c
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0))
             first = await worker.next("execute")
             await asyncio.sleep(0.05)
             await service.rerun_step(first["execution_id"].rsplit(":", 1)[0], None)  # replaces attempt 1
@@ -217,10 +208,10 @@ def test_a_restored_child_dispatched_elsewhere_is_finished_with_the_outcome_its_
         async with open_service(tmp_path) as service:
             a = FakeWorker(service)
             a.hello(concurrency=1)
-            parent = await _start_parent(service, a)
+            parent = await start_parent(service, a)
             await asyncio.sleep(0.05)
             await service.start_run("main", "m", "flow", [2])  # queued: A has no free slot
-            a.say(**_submit(parent, 1, 0))  # the parent waits: its slot goes to the queued run
+            a.say(**submit_child(parent, 1, 0))  # the parent waits: its slot goes to the queued run
             other = await a.next("execute")
             await asyncio.sleep(0.05)  # the child's step is durable, not yet dispatched
             assert a.session is not None
@@ -236,7 +227,7 @@ def test_a_restored_child_dispatched_elsewhere_is_finished_with_the_outcome_its_
             a = FakeWorker(service)
             running = [parent["execution_id"], other["execution_id"], child["execution_id"]]
             a.hello(concurrency=1, session_id=session_id, running=running)
-            a.say(**_resent(_submit(parent, 1, 0), child["execution_id"], 7))
+            a.say(**_resent(submit_child(parent, 1, 0), child["execution_id"], 7))
             assert (await a.next("resolved"))["outcome"] == ok(7)
             assert (await b.next("abort"))["execution_id"] == child["execution_id"]  # stopped there
             b.complete(again["execution_id"], ok(99))  # late: dropped
@@ -252,19 +243,19 @@ def test_a_welcome_precedes_what_the_declarations_of_its_hello_revoke(tmp_path: 
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             worker.say(
-                **_submit(
+                **submit_child(
                     parent, 1, 0, cache={"max_age": None, "params": None, "namespace": None, "version": None}
                 )
             )
             execute = await worker.next("execute")
             worker.complete(execute["execution_id"], ok(1))
             await worker.next("resolved")
-            second = await _start_parent(service, worker)
+            second = await start_parent(service, worker)
             await asyncio.sleep(0.05)
             cached = {"max_age": None, "params": None, "namespace": None, "version": None}
-            worker.say(**_submit(second, 1, 0, cache=cached))
+            worker.say(**submit_child(second, 1, 0, cache=cached))
             assert "lease" in await worker.next("resolved")
             assert worker.session is not None
             worker.disconnect()
@@ -286,7 +277,7 @@ def test_a_malformed_answered_still_records_the_result(tmp_path: Path) -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             for answered in (
                 {"caller": 3, "request_id": 1},
                 {"caller": parent["execution_id"], "request_id": True},
@@ -313,12 +304,12 @@ def test_a_lost_step_a_worker_still_holds_keeps_its_number_from_new_steps(tmp_pa
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             await asyncio.sleep(0.05)
             assert worker.session is not None
             session_id = worker.session.session_id
             service.store.apply = lambda batch: None  # type: ignore[method-assign]  # commits lost from here
-            submit = _submit(parent, 1, 0, timeout=60)  # (a timeout: not answered on the worker)
+            submit = submit_child(parent, 1, 0, timeout=60)  # (a timeout: not answered on the worker)
             worker.say(**submit)
             lost = await worker.next("execute")
         async with open_service(tmp_path) as service:

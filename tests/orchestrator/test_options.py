@@ -8,7 +8,7 @@ from typing import Any
 
 import coflux as cf
 from coflux.orchestrator import ProjectService
-from tests.orchestrator.test_service import FLOW, TASK, FakeWorker, _start_parent, open_service, run
+from tests.support.service import FLOW, TASK, FakeWorker, open_service, run, start_parent
 
 
 @cf.task(
@@ -34,7 +34,7 @@ def _options_of(target: cf.Target[..., Any]) -> dict[str, Any]:
 async def _submitted_options(service: ProjectService, options: dict[str, Any]) -> dict[str, Any]:
     worker = FakeWorker(service)
     worker.hello(concurrency=4, targets=[FLOW, TASK])
-    parent = await _start_parent(service, worker)
+    parent = await start_parent(service, worker)
     worker.say(
         type="submit",
         request_id=1,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.orchestrator.test_service import FLOW, TASK, FakeWorker, _submit, ok, open_service, run
+from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run, submit_child
 
 NO_WORKER = {"reason": "no_worker", "message": "queued: no worker serves m:child in workspace main"}
 
@@ -23,8 +23,8 @@ def test_a_step_whose_target_no_connected_worker_serves_says_so_until_one_connec
             flows.hello(targets=[FLOW])  # serves the workflow, not the task it calls
             run_id = await service.start_run("main", "m", "flow", [1])
             parent = await flows.next("execute")
-            flows.say(**_submit(parent, 1, 0, awaits=False))
-            flows.say(**_submit(parent, 2, 1, awaits=False))
+            flows.say(**submit_child(parent, 1, 0, awaits=False))
+            flows.say(**submit_child(parent, 2, 1, awaits=False))
             await flows.next("submitted")
             await flows.next("submitted")  # both steps are durable
             view = await service.get_run(run_id)
@@ -92,7 +92,7 @@ def test_a_step_requiring_tags_no_serving_worker_provides_names_them(tmp_path: P
             worker.hello()
             run_id = await service.start_run("main", "m", "flow", [1])
             parent = await worker.next("execute")
-            worker.say(**_submit(parent, 1, 0, awaits=False, requires={"gpu": ["a100", "h100"]}))
+            worker.say(**submit_child(parent, 1, 0, awaits=False, requires={"gpu": ["a100", "h100"]}))
             await worker.next("submitted")
             view = await service.get_run(run_id)
             assert _child(view)["blocked"] == {

@@ -1,7 +1,9 @@
 """After a server restart, workers come back holding executions whose dispatch the server lost with
 its last batch (the step committed, its assignment not): the restored server has them queued. Every
 ordering of ``hello``, re-sent results and restored state must keep the result the worker re-sends,
-run nothing a second time behind a worker's back, and abandon nothing a worker still holds."""
+run nothing a second time behind a worker's back, and abandon nothing a worker still holds. A
+restored execution keeps its timeout. A failed commit reloads the project in place (a restart
+without a new process): frames in flight on the sockets it closed change nothing."""
 
 from __future__ import annotations
 
@@ -9,24 +11,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from coflux.orchestrator import ProjectService
-from tests.orchestrator.test_service import FakeWorker, _start_parent, ok, open_service, run
+import pytest
 
-
-def _spawn(parent: dict[str, Any], request_id: int = 1) -> dict[str, Any]:
-    """A child of ``parent`` that its caller doesn't await (so only the server can answer it)."""
-    return {
-        "type": "submit",
-        "request_id": request_id,
-        "parent_execution_id": parent["execution_id"],
-        "module": "m",
-        "target": "child",
-        "target_type": "task",
-        "arguments": [request_id],
-        "call_index": request_id - 1,
-        "await": False,
-        "options": {},
-    }
+from coflux.errors import ProtocolError, StorageError
+from coflux.orchestrator import ProjectService, Timing
+from coflux.orchestrator.clock import FakeClock
+from coflux.storage import Batch
+from tests.support.service import FakeWorker, ok, open_service, run, spawn_child, start_parent, submit_child
 
 
 async def _dispatch_lost(tmp_path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -36,8 +27,8 @@ async def _dispatch_lost(tmp_path: Path) -> tuple[str, dict[str, Any], dict[str,
     async with open_service(tmp_path) as service:
         worker = FakeWorker(service)
         session = worker.hello(concurrency=1)
-        parent = await _start_parent(service, worker)
-        worker.say(**_spawn(parent))
+        parent = await start_parent(service, worker)
+        worker.say(**spawn_child(parent))
         child_id = (await worker.next("submitted"))["execution_id"]
         await asyncio.sleep(0.05)  # the parent's assignment and the child's step are durable
         service.store.apply = lambda batch: None  # type: ignore[method-assign]  # commits lost from here
@@ -169,7 +160,7 @@ def test_a_parent_restored_as_queued_takes_the_calls_its_worker_resends(tmp_path
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=1, session_id=session.session_id, running=[parent["execution_id"]])
-            worker.say(**_spawn(parent))  # re-sent after the welcome
+            worker.say(**spawn_child(parent))  # re-sent after the welcome
             submitted = await worker.next("submitted")
             assert submitted["execution_id"] == f"{parent['run_id']}:2:1"
             assert parent["execution_id"] not in _executes(worker)
@@ -203,5 +194,99 @@ def test_a_worker_back_first_takes_an_execution_from_a_worker_that_is_gone(tmp_p
             other.hello(concurrency=4, session_id=other_session.session_id, running=[child["execution_id"]])
             assert (await other.next("abort"))["execution_id"] == child["execution_id"]
             assert (await _states(service, parent["run_id"]))[1] == [("succeeded", 42)]
+
+    run(scenario)
+
+
+def test_a_restored_execution_keeps_its_timeout(tmp_path: Path) -> None:
+    """An execution restored after a restart is timed from its assignment as before: a hung step
+    still times out."""
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            session = worker.hello(concurrency=4)
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0, timeout=0.3))
+            child = await worker.next("execute")
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(
+                session_id=session.session_id, running=[parent["execution_id"], child["execution_id"]]
+            )
+            await asyncio.sleep(0.8)
+            view = await service.get_run(parent["run_id"])
+            assert view["steps"][1]["executions"][0]["state"] == "timed_out"
+
+    run(scenario)
+
+
+# -- a reload in place after a failed commit -------------------------------------------------------
+
+
+def _fail_a_commit(service: ProjectService) -> None:
+    """The next commit fails as the database would (values it can't hold are refused at the door,
+    see test_bad_input.py), then storage works again."""
+    store = service.store
+    apply = store.apply
+
+    def fail_once(batch: Batch) -> None:
+        store.apply = apply  # type: ignore[method-assign]
+        raise StorageError("writing a batch failed: disk I/O error")
+
+    store.apply = fail_once  # type: ignore[method-assign]
+    trigger = FakeWorker(service)  # registers a new workflow: something to commit
+    trigger.hello(targets=[{"module": "m", "name": "poison", "type": "workflow"}])
+
+
+def test_a_frame_on_a_connection_the_reload_closed_is_refused_and_the_resent_result_recorded_once(
+    tmp_path: Path,
+) -> None:
+    """A failed commit reloads the project in place and closes its sockets, but a frame already in
+    flight on a closed socket may still arrive: it is refused (its session is stale) and changes
+    nothing, so the result the worker re-sends when it is back is recorded once, with no second
+    storage failure."""
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            session = worker.hello(concurrency=4)
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0))
+            child = await worker.next("execute")
+            _fail_a_commit(service)
+            await asyncio.sleep(0.05)
+            assert worker.closed is not None  # the reload closed the socket...
+            # ...but a frame was already in flight: it is refused, its session is stale
+            with pytest.raises(ProtocolError):
+                worker.complete(child["execution_id"], ok(5))
+            await asyncio.sleep(0.05)
+
+            back = FakeWorker(service)
+            back.hello(session_id=session.session_id, running=[parent["execution_id"], child["execution_id"]])
+            back.seq = 1
+            back.complete(child["execution_id"], ok(5))  # the worker re-sends what was not acked
+            await asyncio.sleep(0.1)
+            assert back.closed is None, f"a second storage failure: {back.closed}"
+            ghost = service.engine.sessions[session.session_id]
+            assert child["execution_id"] not in ghost.executions
+
+    run(scenario)
+
+
+def test_a_reload_after_a_failed_commit_keeps_one_session_checker(tmp_path: Path) -> None:
+    """The reload starts the project again: the session checker it had is replaced, not joined
+    by a second one that would run on against a closed service."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        async with open_service(tmp_path, Timing(heartbeat_interval=0.1), clock=clock) as service:
+            assert clock.pending == 1  # the session check
+            _fail_a_commit(service)
+            with pytest.raises(StorageError):
+                await service.writer.durable()
+            await service.writer.durable()  # the reloaded service has started
+            assert clock.pending == 1, f"{clock.pending} session checks for one service"
+        assert clock.pending == 0
 
     run(scenario)

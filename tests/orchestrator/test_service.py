@@ -4,115 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from coflux.errors import BadRequest, NotFound, ProtocolError
-from coflux.orchestrator import ProjectService, Session, Timing
-from coflux.storage import SqlStore
-
-FLOW = {"module": "m", "name": "flow", "type": "workflow", "parameters": [{"name": "x"}]}
-TASK = {"module": "m", "name": "child", "type": "task", "parameters": [{"name": "x"}]}
-
-
-class FakeWorker:
-    """Speaks the protocol through the service's methods, recording what the server sends."""
-
-    def __init__(self, service: ProjectService) -> None:
-        self.service = service
-        self.inbox: list[dict[str, Any]] = []
-        self.closed: tuple[int, str] | None = None
-        self.session: Session | None = None
-        self.seq = 0
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.inbox.append(message)
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
-
-    def hello(
-        self,
-        concurrency: int = 2,
-        session_id: str | None = None,
-        running: list[str] | None = None,
-        targets: list[dict[str, Any]] | None = None,
-    ) -> Session:
-        message = {
-            "type": "hello",
-            "protocol": 1,
-            "workspace": "main",
-            "concurrency": concurrency,
-            "targets": targets if targets is not None else [FLOW, TASK],
-            "register": True,
-            "session_id": session_id,
-            "running": running or [],
-        }
-        self.session = self.service.connect(message, self.send, self.close)
-        return self.session
-
-    def say(self, **message: Any) -> None:
-        assert self.session is not None
-        self.service.receive(self.session, message)
-
-    def complete(self, execution_id: str, outcome: dict[str, Any]) -> int:
-        self.seq += 1
-        self.say(type="complete", seq=self.seq, execution_id=execution_id, outcome=outcome)
-        return self.seq
-
-    async def next(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            for index, message in enumerate(self.inbox):
-                if message["type"] == kind:
-                    return self.inbox.pop(index)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {kind!r} message; inbox: {self.inbox}")
-            await asyncio.sleep(0.005)
-
-    def disconnect(self) -> None:
-        assert self.session is not None
-        self.service.disconnected(self.session, self.send)
-
-
-@asynccontextmanager
-async def open_service(
-    path: Path, timing: Timing | None = None, *, project: str = "test", database_url: str | None = None
-) -> AsyncIterator[ProjectService]:
-    """A started project service on a real store: a SQLite file under ``path``, or PostgreSQL."""
-    service = ProjectService(project, SqlStore.open(project, path, database_url), timing or Timing())
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.close()
-
-
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 30))
-
-
-def ok(value: Any) -> dict[str, Any]:
-    return {"state": "succeeded", "value": value}
-
-
-async def dispatch_complete_acknowledge(service: ProjectService) -> None:
-    """A run is dispatched, its result acknowledged after commit and seen in the run (any backend)."""
-    worker = FakeWorker(service)
-    worker.hello()
-    assert (await worker.next("welcome"))["session_id"]
-    run_id = await service.start_run("main", "m", "flow", [5])
-    execute = await worker.next("execute")
-    assert execute["execution_id"] == f"{run_id}:1:1" and execute["arguments"] == [5]
-    seq = worker.complete(execute["execution_id"], ok(25))
-    assert (await worker.next("ack"))["seqs"] == [seq]
-    view = await service.get_run(run_id)
-    assert view["status"] == "succeeded" and view["result"] == 25
-    assert view["steps"][0]["executions"][0]["state"] == "succeeded"
+from coflux.orchestrator import Timing
+from tests.support.scenarios import dispatch_complete_acknowledge
+from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run, start_parent, submit_child
 
 
 def test_run_is_dispatched_completed_and_acknowledged_after_commit(tmp_path: Path) -> None:
@@ -141,35 +40,13 @@ def test_start_run_validates_workflow_and_arguments(tmp_path: Path) -> None:
     run(scenario)
 
 
-async def _start_parent(service: ProjectService, worker: FakeWorker) -> dict[str, Any]:
-    await service.start_run("main", "m", "flow", [1])
-    return await worker.next("execute")
-
-
-def _submit(
-    parent: dict[str, Any], request_id: int, call_index: int, awaits: bool = True, **options: Any
-) -> dict[str, Any]:
-    return {
-        "type": "submit",
-        "request_id": request_id,
-        "parent_execution_id": parent["execution_id"],
-        "module": "m",
-        "target": "child",
-        "target_type": "task",
-        "arguments": [request_id],
-        "call_index": call_index,
-        "await": awaits,
-        "options": options,
-    }
-
-
 def test_waiting_parent_gives_its_slot_to_the_child(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=1)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 7, 0))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 7, 0))
             child = await worker.next("execute")  # concurrency 1, yet the child is dispatched
             worker.complete(child["execution_id"], ok(49))
             resolved = await worker.next("resolved")
@@ -186,8 +63,8 @@ def test_a_withdrawn_wait_gives_the_slot_back_to_its_execution(tmp_path: Path) -
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             session = worker.hello(concurrency=1)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0, awaits=False))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0, awaits=False))
             child = (await worker.next("submitted"))["execution_id"]
             worker.say(
                 type="wait", request_id=2, execution_id=child, from_execution_id=parent["execution_id"]
@@ -210,10 +87,10 @@ def test_resent_submit_with_same_call_index_is_not_duplicated(tmp_path: Path) ->
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0, awaits=False))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0, awaits=False))
             first = await worker.next("submitted")
-            worker.say(**_submit(parent, 1, 0, awaits=False))
+            worker.say(**submit_child(parent, 1, 0, awaits=False))
             again = await worker.next("submitted")
             assert again["execution_id"] == first["execution_id"]
             view = await service.get_run(parent["run_id"])
@@ -228,7 +105,7 @@ def test_submit_from_an_execution_the_worker_does_not_hold_is_refused(tmp_path: 
             worker = FakeWorker(service)
             worker.hello()
             with pytest.raises(BadRequest):
-                worker.say(**_submit({"execution_id": "Rnope:1:1"}, 1, 0))
+                worker.say(**submit_child({"execution_id": "Rnope:1:1"}, 1, 0))
 
     run(scenario)
 
@@ -238,8 +115,8 @@ def test_retries_make_new_attempts_until_the_limit(tmp_path: Path) -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0, retries={"limit": 2}))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0, retries={"limit": 2}))
             failure = {
                 "state": "failed",
                 "error": {"type": "builtins.RuntimeError", "message": "no"},
@@ -263,8 +140,8 @@ def test_a_group_and_a_rerun_are_shown_in_the_run(tmp_path: Path) -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0, group="batch one"))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0, group="batch one"))
             child = await worker.next("execute")
             worker.complete(child["execution_id"], ok(1))
             await worker.next("resolved")
@@ -287,8 +164,8 @@ def test_a_rerun_after_a_failure_is_a_rerun_and_a_retry_is_a_retry(tmp_path: Pat
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0, retries={"limit": 1, "backoff_min": 0, "backoff_max": 0}))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0, retries={"limit": 1, "backoff_min": 0, "backoff_max": 0}))
             failed = {"state": "failed", "error": {"type": "ValueError", "message": "no"}}
             first = await worker.next("execute")
             worker.complete(first["execution_id"], failed)
@@ -314,11 +191,11 @@ def test_wait_holds_dispatch_until_referenced_executions_are_final(tmp_path: Pat
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0, awaits=False))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0, awaits=False))
             first = (await worker.next("submitted"))["execution_id"]
             first_execute = await worker.next("execute")
-            held = _submit(parent, 2, 1, awaits=False, wait=True)
+            held = submit_child(parent, 2, 1, awaits=False, wait=True)
             held["arguments"] = [{"$c": "execution", "execution_id": first}]
             worker.say(**held)
             await worker.next("submitted")
@@ -328,7 +205,7 @@ def test_wait_holds_dispatch_until_referenced_executions_are_final(tmp_path: Pat
             released = await worker.next("execute")
             assert released["arguments"] == [{"$c": "execution", "execution_id": first}]
 
-            unheld = _submit(parent, 3, 2, awaits=False)  # without wait it goes at once
+            unheld = submit_child(parent, 3, 2, awaits=False)  # without wait it goes at once
             unheld["arguments"] = [{"$c": "execution", "execution_id": released["execution_id"]}]
             worker.say(**unheld)
             await worker.next("execute")
@@ -341,10 +218,10 @@ def test_defer_lets_the_newest_queued_identical_call_win(tmp_path: Path) -> None
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=1)  # the parent holds the only slot: children queue
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0, awaits=False, defer=True))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0, awaits=False, defer=True))
             older = (await worker.next("submitted"))["execution_id"]
-            worker.say(**_submit(parent, 1, 1, awaits=False, defer=True))  # same call again
+            worker.say(**submit_child(parent, 1, 1, awaits=False, defer=True))  # same call again
             newer = (await worker.next("submitted"))["execution_id"]
             worker.say(
                 type="wait", request_id=9, execution_id=older, from_execution_id=parent["execution_id"]
@@ -370,8 +247,8 @@ def test_a_workflow_called_from_an_execution_spawns_a_linked_run(tmp_path: Path)
             sub = {**FLOW, "name": "sub"}
             worker = FakeWorker(service)
             worker.hello(concurrency=4, targets=[FLOW, TASK, sub])
-            parent = await _start_parent(service, worker)
-            call = {**_submit(parent, 1, 0), "target": "sub", "target_type": "workflow"}
+            parent = await start_parent(service, worker)
+            call = {**submit_child(parent, 1, 0), "target": "sub", "target_type": "workflow"}
             worker.say(**call)
             spawned = await worker.next("execute")
             spawned_run = spawned["run_id"]
@@ -399,10 +276,12 @@ def test_a_timeout_cancels_the_descendants(tmp_path: Path) -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0, awaits=False, timeout=0.3))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0, awaits=False, timeout=0.3))
             child = await worker.next("execute")
-            worker.say(**{**_submit(child, 2, 0, awaits=False), "parent_execution_id": child["execution_id"]})
+            worker.say(
+                **{**submit_child(child, 2, 0, awaits=False), "parent_execution_id": child["execution_id"]}
+            )
             grandchild = await worker.next("execute")
             await asyncio.sleep(0.5)
             aborted = {(await worker.next("abort"))["execution_id"] for _ in range(2)}
@@ -419,9 +298,9 @@ def test_delay_holds_a_step_back(tmp_path: Path) -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             submitted_at = time.time()
-            worker.say(**_submit(parent, 1, 0, awaits=False, delay=0.3))
+            worker.say(**submit_child(parent, 1, 0, awaits=False, delay=0.3))
             await worker.next("submitted")
             execute = await worker.next("execute")
             assert time.time() - submitted_at >= 0.3
@@ -446,8 +325,8 @@ def test_requires_routes_to_a_worker_that_provides_the_tags(tmp_path: Path) -> N
                 "provides": {"gpu": ["a100"]},
             }
             gpu.session = service.connect(hello, gpu.send, gpu.close)
-            parent = await _start_parent(service, plain)
-            plain.say(**_submit(parent, 1, 0, awaits=False, requires={"gpu": ["a100", "h100"]}))
+            parent = await start_parent(service, plain)
+            plain.say(**submit_child(parent, 1, 0, awaits=False, requires={"gpu": ["a100", "h100"]}))
             execute = await gpu.next("execute")
             assert execute["target"] == "child"
             assert not [m for m in plain.inbox if m["type"] == "execute"]
@@ -460,7 +339,7 @@ def test_logs_are_kept_per_execution(tmp_path: Path) -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello()
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             entries = [
                 {"timestamp": 1.5, "level": "info", "message": "loaded 3 rows"},
                 {"level": "stdout", "message": "printed"},
@@ -484,8 +363,8 @@ def test_retry_when_filters_by_exception_type(tmp_path: Path) -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0, retries={"limit": 3, "when": ["builtins.TimeoutError"]}))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0, retries={"limit": 3, "when": ["builtins.TimeoutError"]}))
             execute = await worker.next("execute")
             error = {"type": "builtins.ValueError", "message": "not retryable"}
             worker.complete(execute["execution_id"], {"state": "failed", "error": error})
@@ -501,7 +380,7 @@ def test_reconnect_within_timeout_keeps_work_and_late_one_abandons(tmp_path: Pat
         async with open_service(tmp_path, timing) as service:
             worker = FakeWorker(service)
             session = worker.hello()
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             worker.disconnect()
             back = FakeWorker(service)
             back.hello(session_id=session.session_id, running=[parent["execution_id"]])
@@ -528,7 +407,7 @@ def test_a_heartbeat_without_an_assigned_execution_abandons_it(tmp_path: Path) -
         async with open_service(tmp_path, timing) as service:
             worker = FakeWorker(service)
             worker.hello()
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             worker.say(type="heartbeat", running=[])  # too soon: the execute may be in flight
             assert parent["execution_id"] in service.engine.executions
             await asyncio.sleep(0.2)
@@ -559,8 +438,8 @@ def test_restart_rebuilds_in_flight_work_and_the_worker_reclaims_it(tmp_path: Pa
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             session = worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0))
             child = await worker.next("execute")
             worker.complete(child["execution_id"], ok(10))
             await worker.next("ack")
@@ -568,7 +447,7 @@ def test_restart_rebuilds_in_flight_work_and_the_worker_reclaims_it(tmp_path: Pa
             assert parent["execution_id"] in service.engine.executions
             worker = FakeWorker(service)
             worker.hello(session_id=session.session_id, running=[parent["execution_id"]])
-            worker.say(**_submit(parent, 1, 0))  # re-sent after the reconnect: the same child
+            worker.say(**submit_child(parent, 1, 0))  # re-sent after the reconnect: the same child
             resolved = await worker.next("resolved")
             assert resolved["outcome"] == ok(10)
             worker.complete(parent["execution_id"], ok(11))
@@ -584,8 +463,8 @@ def test_cancel_cascades_to_children_and_aborts_them(tmp_path: Path) -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0))
             child = await worker.next("execute")
             await service.cancel_execution(parent["execution_id"])
             aborted = {
@@ -609,8 +488,8 @@ def test_timeout_marks_the_execution_timed_out(tmp_path: Path) -> None:
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0, timeout=0.2))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0, timeout=0.2))
             await worker.next("execute")
             resolved = await worker.next("resolved")
             assert resolved["outcome"] == {"state": "timed_out"}
@@ -649,5 +528,99 @@ def test_a_declaration_with_a_request_id_is_confirmed_and_its_workflow_can_run(t
             worker.say(type="declare", targets=[TASK], register=True)  # no request id: no reply
             await asyncio.sleep(0.05)
             assert not [m for m in worker.inbox if m["type"] == "reply"]
+
+    run(scenario)
+
+
+def test_a_refused_hello_leaves_no_session_behind(tmp_path: Path) -> None:
+    """A ``hello`` is checked whole before its session is registered: a refused one leaves nothing
+    connected (the project can go idle, nothing is dispatched to a dead socket)."""
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            hello = {
+                "type": "hello",
+                "protocol": 1,
+                "workspace": "main",
+                "concurrency": 1,
+                "targets": [FLOW, TASK],
+                "provides": ["gpu"],  # must be an object
+            }
+            with pytest.raises(ProtocolError):
+                service.connect(hello, lambda m: None, lambda c, r: None)
+            assert not service.engine.sessions, service.engine.sessions
+
+    run(scenario)
+
+
+def test_a_refused_hello_naming_a_live_session_leaves_its_connection_alone(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            session = worker.hello()
+            hello = {
+                "type": "hello",
+                "protocol": 1,
+                "workspace": "main",
+                "session_id": session.session_id,
+                "concurrency": 1,
+                "targets": [FLOW, TASK],
+                "provides": "bad",
+            }
+            with pytest.raises(ProtocolError):
+                service.connect(hello, lambda m: None, lambda c, r: None)
+            assert worker.closed is None, "the good connection was closed by a refused hello"
+            await start_parent(service, worker)  # the healthy worker still gets work
+
+    run(scenario)
+
+
+def test_waiting_on_a_finished_execution_keeps_the_worker_within_its_concurrency(tmp_path: Path) -> None:
+    """A wait gives its execution's slot back only while the awaited step is live: the answer for
+    a final one comes after the next commit, and the slot must not go to a queued execution
+    meanwhile (a concurrency-1 worker would run two)."""
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            session = worker.hello(concurrency=1)
+            first = await start_parent(service, worker)
+            worker.complete(first["execution_id"], ok(1))
+            await worker.next("ack")
+            second = await start_parent(service, worker)
+            await service.start_run("main", "m", "flow", [3])  # queued: the only slot is taken
+            worker.say(
+                type="wait",
+                request_id=9,
+                execution_id=first["execution_id"],
+                from_execution_id=second["execution_id"],
+            )
+            await worker.next("resolved")
+            await asyncio.sleep(0.05)
+            executes = [m for m in worker.inbox if m["type"] == "execute"]
+            assert session.busy <= session.concurrency and not executes, (
+                f"busy={session.busy} concurrency={session.concurrency}; dispatched {executes}"
+            )
+
+    run(scenario)
+
+
+def test_executions_the_server_abandoned_are_aborted_when_their_worker_reconnects(tmp_path: Path) -> None:
+    """An id in ``hello.running`` that the server abandoned (its reconnect timeout passed) is told
+    to abort: otherwise the worker runs it outside its slots and alongside its retry."""
+
+    async def scenario() -> None:
+        timing = Timing(reconnect_timeout=0.2, heartbeat_interval=0.1, heartbeat_timeout=5)
+        async with open_service(tmp_path, timing) as service:
+            worker = FakeWorker(service)
+            session = worker.hello(concurrency=1)
+            parent = await start_parent(service, worker)
+            worker.disconnect()
+            await asyncio.sleep(0.8)  # abandoned
+            assert parent["execution_id"] not in service.engine.executions
+            back = FakeWorker(service)
+            back.hello(session_id=session.session_id, running=[parent["execution_id"]])
+            abort = await back.next("abort", timeout=1.0)
+            assert abort["execution_id"] == parent["execution_id"]
 
     run(scenario)

@@ -13,16 +13,8 @@ import sqlalchemy as sa
 
 from coflux.orchestrator import ProjectService, Timing
 from coflux.storage import schema_name
-from tests.orchestrator.test_cache_ahead import resent_after_a_lost_commit
-from tests.orchestrator.test_service import (
-    FakeWorker,
-    _start_parent,
-    _submit,
-    dispatch_complete_acknowledge,
-    ok,
-    open_service,
-    run,
-)
+from tests.support.scenarios import dispatch_complete_acknowledge, resent_after_a_lost_commit
+from tests.support.service import FakeWorker, ok, open_service, run, start_parent, submit_child
 
 pytestmark = pytest.mark.postgres
 
@@ -62,14 +54,14 @@ def test_child_is_submitted_and_resolved(tmp_path: Path, pg_project: tuple[str, 
         async with open_pg_service(tmp_path, pg_project) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=1)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 7, 0))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 7, 0))
             child = await worker.next("execute")  # concurrency 1: the waiting parent gave up its slot
             worker.complete(child["execution_id"], ok(49))
             resolved = await worker.next("resolved")
             assert resolved["request_id"] == 7 and resolved["outcome"] == ok(49)
             assert resolved["execution_id"] == child["execution_id"]
-            worker.say(**_submit(parent, 8, 0, awaits=False))  # a re-sent submit finds the stored child
+            worker.say(**submit_child(parent, 8, 0, awaits=False))  # a re-sent submit finds the stored child
             assert (await worker.next("submitted"))["execution_id"] == child["execution_id"]
             view = await service.get_run(parent["run_id"])
             assert len(view["steps"]) == 2 and view["steps"][1]["executions"][0]["state"] == "succeeded"
@@ -84,8 +76,8 @@ def test_restart_rebuilds_in_flight_work_and_the_worker_reclaims_it(
         async with open_pg_service(tmp_path, pg_project) as service:
             worker = FakeWorker(service)
             session = worker.hello(concurrency=4)
-            parent = await _start_parent(service, worker)
-            worker.say(**_submit(parent, 1, 0))
+            parent = await start_parent(service, worker)
+            worker.say(**submit_child(parent, 1, 0))
             child = await worker.next("execute")
             worker.complete(child["execution_id"], ok(10))
             await worker.next("ack")
@@ -95,7 +87,7 @@ def test_restart_rebuilds_in_flight_work_and_the_worker_reclaims_it(
             worker = FakeWorker(service)
             worker.hello(session_id=session.session_id, running=[parent["execution_id"]])
             assert (await worker.next("welcome"))["session_id"] == session.session_id
-            worker.say(**_submit(parent, 1, 0))  # re-sent after the reconnect: the same child
+            worker.say(**submit_child(parent, 1, 0))  # re-sent after the reconnect: the same child
             resolved = await worker.next("resolved")
             assert resolved["outcome"] == ok(10)
             worker.complete(parent["execution_id"], ok(11))
@@ -114,7 +106,7 @@ def test_a_log_line_with_a_nul_character_does_not_break_the_project(
         async with open_pg_service(tmp_path, pg_project) as service:
             worker = FakeWorker(service)
             worker.hello()
-            parent = await _start_parent(service, worker)
+            parent = await start_parent(service, worker)
             entry = {"timestamp": 1.0, "level": "info", "message": "raw \x00 bytes"}
             worker.say(type="log", execution_id=parent["execution_id"], entries=[entry])
             seq = worker.complete(parent["execution_id"], ok(1))

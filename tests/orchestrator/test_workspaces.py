@@ -1,4 +1,5 @@
-"""Workspace administration: rename, rebase, pause, resume and archive, through the project service."""
+"""Workspace administration: rename, rebase, pause, resume and archive, through the project service;
+and a step re-run in a child workspace, which its run in the base never sees."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from coflux.errors import BadRequest, Conflict, NotFound
 from coflux.models import SessionId
 from coflux.orchestrator import ProjectService, Session, Timing, dispatch
-from tests.orchestrator.test_service import FakeWorker, ok, open_service, run
+from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run, start_parent, submit_child
 
 QUICK = Timing(reconnect_timeout=0.05, heartbeat_interval=0.1)
 
@@ -210,5 +211,116 @@ def test_archive_refuses_new_runs_and_keeps_old_ones_readable(tmp_path: Path) ->
             assert _state(await service.list_workspaces(), "main")["state"] == "archived"
             with pytest.raises(Conflict):
                 await service.start_run("main", "m", "flow", [5])
+
+    run(scenario)
+
+
+# -- a step re-run in a child workspace -----------------------------------------------------------
+
+
+def _dev_worker(service: ProjectService) -> FakeWorker:
+    worker = FakeWorker(service)
+    hello = {"type": "hello", "protocol": 1, "workspace": "dev", "concurrency": 4, "targets": [FLOW, TASK]}
+    worker.session = service.connect(hello, worker.send, worker.close)
+    return worker
+
+
+async def _child_rerun_in_dev(
+    service: ProjectService,
+) -> tuple[FakeWorker, FakeWorker, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    main = FakeWorker(service)
+    main.hello(concurrency=4)
+    await service.create_workspace("dev", "main")
+    dev = _dev_worker(service)
+    parent = await start_parent(service, main)
+    main.say(**submit_child(parent, 1, 0))  # awaited
+    child = await main.next("execute")
+    await service.rerun_step(child["step_id"], "dev")
+    dev_child = await dev.next("execute")
+    return main, dev, parent, child, dev_child
+
+
+def test_a_parent_in_the_base_gets_its_own_workspaces_result_not_a_rerun_in_a_child_workspace(
+    tmp_path: Path,
+) -> None:
+    """Viewed from the base, nothing a child workspace does changes anything: a re-run in ``dev``
+    that finishes first does not resolve the ``main`` parent's call."""
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            main, dev, _, child, dev_child = await _child_rerun_in_dev(service)
+            dev.complete(dev_child["execution_id"], ok("from dev"))
+            await dev.next("ack")
+            main.complete(child["execution_id"], ok("from main"))
+            await main.next("ack")
+            resolved = await main.next("resolved")
+            assert resolved["outcome"] == ok("from main")
+
+    run(scenario)
+
+
+def test_each_live_execution_of_a_step_is_counted_once_in_its_run(tmp_path: Path) -> None:
+    """The run stays known while its root execution runs, so that a later re-run reuses the same
+    run and its step numbering; each execution of a step counts once towards it."""
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            main, dev, parent, child, dev_child = await _child_rerun_in_dev(service)
+            run_state = service.engine.runs[parent["run_id"]]
+            dev.complete(dev_child["execution_id"], ok("from dev"))
+            await dev.next("ack")
+            main.complete(child["execution_id"], ok("from main"))
+            await main.next("ack")
+            assert parent["execution_id"] in service.engine.executions  # the root is still running
+            assert run_state.live == 1, f"live executions: {run_state.live}"  # only the root
+            assert parent["run_id"] in service.engine.runs
+
+    run(scenario)
+
+
+def test_a_retry_after_a_restart_gets_an_attempt_number_past_a_finished_rerun(tmp_path: Path) -> None:
+    """Attempts are restored from every execution of a step, finished ones too: a retry of the
+    restored attempt doesn't take the number (the execution id) of a re-run that already finished,
+    which would fail the batch and disconnect the project over and over."""
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            main = FakeWorker(service)
+            session = main.hello(concurrency=4)
+            await service.create_workspace("dev", "main")
+            dev = _dev_worker(service)
+            parent = await start_parent(service, main)
+            main.say(**submit_child(parent, 1, 0, retries={"limit": 2}))
+            child = await main.next("execute")
+            await service.rerun_step(child["step_id"], "dev")
+            dev_child = await dev.next("execute")
+            dev.complete(dev_child["execution_id"], ok("from dev"))
+            await dev.next("ack")
+        async with open_service(tmp_path) as service:
+            main = FakeWorker(service)
+            main.hello(session_id=session.session_id, running=[parent["execution_id"], child["execution_id"]])
+            failure = {"state": "failed", "error": {"type": "builtins.RuntimeError", "message": "x"}}
+            main.complete(child["execution_id"], failure)  # retryable: a new attempt
+            retry = await main.next("execute")
+            assert retry["step_id"] == child["step_id"]
+            assert retry["execution_id"] not in {child["execution_id"], dev_child["execution_id"]}
+            await service.writer.durable()
+            assert main.closed is None, f"storage failure: {main.closed}"
+
+    run(scenario)
+
+
+def test_a_refused_rerun_leaves_no_run_behind(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello()
+            parent = await start_parent(service, worker)
+            worker.complete(parent["execution_id"], ok(1))
+            await worker.next("ack")
+            assert parent["run_id"] not in service.engine.runs
+            with pytest.raises(NotFound):
+                await service.rerun_step(parent["step_id"], "nowhere")
+            assert parent["run_id"] not in service.engine.runs
 
     run(scenario)

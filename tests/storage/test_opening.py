@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from coflux.errors import StorageError, StorageFull
 from coflux.storage import Batch, SqlStore, list_projects, schema_name
-from tests.storage.conftest import StoreFactory, unique_project
+from tests.support.storage import StoreFactory, unique_project
 
 
 def _fail_migrations(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:

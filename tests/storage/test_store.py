@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 import coflux.storage
 from coflux.errors import StorageError
 from coflux.storage import Batch, SqlStore, dumps, list_projects, schema_name
-from tests.storage.conftest import StoreFactory, drop_schemas
+from tests.support.storage import StoreFactory, drop_schemas
 
 NOW = time.time()  # a float with every digit used: it must come back exactly
 TABLES = {"workspaces", "targets", "runs", "steps", "executions", "assignments", "results", "logs"}

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import re
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,82 +33,54 @@ from coflux.errors import (
     Unauthorized,
 )
 from coflux.serialization import serialize
+from tests.support.http import FakeHTTPServer, Reply, Request
 
 Answer = tuple[int, Any]  # status, JSON body (bytes are sent raw)
 
 
 @dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
+class CannedAPI:
+    """Coflux's REST API as canned answers per route, and a blob store."""
 
-
-@dataclass
-class FakeServer:
     url: str = ""
     routes: dict[tuple[str, str], list[Answer]] = field(default_factory=dict)
-    requests: list[Recorded] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
     blobs: dict[str, bytes] = field(default_factory=dict)
 
     def on(self, method: str, path: str, *answers: Answer) -> None:
         """Answer ``method path`` with ``answers`` in turn, repeating the last one."""
         self.routes[(method, "/coflux/api/" + path)] = list(answers)
 
-    def answer(self, record: Recorded) -> Answer:
-        self.requests.append(record)
-        if "/blobs/" in record.path:
-            key = record.path.rsplit("/", 1)[1]
-            if record.method == "PUT":
-                self.blobs[key] = record.body
+    def respond(self, request: Request) -> Reply:
+        status, payload = self.answer(request)
+        raw = payload if isinstance(payload, bytes) else b""
+        if payload is not None and not isinstance(payload, bytes):
+            raw = json.dumps(payload).encode()
+        return Reply(status, raw)
+
+    def answer(self, request: Request) -> Answer:
+        if "/blobs/" in request.path:
+            key = request.path.rsplit("/", 1)[1]
+            if request.method == "PUT":
+                self.blobs[key] = request.body
                 return 204, None
             return (200, self.blobs[key]) if key in self.blobs else (404, None)
         # A long poll (``wait=S``) or a summary (``steps=false``) is answered like the plain
         # request: the fake neither holds requests nor trims its canned runs.
-        path = re.sub(r"[?&](wait|steps)=[^&]*", "", record.path)
-        answers = self.routes.get((record.method, path))
+        path = re.sub(r"[?&](wait|steps)=[^&]*", "", request.path)
+        answers = self.routes.get((request.method, path))
         if not answers:
-            return 404, {"error": {"code": "not_found", "message": f"no route {record.path}"}}
+            return 404, {"error": {"code": "not_found", "message": f"no route {request.path}"}}
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
 
-def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            record = Recorded(self.command, self.path, dict(self.headers.items()), body)
-            status, payload = fake.answer(record)
-            raw = payload if isinstance(payload, bytes) else b""
-            if payload is not None and not isinstance(payload, bytes):
-                raw = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        do_GET = do_POST = do_PUT = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
-
-
 @pytest.fixture
-def fake() -> Iterator[FakeServer]:
-    server_state = FakeServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(server_state))
-    server_state.url = f"http://127.0.0.1:{httpd.server_address[1]}/coflux"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield server_state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+def fake() -> Iterator[CannedAPI]:
+    api = CannedAPI()
+    with FakeHTTPServer(api.respond) as server:
+        api.url = server.url + "coflux"
+        api.requests = server.requests
+        yield api
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +91,7 @@ def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def client(fake: FakeServer) -> Client:
+def client(fake: CannedAPI) -> Client:
     return Client(fake.url, token="secret", project="proj", workspace="dev")
 
 
@@ -141,7 +111,7 @@ def run_json(status: str, **extra: Any) -> dict[str, Any]:
 # -- requests and error mapping -------------------------------------------------------------------
 
 
-def test_requests_carry_token_and_json(fake: FakeServer, client: Client) -> None:
+def test_requests_carry_token_and_json(fake: CannedAPI, client: Client) -> None:
     fake.on("GET", "projects", (200, {"projects": [{"name": "proj"}]}))
     fake.on("POST", "projects/proj/workspaces", (201, {"name": "dev/ana", "base": "dev"}))
     assert client.projects() == [{"name": "proj"}]
@@ -200,7 +170,7 @@ def test_requests_carry_token_and_json(fake: FakeServer, client: Client) -> None
     ],
 )
 def test_error_bodies_map_to_exception_classes(
-    fake: FakeServer,
+    fake: CannedAPI,
     client: Client,
     status: int,
     body: Any,
@@ -214,7 +184,7 @@ def test_error_bodies_map_to_exception_classes(
     assert caught.value.message == message.format(url=fake.url)
 
 
-def test_unknown_error_code_keeps_code(fake: FakeServer, client: Client) -> None:
+def test_unknown_error_code_keeps_code(fake: CannedAPI, client: Client) -> None:
     fake.on("GET", "projects", (503, {"error": {"code": "busy", "message": "later"}}))
     with pytest.raises(RequestError) as caught:
         client.projects()
@@ -233,7 +203,7 @@ def test_connection_refused_is_a_clear_request_error() -> None:
 # -- runs -----------------------------------------------------------------------------------------
 
 
-def test_start_run_serializes_arguments_and_uploads_blobs(fake: FakeServer, client: Client) -> None:
+def test_start_run_serializes_arguments_and_uploads_blobs(fake: CannedAPI, client: Client) -> None:
     fake.on("POST", "projects/proj/workspaces/dev/runs", (201, {"run_id": "Rx"}))
     big = b"z" * 20_000
     run = client.start_run("flows:main", (1, 2), big)
@@ -245,7 +215,7 @@ def test_start_run_serializes_arguments_and_uploads_blobs(fake: FakeServer, clie
     assert fake.blobs[key] == big
 
 
-def test_start_run_binds_keyword_arguments(fake: FakeServer, client: Client) -> None:
+def test_start_run_binds_keyword_arguments(fake: CannedAPI, client: Client) -> None:
     parameters = [{"name": "a"}, {"name": "b"}, {"name": "c", "has_default": True}]
     workflows = [{"module": "flows", "name": "main", "parameters": parameters}]
     fake.on("GET", "projects/proj/workspaces/dev/workflows", (200, {"workflows": workflows}))
@@ -258,7 +228,7 @@ def test_start_run_binds_keyword_arguments(fake: FakeServer, client: Client) -> 
         client.start_run("flows:main", 1, c=3)
 
 
-def test_result_polls_until_done_and_decodes_value(fake: FakeServer, client: Client) -> None:
+def test_result_polls_until_done_and_decodes_value(fake: CannedAPI, client: Client) -> None:
     value = serialize({"pair": (1, 2), "child": ExecutionReference("Rx:2:1")}, client.put_blob)
     done = run_json("succeeded", result={"described": True}, result_value=value)
     fake.on("GET", "projects/proj/runs/Rx", (200, run_json("running")), (200, done))
@@ -266,14 +236,14 @@ def test_result_polls_until_done_and_decodes_value(fake: FakeServer, client: Cli
     assert run.result(timeout=10) == {"pair": (1, 2), "child": ExecutionReference("Rx:2:1")}
 
 
-def test_result_fetches_blob_values(fake: FakeServer, client: Client) -> None:
+def test_result_fetches_blob_values(fake: CannedAPI, client: Client) -> None:
     payload = b"q" * 50_000
     value = serialize(payload, client.put_blob)
     fake.on("GET", "projects/proj/runs/Rx", (200, run_json("succeeded", result_value=value)))
     assert client.get_run("Rx").result() == payload
 
 
-def test_failed_run_raises_the_original_type(fake: FakeServer, client: Client) -> None:
+def test_failed_run_raises_the_original_type(fake: CannedAPI, client: Client) -> None:
     error = {"type": "builtins.ValueError", "message": "bad input", "traceback": "tb"}
     fake.on("GET", "projects/proj/runs/Rx", (200, run_json("failed", error=error)))
     with pytest.raises(ValueError, match="bad input") as caught:
@@ -282,7 +252,7 @@ def test_failed_run_raises_the_original_type(fake: FakeServer, client: Client) -
     assert caught.value.execution_id == "Rx:1:1"
 
 
-def test_a_run_the_orchestrator_stopped_raises_execution_terminated(fake: FakeServer, client: Client) -> None:
+def test_a_run_the_orchestrator_stopped_raises_execution_terminated(fake: CannedAPI, client: Client) -> None:
     data = run_json("failed")
     data["error"] = {"type": "coflux.ExecutionTimeout", "message": "the workflow's execution timed out"}
     fake.on("GET", "projects/proj/runs/Rx", (200, data))
@@ -291,7 +261,7 @@ def test_a_run_the_orchestrator_stopped_raises_execution_terminated(fake: FakeSe
     assert not isinstance(caught.value, ExecutionError)
 
 
-def test_cancelled_run_and_timeout(fake: FakeServer, client: Client) -> None:
+def test_cancelled_run_and_timeout(fake: CannedAPI, client: Client) -> None:
     fake.on("GET", "projects/proj/runs/Rx", (200, run_json("cancelled")))
     with pytest.raises(ExecutionCancelled):
         client.get_run("Rx").result()
@@ -303,7 +273,7 @@ def test_cancelled_run_and_timeout(fake: FakeServer, client: Client) -> None:
     assert "wait=" in fake.requests[-1].path and "steps=false" in fake.requests[-1].path
 
 
-def test_run_cancel_and_rerun(fake: FakeServer, client: Client) -> None:
+def test_run_cancel_and_rerun(fake: CannedAPI, client: Client) -> None:
     fake.on("GET", "projects/proj/runs/Rx", (200, run_json("running")))
     fake.on("POST", "projects/proj/runs/Rx/cancel", (200, {"run_id": "Rx", "cancelled": 3}))
     fake.on("POST", "projects/proj/steps/Rx%3A1/rerun", (201, {"execution_id": "Rx:1:2"}))
@@ -316,7 +286,7 @@ def test_run_cancel_and_rerun(fake: FakeServer, client: Client) -> None:
     assert "Rx" in repr(run)
 
 
-def test_unknown_run_is_not_found(fake: FakeServer, client: Client) -> None:
+def test_unknown_run_is_not_found(fake: CannedAPI, client: Client) -> None:
     with pytest.raises(NotFound):
         client.get_run("Rnope")
 
@@ -324,7 +294,7 @@ def test_unknown_run_is_not_found(fake: FakeServer, client: Client) -> None:
 # -- command line ---------------------------------------------------------------------------------
 
 
-def cli(fake: FakeServer, *args: str) -> Any:
+def cli(fake: CannedAPI, *args: str) -> Any:
     """``coflux ARGS`` against ``fake``, with ``--workspace dev`` for the commands that take it."""
     options = ["--url", fake.url, "--project", "proj"]
     if args[0] in ("submit", "worker") or args[:2] in (("runs", "show"), ("runs", "rerun"), ("runs", "list")):
@@ -332,7 +302,7 @@ def cli(fake: FakeServer, *args: str) -> Any:
     return CliRunner().invoke(main, [*args, *options])
 
 
-def test_cli_submit_success_prints_result(fake: FakeServer) -> None:
+def test_cli_submit_success_prints_result(fake: CannedAPI) -> None:
     fake.on("POST", "projects/proj/workspaces/dev/runs", (201, {"run_id": "Rx"}))
     done = run_json("succeeded", result={"total": 3})
     fake.on("GET", "projects/proj/runs/Rx?workspace=dev", (200, run_json("running")), (200, done))
@@ -347,7 +317,7 @@ def test_cli_submit_success_prints_result(fake: FakeServer) -> None:
     assert json.loads(fake.requests[0].body)["arguments"] == [[1, 2], "x"]
 
 
-def test_cli_submit_failure_exits_1(fake: FakeServer) -> None:
+def test_cli_submit_failure_exits_1(fake: CannedAPI) -> None:
     fake.on("POST", "projects/proj/workspaces/dev/runs", (201, {"run_id": "Rx"}))
     error = {"type": "builtins.KeyError", "message": "'k'"}
     fake.on("GET", "projects/proj/runs/Rx?workspace=dev", (200, run_json("failed", error=error)))
@@ -356,20 +326,20 @@ def test_cli_submit_failure_exits_1(fake: FakeServer) -> None:
     assert "builtins.KeyError: 'k'" in outcome.stderr
 
 
-def test_cli_bad_json_argument_is_a_usage_error(fake: FakeServer) -> None:
+def test_cli_bad_json_argument_is_a_usage_error(fake: CannedAPI) -> None:
     outcome = cli(fake, "submit", "flows:main", "not-json")
     assert outcome.exit_code == 2
     assert "not JSON" in outcome.stderr
     assert fake.requests == []
 
 
-def test_cli_server_error_prints_message_and_exits_1(fake: FakeServer) -> None:
+def test_cli_server_error_prints_message_and_exits_1(fake: CannedAPI) -> None:
     outcome = cli(fake, "runs", "show", "Rnope")
     assert outcome.exit_code == 1
     assert outcome.stderr.startswith("error: no route")
 
 
-def test_cli_runs_show_and_lists(fake: FakeServer) -> None:
+def test_cli_runs_show_and_lists(fake: CannedAPI) -> None:
     fake.on("GET", "projects/proj/runs/Rx?workspace=dev", (200, run_json("succeeded")))
     workspaces = [{"name": "main", "base": None, "state": "active"}]
     workspaces.append({"name": "dev", "base": "main", "state": "paused"})
@@ -381,7 +351,7 @@ def test_cli_runs_show_and_lists(fake: FakeServer) -> None:
     assert listed.stdout.splitlines() == ["main", "dev (base: main) [paused]"]
 
 
-def test_workspace_changes_post_to_encoded_paths(fake: FakeServer, client: Client) -> None:
+def test_workspace_changes_post_to_encoded_paths(fake: CannedAPI, client: Client) -> None:
     answer = {"name": "dev/new", "base": None, "state": "active"}
     fake.on("POST", "projects/proj/workspaces/dev/rename", (200, answer))
     fake.on("POST", "projects/proj/workspaces/dev%2Fnew/rebase", (200, {**answer, "base": "main"}))
@@ -401,7 +371,7 @@ def test_workspace_changes_post_to_encoded_paths(fake: FakeServer, client: Clien
         client.archive_workspace("gone")
 
 
-def test_cli_workspace_commands(fake: FakeServer) -> None:
+def test_cli_workspace_commands(fake: CannedAPI) -> None:
     answer = {"name": "dev", "base": "main", "state": "paused"}
     fake.on("POST", "projects/proj/workspaces/dev/pause", (200, answer))
     fake.on("POST", "projects/proj/workspaces/dev/resume", (200, {**answer, "state": "active"}))

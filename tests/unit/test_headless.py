@@ -3,11 +3,11 @@ the runs a process started."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from coflux.headless import (
     parse_value,
     summarize_run,
 )
+from tests.support.http import FakeHTTPServer, Reply, Request
 
 # -- parameters -----------------------------------------------------------------------------------
 
@@ -224,34 +225,17 @@ def test_the_text_summary_and_the_exit_status() -> None:
 # -- the client's record of started runs ----------------------------------------------------------
 
 
-class _Runs(BaseHTTPRequestHandler):
-    count = 0
-    lock = threading.Lock()
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        with self.lock:
-            _Runs.count += 1
-            body = json.dumps({"run_id": f"R{_Runs.count}"}).encode()
-        self.send_response(201)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def runs_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Runs)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/coflux"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    """Answers every ``POST`` as a new run ``R1``, ``R2``, ... (counted across threads)."""
+    count = itertools.count(1)
+
+    def respond(request: Request) -> Reply:
+        assert request.method == "POST", request
+        return Reply(201, json.dumps({"run_id": f"R{next(count)}"}).encode(), "application/json")
+
+    with FakeHTTPServer(respond) as server:
+        yield server.url + "coflux"
 
 
 def test_every_started_run_is_recorded_in_order(runs_server: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 import coflux as cf
 from coflux.tokens import redact_url
-from tests.unit.test_worker_protocol import WAIT, FakeServer, add
+from tests.support.worker_server import WAIT, FakeServer, add
 
 
 @pytest.mark.parametrize(

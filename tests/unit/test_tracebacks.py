@@ -1,7 +1,7 @@
 """What a failed execution's traceback shows: the user's frames, file and line (or the names a
 notebook gives its cells), never the framework's; a child's traceback first, as the cause; and an
 awaited execution's cancellation spreading to the caller that doesn't catch it. Real workers
-against the scripted fake server of ``test_worker_protocol``."""
+against the scripted fake server of ``tests.support.worker_server``."""
 
 from __future__ import annotations
 
@@ -14,11 +14,8 @@ from typing import Any
 import coflux.worker as cf
 from coflux import tracebacks
 from coflux.errors import ExecutionCancelled, ExecutionError, RemoteTraceback, execution_error_from_data
-from tests.unit import test_worker_protocol as wp
+from tests.support.worker_server import FakeServer
 
-server = wp.server
-worker = wp.worker
-FakeServer = wp.FakeServer
 PACKAGE = Path(tracebacks.__file__).resolve().parent
 
 

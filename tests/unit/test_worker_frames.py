@@ -1,5 +1,5 @@
 """What the worker writes stays within the server's limits and order (against the scripted fake
-server of ``test_worker_protocol``, which refuses a frame as the real one does): a burst larger
+server of ``tests.support.worker_server``, which refuses a frame as the real one does): a burst larger
 than a frame may hold is split, and log lines kept while disconnected go before the results
 re-sent after a reconnect."""
 
@@ -14,9 +14,7 @@ import pytest
 import coflux.worker as cf
 from coflux import protocol
 from coflux.errors import ProtocolError
-from tests.unit.test_worker_protocol import WAIT, FakeServer, server, worker
-
-__all__ = ["server", "worker"]  # the fixtures this module uses
+from tests.support.worker_server import WAIT, FakeServer
 
 RELEASE = threading.Event()
 

@@ -1,4 +1,4 @@
-"""Cache leases, the worker's side (against the scripted fake server of ``test_worker_protocol``):
+"""Cache leases, the worker's side (against the scripted fake server of ``tests.support.worker_server``):
 an answer with a lease lets identical calls of the same run be answered here, each sent
 ``answered`` and pinned, kept until ``recorded`` and re-sent after a reconnect; ``uncache``, the
 hit's max age and a dropped connection end the lease."""
@@ -12,9 +12,7 @@ from typing import Any
 import coflux.worker as cf
 from coflux.protocol import Message
 from coflux.worker.leases import LIMIT, Leases
-from tests.unit.test_worker_protocol import FakeServer, server, worker
-
-__all__ = ["server", "worker"]  # the fixtures this module uses
+from tests.support.worker_server import FakeServer
 
 SOURCE = "Rs:2:1"
 _RESENT = ("heartbeat", "log", "started", "complete")

@@ -1,5 +1,5 @@
 """A child this worker runs for an awaited call of its own answers that call here, as it completes
-(against the scripted fake server of ``test_worker_protocol``): the caller goes on without a
+(against the scripted fake server of ``tests.support.worker_server``): the caller goes on without a
 ``resolved``; the call stays pending until one arrives, and after a reconnect it is re-sent with
 the outcome its caller used, before any result."""
 
@@ -11,9 +11,7 @@ from typing import Any
 
 import coflux.worker as cf
 from coflux.protocol import Message
-from tests.unit.test_worker_protocol import FakeServer, add, server, twice, worker
-
-__all__ = ["server", "worker"]  # the fixtures this module uses
+from tests.support.worker_server import FakeServer, add, twice
 
 _BACKGROUND = ("heartbeat", "started", "log")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = Path(__file__).resolve().parent / "modules"
+MODULES = ROOT / "tests" / "e2e" / "modules"
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Server, environment, wait_until
+from tests.support.harness import Server, environment, wait_until
 
 _MOUNT = 'size=$1 folder=$2 full=$3; shift 3; mount -t tmpfs -o size="$size" tmpfs "$folder" || exit 97; '
 _FILL = 'if [ "$full" = 1 ]; then cat /dev/zero > "$folder/fill" 2>/dev/null; fi; exec "$@"'
