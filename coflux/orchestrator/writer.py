@@ -64,6 +64,11 @@ class Writer:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._scheduled_flush)
 
+    @property
+    def scheduled(self) -> bool:
+        """A flush is due at the end of the loop's turn (something was written, or is awaited)."""
+        return self._scheduled
+
     def flush_if_scheduled(self) -> None:
         """Flush now what a scheduled flush would (that one then finds nothing to do)."""
         if self._scheduled:

@@ -100,6 +100,14 @@ async def open_service(
     assert not service.broken, f"broken invariants: {service.broken}"
 
 
+async def settle(service: ProjectService) -> None:
+    """Everything written so far is committed, and so is what its effects set off in turn: what a
+    worker will be sent without anything new happening has been sent."""
+    await service.writer.durable()
+    while service.writer.scheduled:
+        await service.writer.durable()
+
+
 def run(test: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(test(), 30))
 
