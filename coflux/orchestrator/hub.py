@@ -40,7 +40,8 @@ class Hub:
         self._blobs: dict[str, BlobStore] = {}
         self._idle_since: dict[str, float] = {}
         self._reaper: Timer | None = None
-        self._reaping: asyncio.Task[list[str]] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        """Orchestrators stopped for being idle, still closing."""
 
     def list_projects(self) -> list[str]:
         stored = list_projects(self.settings.data_dir, self.settings.database_url)
@@ -86,22 +87,34 @@ class Hub:
     def _reap(self) -> None:
         """Stop orchestrators that have been idle for ``idle_timeout`` (they start again on use)."""
         self._reaper = self.clock.call_later(self._reap_interval, self._reap)
-        if self._reaping is None or self._reaping.done():  # one at a time, as a loop would
-            self._reaping = asyncio.get_running_loop().create_task(self.stop_idle(self.clock.now()))
+        idle = self._take_idle(self.clock.now())
+        if idle:
+            closing = asyncio.get_running_loop().create_task(self._close(list(idle.values())))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def stop_idle(self, now: float) -> list[str]:
-        stopped = []
+        idle = self._take_idle(now)
+        await self._close(list(idle.values()))
+        return list(idle)
+
+    def _take_idle(self, now: float) -> dict[str, ProjectService]:
+        """The orchestrators idle for ``idle_timeout`` by ``now``, no longer this hub's."""
+        taken = {}
         for name, service in list(self._services.items()):
             if not service.idle:
                 self._idle_since.pop(name, None)
                 continue
             since = self._idle_since.setdefault(name, now)
             if now - since >= self.settings.idle_timeout:
-                del self._services[name]
+                taken[name] = self._services.pop(name)
                 del self._idle_since[name]
-                await service.close()
-                stopped.append(name)
-        return stopped
+        return taken
+
+    @staticmethod
+    async def _close(services: list[ProjectService]) -> None:
+        for service in services:
+            await service.close()
 
     def token(self, project: str, scope: tokens.Scope) -> str:
         """A new token that grants ``project`` only, in ``scope`` (see :mod:`coflux.tokens`)."""
@@ -130,8 +143,8 @@ class Hub:
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None
-        if self._reaping is not None:
-            await self._reaping
+        for closing in list(self._closing):
+            await closing
         services, self._services = self._services, {}
         for service in services.values():
             await service.close()
