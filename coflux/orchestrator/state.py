@@ -1,7 +1,8 @@
-"""In-memory state of a project's live work: what a restart rebuilds from storage.
+"""In-memory state of a project's live work: what a restart rebuilds from storage. The engine is
+the only writer of what it tracks (docs/architecture.md, "Ownership and invariants").
 
 Only live things are kept: runs with unresolved steps, those steps, and their non-final executions.
-Everything final lives in storage (and, for a short while, in the service's recent-outcome cache).
+Everything final lives in storage (and, for a short while, in the engine's recent outcomes).
 """
 
 from __future__ import annotations
@@ -159,7 +160,9 @@ class Session:
     last_seen: float
     disconnected_at: float | None = None
     executions: dict[ExecutionId, Execution] = field(default_factory=dict)
+    """What it holds; with ``busy``, written only by the engine (its ``Assignments``)."""
     busy: int = 0
+    """Slots taken: its executions not blocked on another (``coflux.orchestrator.invariants``)."""
     recorded: list[int] = field(default_factory=list)
     """``answered`` submits of the pending commit, acknowledged together by ``recorded``."""
     claimed: set[ExecutionId] = field(default_factory=set)
