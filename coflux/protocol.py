@@ -75,7 +75,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from coflux.errors import ProtocolError
 
@@ -141,8 +141,7 @@ SERVER_MESSAGES: Final[dict[str, dict[str, type | tuple[type, ...]]]] = {
 OUTCOME_STATES: Final = frozenset({"succeeded", "failed", "cancelled", "timed_out", "abandoned"})
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
     """What every ``submit`` carries: a call of ``module:target`` by the execution
     ``parent_execution_id``. ``call_index`` and ``options`` are checked by whoever uses them."""
 
@@ -156,14 +155,14 @@ class Call:
     options: Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlainSubmit:
     """A call whose caller wants a handle: ``submitted`` once its child step is durable."""
 
     call: Call
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AwaitedSubmit:
     """A call whose caller wants the value: ``resolved`` once its child is final, or at once (with
     ``ahead``) when a durable cached result settles it. ``pinned`` (``cached_from`` of a re-send):
@@ -173,7 +172,7 @@ class AwaitedSubmit:
     pinned: Any = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AnsweredSubmit:
     """A call the worker answered itself from a lease, with the cached result ``cached_from``:
     only ``recorded`` follows, once its step is durable."""
@@ -182,7 +181,7 @@ class AnsweredSubmit:
     cached_from: Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CarriedSubmit:
     """A re-sent awaited call whose child this worker ran (``execution_id``) and whose succeeded
     ``outcome`` it gave the caller already: the child takes exactly that outcome."""

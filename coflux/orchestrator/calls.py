@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from coflux.errors import BadRequest
 from coflux.models import JSON, ExecutionId, ExecutionState, StepOptions, TargetType, new_run_id, step_id
@@ -65,8 +64,7 @@ def parse(message: dict[str, Any]) -> Submit:
     return PlainSubmit(call)
 
 
-@dataclass(frozen=True)
-class NewStep:
+class NewStep(NamedTuple):
     """A call's new child step, checked, with the keys that decide its memo, cache and defer."""
 
     module: str
@@ -79,15 +77,6 @@ class NewStep:
     memo: str | None
     cache: str | None
     waits_on: list[str]
-
-    @property
-    def settled_by_cache(self) -> bool:
-        """A task that nothing holds back (no delay, no wait): a durable cache hit settles it."""
-        return (
-            self.cache is not None
-            and self.kind is TargetType.TASK
-            and not (self.options.delay or self.waits_on)
-        )
 
 
 class Calls:
@@ -267,9 +256,8 @@ class Calls:
     def _durable_reuse(self, parent: Execution, new: NewStep, pinned: Any) -> Reuse | None:
         """The committed cached result that settles an awaited call now, if any (see
         :meth:`~coflux.orchestrator.cache.CacheIndex.durable_reuse`)."""
-        if not new.settled_by_cache:
-            return None
-        assert new.cache is not None
+        if new.cache is None or new.kind is not TargetType.TASK or new.options.delay or new.waits_on:
+            return None  # only a task that nothing holds back (no delay, no wait) is settled so
         pin = checks.execution_id(pinned, "cached_from") if pinned is not None else None
         return self.engine.cache.durable_reuse(new.cache, parent.workspace_id, new.options, pin)
 

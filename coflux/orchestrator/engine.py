@@ -140,7 +140,9 @@ class Engine:
             run.memo.setdefault(step.memo_key, key)
         self._steps[key] = step
         if parent is not None:
-            self._adopt_child(parent, step)
+            parent.children.append(step)
+            if call_index is not None:  # a re-sent submit finds it by its call index
+                parent.calls[call_index] = step
         self.writer.batch.steps.append(
             {
                 "step_id": key,
@@ -159,12 +161,6 @@ class Engine:
             }
         )
         return step
-
-    @staticmethod
-    def _adopt_child(parent: Execution, step: Step) -> None:
-        parent.children.append(step)
-        if step.call_index is not None:  # a re-sent submit finds it by its call index
-            parent.calls[step.call_index] = step
 
     def new_execution(
         self,
@@ -247,7 +243,9 @@ class Engine:
         for step in steps:
             parent = self._executions.get(step.parent_execution_id) if step.parent_execution_id else None
             if parent is not None:
-                self._adopt_child(parent, step)
+                parent.children.append(step)
+                if step.call_index is not None:
+                    parent.calls[step.call_index] = step
 
     def remember_session(self, session: Session) -> None:
         """A session, new (a worker said hello) or known only from storage (a worker may reclaim it)."""
