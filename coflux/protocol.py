@@ -74,7 +74,8 @@ import itertools
 import json
 import math
 import re
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
 
 from coflux.errors import ProtocolError
 
@@ -138,6 +139,60 @@ SERVER_MESSAGES: Final[dict[str, dict[str, type | tuple[type, ...]]]] = {
 }
 
 OUTCOME_STATES: Final = frozenset({"succeeded", "failed", "cancelled", "timed_out", "abandoned"})
+
+
+class Call(NamedTuple):
+    """What every ``submit`` carries: a call of ``module:target`` by the execution
+    ``parent_execution_id``. ``call_index`` and ``options`` are checked by whoever uses them."""
+
+    request_id: int
+    parent_execution_id: str
+    call_index: int | None
+    module: str
+    target: str
+    target_type: str
+    arguments: list[Any]
+    options: Any
+
+
+@dataclass(frozen=True, slots=True)
+class PlainSubmit:
+    """A call whose caller wants a handle: ``submitted`` once its child step is durable."""
+
+    call: Call
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitedSubmit:
+    """A call whose caller wants the value: ``resolved`` once its child is final, or at once (with
+    ``ahead``) when a durable cached result settles it. ``pinned`` (``cached_from`` of a re-send):
+    the cached result an earlier ``resolved`` answered it with, reused again."""
+
+    call: Call
+    pinned: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnsweredSubmit:
+    """A call the worker answered itself from a lease, with the cached result ``cached_from``:
+    only ``recorded`` follows, once its step is durable."""
+
+    call: Call
+    cached_from: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CarriedSubmit:
+    """A re-sent awaited call whose child this worker ran (``execution_id``) and whose succeeded
+    ``outcome`` it gave the caller already: the child takes exactly that outcome."""
+
+    call: Call
+    execution_id: str
+    outcome: dict[str, Any]
+
+
+Submit = PlainSubmit | AwaitedSubmit | AnsweredSubmit | CarriedSubmit
+"""A ``submit``, by what it asks for: one of its four variants."""
 
 
 def encode(message: Message) -> str:

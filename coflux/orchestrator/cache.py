@@ -9,14 +9,15 @@ identical calls itself; anything that could change what a hit on its key returns
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from coflux.models import JSON, StepOptions
 from coflux.orchestrator import keys
-from coflux.orchestrator.state import Step
+from coflux.orchestrator.clock import Clock
+from coflux.orchestrator.history import FETCH, History
+from coflux.orchestrator.state import Reuse, Step
 from coflux.orchestrator.writer import Writer
 from coflux.storage import dumps
 
@@ -25,17 +26,18 @@ LEASED_KEYS = 20_000
 """Cache keys with leases at most; past that the oldest is revoked (revoking is always safe)."""
 VALUE_INLINE = 4096
 """Values up to this many characters of JSON are kept in the index; larger ones are read back."""
-CacheEntry = tuple[str, float, Any]
-"""(execution that computed it, when, its value or ``FETCH``)."""
-IndexEntry = tuple[str, float, Any, int]
-"""A :data:`CacheEntry` and the number of the batch that wrote it (0: read from storage)."""
-FETCH: Any = object()
-FindCached = Callable[[str, int], "CacheEntry | None"]
-"""(cache key, workspace) -> the newest entry in storage (its value ``FETCH``), or None."""
-FindSource = Callable[[str, str], "CacheEntry | None"]
-"""(cache key, execution) -> that execution's entry in storage (its value ``FETCH``), or None."""
-Reuse = tuple[str, JSON, float | None]
-"""A durable cached result a call reuses: (execution, value, until when its max age allows)."""
+
+
+class IndexEntry(NamedTuple):
+    execution_id: str
+    """The execution that computed it."""
+    created_at: float
+    value: Any
+    """Its value, or ``FETCH`` (:data:`~coflux.orchestrator.history.FETCH`)."""
+    batch: int
+    """The number of the batch that wrote it (0: read from storage)."""
+
+
 SendTo = Callable[[str, dict[str, Any]], None]
 """(session id, message): sent if that session is connected."""
 
@@ -44,17 +46,15 @@ class CacheIndex:
     def __init__(
         self,
         writer: Writer,
+        history: History,
         lineage: Callable[[int], list[int]],
-        find_cached: FindCached,
-        find_source: FindSource,
-        value_of: Callable[[str], JSON],
+        clock: Clock,
         send_to: SendTo,
     ) -> None:
         self.writer = writer
+        self.history = history
         self.lineage = lineage
-        self.find_cached = find_cached
-        self.find_source = find_source
-        self.value_of = value_of
+        self.clock = clock
         self.send_to = send_to
         self.entries: OrderedDict[tuple[str, int], IndexEntry | None] = OrderedDict()
         """(cache key, workspace) -> its newest entry, or None when storage has none."""
@@ -70,12 +70,13 @@ class CacheIndex:
 
     def add(self, key: str, workspace_id: int, execution_id: str, value: JSON) -> None:
         """A result for ``key``: written with the pending batch, indexed now."""
-        now = time.time()
+        now = self.clock.now()
         row = {"cache_key": key, "workspace_id": workspace_id, "created_at": now}
         self.writer.batch.cache_entries.append({**row, "execution_id": execution_id})
         self.revoke_leases(key)
         small = len(dumps(value)) <= VALUE_INLINE
-        self._index((key, workspace_id), (execution_id, now, value if small else FETCH, self.writer.number))
+        entry = IndexEntry(execution_id, now, value if small else FETCH, self.writer.number)
+        self._index((key, workspace_id), entry)
         if not small:  # storage can't give it back before the commit: a hit meanwhile reads it here
             self.uncommitted[execution_id] = value
             self.writer.after_commit(lambda: self.uncommitted.pop(execution_id, None))
@@ -86,21 +87,21 @@ class CacheIndex:
             return value
         if source in self.uncommitted:
             return self.uncommitted[source]
-        return self.value_of(source)
+        return self.history.value(source)
 
     def hit(self, key: str, lineage: list[int], max_age: float | None) -> IndexEntry | None:
         """The newest entry in the nearest workspace that has one (within ``max_age``)."""
-        now = time.time()
+        now = self.clock.now()
         for workspace in lineage:
             slot = (key, workspace)
             if slot in self.entries:
                 entry = self.entries[slot]
                 self.entries.move_to_end(slot)
             else:
-                found = self.find_cached(key, workspace)
-                entry = (*found, 0) if found is not None else None
+                found = self.history.cache_hit(key, workspace)
+                entry = IndexEntry(*found, batch=0) if found is not None else None
                 self._index(slot, entry)
-            if entry is not None and (max_age is None or now - entry[1] <= max_age):
+            if entry is not None and (max_age is None or now - entry.created_at <= max_age):
                 return entry
         return None
 
@@ -149,19 +150,18 @@ class CacheIndex:
         if pinned is not None:
             for workspace in lineage:  # usually still the newest entry: no storage read
                 entry = self.entries.get((key, workspace))
-                if entry is not None and entry[0] == pinned and entry[3] < self.writer.number:
-                    return pinned, self.value(pinned, entry[2]), None
-            if self.find_source(key, pinned) is not None:
-                return pinned, self.value_of(pinned), None
+                if entry is not None and entry.execution_id == pinned and entry.batch < self.writer.number:
+                    return Reuse(pinned, self.value(pinned, entry.value), None)
+            if self.history.cache_source(key, pinned) is not None:
+                return Reuse(pinned, self.history.value(pinned), None)
         if self.computing_in(key, lineage) is not None:
             return None
         max_age = keys.cache_max_age(options)
         hit = self.hit(key, lineage, max_age)
-        if hit is None or hit[3] >= self.writer.number:  # none, or written by the pending batch
+        if hit is None or hit.batch >= self.writer.number:  # none, or written by the pending batch
             return None
-        source, created_at, value, _ = hit
-        until = None if max_age is None else created_at + max_age
-        return source, self.value(source, value), until
+        until = None if max_age is None else hit.created_at + max_age
+        return Reuse(hit.execution_id, self.value(hit.execution_id, hit.value), until)
 
     def grant_lease(self, key: str, session_id: str) -> None:
         if key not in self.leases and len(self.leases) >= LEASED_KEYS:

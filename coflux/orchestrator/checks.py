@@ -1,5 +1,6 @@
 """What a worker sends is checked here, before it can reach a batch: one worker's bad value must
-never fail the group commit that other workers' results share (DESIGN.md section 8)."""
+never fail the group commit that other workers' results share (docs/architecture.md, "Orchestrator
+service")."""
 
 from __future__ import annotations
 

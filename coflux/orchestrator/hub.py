@@ -6,8 +6,6 @@ Nothing mutable is shared between projects' services, so one could move to its o
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from coflux import tokens
 from coflux.blobs import BlobStore
 from coflux.errors import BadRequest, Conflict, NotFound
 from coflux.models import valid_project_name
+from coflux.orchestrator.clock import Clock, LoopClock, Timer
 from coflux.orchestrator.service import Limits, ProjectService, Timing
 from coflux.storage import SqlStore, list_projects
 
@@ -32,13 +31,17 @@ class HubSettings:
 
 
 class Hub:
-    def __init__(self, settings: HubSettings) -> None:
+    def __init__(self, settings: HubSettings, clock: Clock | None = None) -> None:
+        """``clock``: the one every project's orchestrator keeps time by (the real one by default)."""
         self.settings = settings
+        self.clock: Clock = clock or LoopClock()
         self._services: dict[str, ProjectService] = {}
         self._opening: dict[str, asyncio.Lock] = {}
         self._blobs: dict[str, BlobStore] = {}
         self._idle_since: dict[str, float] = {}
-        self._reaper: asyncio.Task[None] | None = None
+        self._reaper: Timer | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        """Orchestrators stopped for being idle, still closing."""
 
     def list_projects(self) -> list[str]:
         stored = list_projects(self.settings.data_dir, self.settings.database_url)
@@ -70,33 +73,48 @@ class Hub:
             if not create and name not in self.list_projects():
                 raise NotFound(f"no project {name!r}")
             store = SqlStore.open(name, self.settings.data_dir, self.settings.database_url)
-            service = ProjectService(name, store, self.settings.timing, self.settings.limits)
+            service = ProjectService(name, store, self.settings.timing, self.settings.limits, self.clock)
             await service.start()
             self._services[name] = service
             if self._reaper is None:
-                self._reaper = asyncio.get_running_loop().create_task(self._reap())
+                self._reaper = self.clock.call_later(self._reap_interval, self._reap)
             return service
 
-    async def _reap(self) -> None:
+    @property
+    def _reap_interval(self) -> float:
+        return max(0.05, min(30.0, self.settings.idle_timeout / 2))
+
+    def _reap(self) -> None:
         """Stop orchestrators that have been idle for ``idle_timeout`` (they start again on use)."""
-        interval = max(0.05, min(30.0, self.settings.idle_timeout / 2))
-        while True:
-            await asyncio.sleep(interval)
-            await self.stop_idle(time.monotonic())
+        self._reaper = self.clock.call_later(self._reap_interval, self._reap)
+        idle = self._take_idle(self.clock.now())
+        if idle:
+            closing = asyncio.get_running_loop().create_task(self._close(list(idle.values())))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def stop_idle(self, now: float) -> list[str]:
-        stopped = []
+        idle = self._take_idle(now)
+        await self._close(list(idle.values()))
+        return list(idle)
+
+    def _take_idle(self, now: float) -> dict[str, ProjectService]:
+        """The orchestrators idle for ``idle_timeout`` by ``now``, no longer this hub's."""
+        taken = {}
         for name, service in list(self._services.items()):
             if not service.idle:
                 self._idle_since.pop(name, None)
                 continue
             since = self._idle_since.setdefault(name, now)
             if now - since >= self.settings.idle_timeout:
-                del self._services[name]
+                taken[name] = self._services.pop(name)
                 del self._idle_since[name]
-                await service.close()
-                stopped.append(name)
-        return stopped
+        return taken
+
+    @staticmethod
+    async def _close(services: list[ProjectService]) -> None:
+        for service in services:
+            await service.close()
 
     def token(self, project: str, scope: tokens.Scope) -> str:
         """A new token that grants ``project`` only, in ``scope`` (see :mod:`coflux.tokens`)."""
@@ -124,9 +142,9 @@ class Hub:
     async def close(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
             self._reaper = None
+        for closing in list(self._closing):
+            await closing
         services, self._services = self._services, {}
         for service in services.values():
             await service.close()

@@ -34,7 +34,6 @@ from coflux.models import (
 )
 from coflux.orchestrator.engine import Engine
 from coflux.orchestrator.state import Execution, FixedCall, Run, Step, cancellation
-from coflux.orchestrator.views import lineage
 from coflux.orchestrator.workspaces import Workspaces
 from coflux.storage import SqlStore
 
@@ -64,7 +63,7 @@ class Reruns:
 
     def _check(self, run_row: dict[str, Any], workspace_id: int) -> None:
         self.workspaces.check_open(self.workspaces.by_id[workspace_id])
-        if run_row["workspace_id"] not in lineage(self.workspaces, workspace_id):
+        if run_row["workspace_id"] not in self.workspaces.ancestry(workspace_id):
             raise BadRequest("a step can be re-run only in its own workspace or a descendant of it")
 
     def _new(self, step: Step, workspace_id: int, parents: bool, fixed: FixedCall | None) -> Execution:
@@ -73,7 +72,7 @@ class Reruns:
         for live in [e for e in step.live.values() if e.workspace_id == workspace_id]:
             self.engine.record(live, replaced)  # replaced, not resolved
         if workspace_id == step.workspace_id:
-            self.engine.steps[step.step_id] = step  # it resolves again, with the new execution
+            self.engine.reopen_step(step)  # it resolves again, with the new execution
         return self.engine.new_execution(step, workspace_id, rerun_parents=parents, fixed=fixed)
 
     def _rerun_parent(self, execution: Execution) -> None:

@@ -6,10 +6,7 @@ HTTP handlers and websockets call these methods; they never touch storage themse
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,21 +15,21 @@ from coflux import serialization
 from coflux.errors import BadRequest, Conflict, NotFound
 from coflux.models import (
     ExecutionId,
-    ExecutionState,
     RunId,
-    SessionId,
     TargetType,
     WorkspaceState,
     new_run_id,
     split_execution_id,
 )
-from coflux.orchestrator import keys
-from coflux.orchestrator.cache import FETCH
+from coflux.orchestrator import invariants, keys
+from coflux.orchestrator.clock import Clock, LoopClock, Timer
 from coflux.orchestrator.engine import Engine
-from coflux.orchestrator.reruns import Reruns, step_from_row
+from coflux.orchestrator.history import StoredHistory
+from coflux.orchestrator.reruns import Reruns
+from coflux.orchestrator.restore import restore
 from coflux.orchestrator.sessions import LOG_BUDGET, Close, Send, WorkerSessions
-from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step, cancellation
-from coflux.orchestrator.views import lineage, outcome_from_row, run_view
+from coflux.orchestrator.state import Outcome, Session, cancellation
+from coflux.orchestrator.views import run_view
 from coflux.orchestrator.workspaces import Workspace, Workspaces
 from coflux.orchestrator.writer import Writer
 from coflux.storage import SqlStore
@@ -61,155 +58,67 @@ class Limits:
 
 
 class ProjectService:
-    def __init__(self, name: str, store: SqlStore, timing: Timing, limits: Limits = Limits()) -> None:
+    def __init__(
+        self,
+        name: str,
+        store: SqlStore,
+        timing: Timing,
+        limits: Limits = Limits(),
+        clock: Clock | None = None,
+        *,
+        checked: bool = False,
+    ) -> None:
+        """``clock``: the real one by default. ``checked``: the engine's invariants are checked
+        around every commit (:mod:`coflux.orchestrator.invariants`; for tests: it costs time)."""
         self.name = name
         self.store = store
         self.timing = timing
         self.limits = limits
+        self.clock: Clock = clock or LoopClock()
+        self.checked = checked
+        self.broken: list[str] = []
+        """With ``checked``: every invariant found broken so far."""
         self._listeners: list[Listener] = []
-        self._checker: asyncio.Task[None] | None = None
+        self._checker: Timer | None = None
         self._load()
 
     def _load(self) -> None:
-        self._pending_enqueue: list[Execution] = []
-        self._pending_timeouts: list[Execution] = []
         self.writer = Writer(self.store, self._before_commit, self._on_failure, self._after_effects)
-        self.workspaces = Workspaces(self.writer, self.store.workspaces(), self.store.targets())
-        self.engine = Engine(
-            self.writer,
-            self._publish,
-            lambda i: self.workspaces.by_id[i].name,
-            lambda i: lineage(self.workspaces, i),
-            self._find_cached,
-            self._value_of,
-            self.workspaces.dispatchable,
-            self._find_source,
-            self._stored_state,
-        )
+        self.workspaces = Workspaces(self.writer, self.store.workspaces(), self.store.targets(), self.clock)
+        history = StoredHistory(self.store)
+        self.engine = Engine(self.writer, history, self.workspaces, self.clock, self._publish)
         self.workspaces.changed = self.engine.cache.revoke_leases
         self.sessions = WorkerSessions(
-            self.engine,
-            self.workspaces,
-            self._lookup,
-            self._find_child,
-            self.timing.heartbeat_interval,
-            self._memo_of,
-            self._latest_attempt,
-            self.limits.log_budget,
+            self.engine, self.workspaces, self.timing.heartbeat_interval, self.limits.log_budget
         )
         self.reruns = Reruns(self.engine, self.store, self.workspaces)
-        self._restore()
-
-    def _restore(self) -> None:
-        """Rebuild live runs, steps and executions from storage; sessions come back as ghosts that
-        their workers can reclaim within the reconnect timeout."""
-        step_rows, execution_rows, assigned = self.store.unfinished()
-        history = self.store.attempts_of([r["step_id"] for r in step_rows])
-        steps = self._restore_steps(step_rows, history)
-        now = time.time()
-        for row in execution_rows:
-            step = steps[row["step_id"]]
-            workspace, attempt = row["workspace_id"], row["attempt"]
-            earlier = sum(1 for a, w in history[step.step_id] if a < attempt and w == workspace)
-            session_id, assigned_at = assigned.get(row["execution_id"], (None, now))
-            execution = Execution(
-                row["execution_id"],
-                step,
-                attempt,
-                workspace,
-                row["execute_after"],
-                retry=row["retry"] if row.get("retry") is not None else earlier,
-                assigned_at=assigned_at,
-                restored=True,
-                rerun_parents=bool(row.get("rerun_parents")),
-                fixed=self.reruns.fixed_call(row.get("fixed_step")),
-            )
-            self.engine.track(execution)
-            if workspace == step.workspace_id:
-                self.engine.steps[step.step_id] = step
-            if session_id is None:
-                self._pending_enqueue.append(execution)
-                continue
-            session = self.engine.sessions.get(session_id) or self._ghost(session_id, workspace, now)
-            execution.state = ExecutionState.ASSIGNED
-            execution.session = session
-            session.executions[execution.execution_id] = execution
-            session.busy += 1
-            self._pending_timeouts.append(execution)
-        for step in steps.values():
-            parent = (
-                self.engine.executions.get(step.parent_execution_id) if step.parent_execution_id else None
-            )
-            if parent is not None:
-                parent.children.append(step)
-                if step.call_index is not None:
-                    parent.calls[step.call_index] = step
-
-    def _restore_steps(
-        self, rows: list[dict[str, Any]], history: dict[str, list[tuple[int, int]]]
-    ) -> dict[str, Step]:
-        run_ids = sorted({s["run_id"] for s in rows})
-        counts = self.store.step_counts(run_ids)
-        runs = {
-            r["run_id"]: Run(r["run_id"], r["workspace_id"], counts.get(r["run_id"], 0) + 1)
-            for r in self.store.runs_of(run_ids)
-        }
-        steps: dict[str, Step] = {}
-        for row in rows:
-            attempts = history[row["step_id"]]
-            step = step_from_row(row, runs[row["run_id"]], home=attempts[0][1])
-            step.attempts = attempts[-1][0]
-            step.waits_on = keys.waited_references(step.options, step.arguments, None)
-            steps[step.step_id] = step
-        return steps
-
-    def _ghost(self, session_id: str, workspace_id: int, now: float) -> Session:
-        """A session known only from storage: its worker may come back and reclaim it."""
-        session = Session(
-            SessionId(session_id),
-            workspace_id,
-            concurrency=0,
-            provides={},
-            targets=set(),
-            send=None,
-            close=None,
-            flush=None,
-            last_seen=now,
-            disconnected_at=now,
-        )
-        self.engine.sessions[session_id] = session
-        return session
+        restore(self.engine, self.store, self.reruns.fixed_call)
 
     async def start(self) -> None:
-        pending, self._pending_enqueue = self._pending_enqueue, []
-        for execution in pending:
-            self.engine.enqueue(execution)
-        timeouts, self._pending_timeouts = self._pending_timeouts, []
-        for execution in timeouts:
-            self.engine.arm_timeout(execution)
+        self.engine.start()
         if self._checker is not None:
             self._checker.cancel()
-        self._checker = asyncio.get_running_loop().create_task(self._check_loop())
+        self._checker = self.clock.call_later(self._check_interval, self._check)
         await self.writer.durable()
 
-    async def _check_loop(self) -> None:
-        interval = min(1.0, self.timing.heartbeat_interval / 2)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                self.sessions.check(self.timing.reconnect_timeout, self.timing.heartbeat_timeout)
-            except Exception:
-                log.exception("session check failed")
+    @property
+    def _check_interval(self) -> float:
+        return min(1.0, self.timing.heartbeat_interval / 2)
+
+    def _check(self) -> None:
+        """Every ``_check_interval``: close silent connections, abandon sessions gone too long."""
+        self._checker = self.clock.call_later(self._check_interval, self._check)
+        try:
+            self.sessions.check(self.timing.reconnect_timeout, self.timing.heartbeat_timeout)
+        except Exception:
+            log.exception("session check failed")
 
     async def close(self) -> None:
         if self._checker is not None:
             self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
+            self._checker = None
         self.writer.flush()
-        for execution in self.engine.executions.values():
-            if execution.timer is not None:
-                execution.timer.cancel()
+        self.engine.stop()
         for session in list(self.engine.sessions.values()):
             if session.close is not None:
                 session.close(1001, "server shutting down")
@@ -219,18 +128,29 @@ class ProjectService:
 
     def _before_commit(self) -> None:
         self.engine.dispatch()
-        self.engine.flush_sessions()  # executions start while the batch commits
+        self.engine.outbox.flush()  # executions start while the batch commits
+        if self.checked:
+            self._check_invariants()
 
     def _after_effects(self) -> None:
-        self.engine.flush_sessions()
+        self.engine.outbox.flush()
+        if self.checked:
+            self._check_invariants()
+
+    def _check_invariants(self) -> None:
+        """Raise :class:`~coflux.orchestrator.invariants.InvariantBroken` if the engine's state
+        contradicts itself, and keep what broke in :attr:`broken` (a test asserts it is empty:
+        a commit scheduled on the loop would only have its exception logged)."""
+        broken = invariants.violations(self.engine)
+        if broken:
+            self.broken += broken
+            raise invariants.InvariantBroken("; ".join(broken))
 
     def _on_failure(self, error: Exception) -> None:
         """A commit failed: what was in memory may be ahead of storage. Drop it all and rebuild from
         storage; workers reconnect and re-send what was not acknowledged (the close reason says
         what failed, e.g. "project 'p': no space left on the device holding its database")."""
-        for execution in self.engine.executions.values():
-            if execution.timer is not None:
-                execution.timer.cancel()
+        self.engine.stop()
         reason = f"project {self.name!r}: {describe(error)}".encode()[:CLOSE_REASON_BYTES]
         for session in list(self.engine.sessions.values()):
             close = session.close
@@ -239,51 +159,6 @@ class ProjectService:
                 close(1011, reason.decode(errors="ignore"))
         self._load()
         asyncio.get_running_loop().create_task(self.start())
-
-    def _lookup(self, step_key: str) -> Outcome | None:
-        """The outcome of a resolved step: its latest execution in its home workspace."""
-        rows = self.store.executions_of_step(step_key)
-        if not rows:
-            return None
-        home = [r for r in rows if r["workspace_id"] == rows[0]["workspace_id"]]
-        row = self.store.result(home[-1]["execution_id"])
-        return outcome_from_row(row) if row is not None else None
-
-    def _find_cached(self, key: str, workspace: int) -> tuple[str, float, Any] | None:
-        row = self.store.cache_hit(key, workspace)
-        return (row["execution_id"], row["created_at"], FETCH) if row is not None else None
-
-    def _find_source(self, key: str, execution_id: str) -> tuple[str, float, Any] | None:
-        row = self.store.cache_source(key, execution_id)
-        return (execution_id, row["created_at"], FETCH) if row is not None else None
-
-    def _stored_state(self, execution_id: str) -> str | None:
-        row = self.store.result(execution_id)
-        return str(row["state"]) if row is not None else None
-
-    def _value_of(self, execution_id: str) -> Any:
-        row = self.store.result(execution_id)
-        return json.loads(row["value"]) if row is not None and row["value"] is not None else None
-
-    def _memo_of(self, run: Run) -> dict[str, str]:
-        if run.memo is None:  # a run rebuilt from storage: read its memo table and default
-            run.memo = self.store.memo_steps(run.run_id)
-            root = self.store.step(f"{run.run_id}:1")
-            run.memo_default = json.loads(root["options"]).get("memo") if root is not None else None
-        return run.memo
-
-    def _latest_attempt(self, step_key: str) -> int:
-        step = self.engine.steps.get(step_key)
-        if step is not None:
-            return step.attempts
-        return max((r["attempt"] for r in self.store.executions_of_step(step_key)), default=1)
-
-    def _find_child(self, parent: str, call_index: int) -> tuple[str, int] | None:
-        row = self.store.child_step(parent, call_index)
-        if row is None:
-            return None
-        attempts = self.store.executions_of_step(row["step_id"])
-        return row["step_id"], max((r["attempt"] for r in attempts), default=1)
 
     @property
     def idle(self) -> bool:
@@ -446,11 +321,11 @@ class ProjectService:
                 done.set_result(None)
 
         step.waiters.append(resolved)
+        timer = self.clock.call_later(timeout, lambda: resolved({}))
         try:
-            await asyncio.wait_for(asyncio.shield(done), timeout)
-        except asyncio.TimeoutError:
-            pass
+            await done
         finally:
+            timer.cancel()
             if resolved in step.waiters:
                 step.waiters.remove(resolved)
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from coflux.errors import BadRequest, NotFound, ProtocolError
 from coflux.models import (
@@ -21,10 +20,10 @@ from coflux.models import (
     TargetType,
     split_execution_id,
 )
-from coflux.orchestrator import checks
+from coflux.orchestrator import calls, checks
 from coflux.orchestrator.calls import Calls
 from coflux.orchestrator.engine import Engine
-from coflux.orchestrator.state import Execution, Outcome, Run, Session, Step, Waiter, cancellation
+from coflux.orchestrator.state import Execution, Outcome, Session, Step, Waiter, cancellation
 
 if TYPE_CHECKING:
     from coflux.orchestrator.workspaces import Workspaces
@@ -43,25 +42,31 @@ Close = Callable[[int, str], None]
 Flush = Callable[[], None]
 
 
+class Waiting(NamedTuple):
+    """A caller waiting on a step (``wait``, or an awaited submit): its slot is lent meanwhile."""
+
+    step: Step
+    waiter: Waiter
+    caller: Execution
+
+
 class WorkerSessions:
     def __init__(
         self,
         engine: Engine,
         workspaces: Workspaces,
-        lookup: Callable[[str], Outcome | None],
-        find_child: Callable[[str, int], tuple[str, int] | None],
         heartbeat_interval: float,
-        memo_of: Callable[[Run], dict[str, str]] = lambda run: run.memo or {},
-        latest_attempt: Callable[[str], int] = lambda step_key: 1,
         log_budget: int = LOG_BUDGET,
     ) -> None:
         self.engine = engine
+        self.clock = engine.clock
+        self.outbox = engine.outbox
         self.log_budget = log_budget
         self.workspaces = workspaces
-        self.lookup = lookup
         self.heartbeat_interval = heartbeat_interval
-        self._waits: dict[tuple[str, int], tuple[Step, Waiter, Execution]] = {}
-        self.calls = Calls(engine, workspaces, self._wait, find_child, memo_of, latest_attempt)
+        self._waits: dict[tuple[str, int], Waiting] = {}
+        """(session, request id) -> an awaited call's wait, until answered or withdrawn."""
+        self.calls = Calls(engine, workspaces, self._wait)
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -82,12 +87,12 @@ class WorkerSessions:
         if len(declared) > checks.TARGETS_MAX:  # refused before the welcome: the handshake fails
             raise checks.too_many_targets(len(declared))
         # Checked: from here on the hello is accepted.
-        now = time.time()
+        now = self.clock.now()
         if session is None:
             session = Session(
                 requested or SessionId(secrets.token_hex(8)), workspace, 0, {}, set(), None, None, None, now
             )
-            self.engine.sessions[session.session_id] = session
+            self.engine.remember_session(session)
         if session.close is not None and session.send != send:
             session.close(4000, "replaced by a newer connection")
         session.send, session.close, session.flush = send, close, flush
@@ -152,20 +157,17 @@ class WorkerSessions:
             run_id, step_key, _ = split_execution_id(execution_id)
         except ValueError:
             return
-        run = self.engine.runs.get(run_id)
-        number = int(step_key.rsplit(":", 1)[1])
-        if run is not None and number >= run.next_number:
-            run.next_number = number + 1
+        self.engine.skip_number(run_id, int(step_key.rsplit(":", 1)[1]))
 
     def disconnected(self, session: Session, send: Send) -> None:
         if session.send != send:
             return  # an older connection of a session that has already reconnected
         session.send = session.close = session.flush = None
-        session.disconnected_at = time.time()
+        session.disconnected_at = self.clock.now()
 
     def check(self, reconnect_timeout: float, heartbeat_timeout: float) -> None:
         """Close silent connections; abandon the work of sessions that stayed away too long."""
-        now = time.time()
+        now = self.clock.now()
         for session in list(self.engine.sessions.values()):
             if session.connected and now - session.last_seen > heartbeat_timeout:
                 log.warning("session %s missed its heartbeats", session.session_id)
@@ -192,7 +194,7 @@ class WorkerSessions:
     def receive(self, session: Session, message: dict[str, Any]) -> None:
         if self.engine.sessions.get(session.session_id) is not session:
             raise ProtocolError("session_closed", "this connection's session is closed; reconnect")
-        session.last_seen = time.time()
+        session.last_seen = self.clock.now()
         handler = getattr(self, "_on_" + message["type"], None)
         if handler is None:
             raise ProtocolError("unexpected_message", f"{message['type']!r} is not expected now")
@@ -202,7 +204,7 @@ class WorkerSessions:
         """A live worker that no longer holds an execution lost it (its thread or process died and
         came back): that execution is abandoned. Recent assignments may still be on their way."""
         running = {str(r) for r in message["running"]}
-        settled = time.time() - 2 * self.heartbeat_interval
+        settled = self.clock.now() - 2 * self.heartbeat_interval
         lost = [
             e
             for e in session.executions.values()
@@ -215,14 +217,13 @@ class WorkerSessions:
         request_id = message.get("request_id")
         if isinstance(request_id, int) and not isinstance(request_id, bool):
             reply = {"type": "reply", "request_id": request_id}
-            self.engine.writer.after_commit(lambda: self.engine.send_to(session, reply))
+            self.outbox.send_after_commit(session, reply)
         self.engine.writer.schedule()
 
     def _on_started(self, session: Session, message: dict[str, Any]) -> None:
         execution = session.executions.get(ExecutionId(message["execution_id"]))
-        if execution is not None and execution.state is ExecutionState.ASSIGNED:
-            execution.state = ExecutionState.RUNNING
-            self.engine._event_execution(execution)
+        if execution is not None:
+            self.engine.mark_running(execution)
 
     def _on_complete(self, session: Session, message: dict[str, Any]) -> None:
         outcome = checks.outcome(message["outcome"])
@@ -239,8 +240,7 @@ class WorkerSessions:
         elif answered is not None:
             self._rejected_answer(session, execution_id, answered[0])
         # A late or repeated result (abandoned, timed out, already recorded) is acknowledged and dropped.
-        seq = message["seq"]
-        self.engine.writer.after_commit(lambda: self.engine.send_to(session, {"type": "ack", "seqs": [seq]}))
+        self.outbox.send_after_commit(session, {"type": "ack", "seqs": [message["seq"]]})
 
     def _claimed(self, session: Session, execution_id: ExecutionId) -> Execution | None:
         """A live execution that this worker held when it reconnected, given to another since."""
@@ -254,13 +254,15 @@ class WorkerSessions:
         waiter is settled here, without a ``resolved`` (the ``ack`` of the result tells the worker
         that it is durable)."""
         waiting = self._waits.get((session.session_id, request_id))
-        if waiting is None or waiting[0] is not execution.step:
+        if waiting is None or waiting.step is not execution.step:
             return
         del self._waits[(session.session_id, request_id)]
-        step, waiter, parent = waiting
-        if waiter in step.waiters:
-            step.waiters.remove(waiter)
-        self.engine.unblock(parent)
+        self._withdraw(waiting)
+
+    def _withdraw(self, waiting: Waiting) -> None:
+        if waiting.waiter in waiting.step.waiters:
+            waiting.step.waiters.remove(waiting.waiter)
+        self.engine.unblock(waiting.caller)
 
     def _rejected_answer(self, session: Session, execution_id: str, parent_id: str) -> None:
         """A result the worker already handed to the caller (``answered``: its parent) arrived
@@ -288,7 +290,7 @@ class WorkerSessions:
             log.debug("dropped log lines for %s, not assigned to %s", execution_id, session.session_id)
             return
         entries = self._within_budget(execution, [checks.log_entry(entry) for entry in message["entries"]])
-        now = time.time()
+        now = self.clock.now()
         self.engine.writer.batch.logs.extend(
             {"execution_id": execution_id, "timestamp": t or now, "level": level, "message": text}
             for t, level, text in entries
@@ -320,7 +322,8 @@ class WorkerSessions:
         return execution
 
     def _on_submit(self, session: Session, message: dict[str, Any]) -> None:
-        self.calls.submit(session, self._parent(session, message["parent_execution_id"]), message)
+        parent = self._parent(session, message["parent_execution_id"])
+        self.calls.submit(session, parent, calls.parse(message))
 
     def _on_wait(self, session: Session, message: dict[str, Any]) -> None:
         parent = self._parent(session, message["from_execution_id"])
@@ -331,11 +334,11 @@ class WorkerSessions:
     def _wait(self, session: Session, parent: Execution, step_key: str, request_id: int, target: str) -> None:
         def answer(outcome: Outcome) -> None:
             reply = {"type": "resolved", "request_id": request_id, "execution_id": target, "outcome": outcome}
-            self.engine.send_to(session, reply)
+            self.outbox.send(session, reply)
 
         step = self.engine.steps.get(step_key)
         if step is None:  # already final: answer once durable, without touching any slot
-            outcome = self.engine.recent.get(step_key) or self.lookup(step_key)
+            outcome = self.engine.outcome_of(step_key)
             if outcome is None:
                 raise NotFound(f"no execution {target}")
             self.engine.writer.after_commit(lambda: answer(outcome))
@@ -349,17 +352,14 @@ class WorkerSessions:
             answer(outcome)
 
         step.waiters.append(resolved)
-        self._waits[key] = (step, resolved, parent)
+        self._waits[key] = Waiting(step, resolved, parent)
         self.engine.writer.schedule()
 
     def _on_unwait(self, session: Session, message: dict[str, Any]) -> None:
         withdrawn = self._waits.pop((session.session_id, message["request_id"]), None)
         if withdrawn is None:
             return  # answered already
-        step, waiter, parent = withdrawn
-        if waiter in step.waiters:
-            step.waiters.remove(waiter)
-        self.engine.unblock(parent)
+        self._withdraw(withdrawn)
         self.engine.writer.schedule()
 
     def _on_cancel(self, session: Session, message: dict[str, Any]) -> None:
@@ -371,7 +371,7 @@ class WorkerSessions:
         for live in self.engine.live_of(target):
             self.engine.finish(live, reason)
         reply = {"type": "reply", "request_id": message["request_id"]}
-        self.engine.writer.after_commit(lambda: self.engine.send_to(session, reply))
+        self.outbox.send_after_commit(session, reply)
 
 
 _ENDED_OTHERWISE = frozenset(

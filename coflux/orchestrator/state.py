@@ -1,14 +1,15 @@
-"""In-memory state of a project's live work: what a restart rebuilds from storage.
+"""In-memory state of a project's live work: what a restart rebuilds from storage. The engine is
+the only writer of what it tracks (docs/architecture.md, "Ownership and invariants").
 
 Only live things are kept: runs with unresolved steps, those steps, and their non-final executions.
-Everything final lives in storage (and, for a short while, in the service's recent-outcome cache).
+Everything final lives in storage (and, for a short while, in the engine's recent outcomes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from coflux.models import (
     JSON,
@@ -20,6 +21,7 @@ from coflux.models import (
     StepOptions,
     TargetType,
 )
+from coflux.orchestrator.clock import Timer
 
 Outcome = dict[str, Any]
 """``{"state": "succeeded", "value": V}``, ``{"state": "failed", "error": {...}}``, or a terminated state."""
@@ -35,6 +37,15 @@ def cancellation(reason: str) -> Outcome:
     run views, and becomes the message of the ``ExecutionCancelled`` its callers raise."""
     error = {"type": CANCELLED_TYPE, "message": reason, "traceback": ""}
     return {"state": ExecutionState.CANCELLED.value, "error": error}
+
+
+class Reuse(NamedTuple):
+    """A durable cached result that a call reuses."""
+
+    execution_id: str
+    value: JSON
+    until: float | None = None
+    """Until when its max age allows reusing it (server time; None: no limit)."""
 
 
 @dataclass(eq=False)
@@ -74,8 +85,8 @@ class Step:
     """Execution ids (from ``wait``) that must be final before the step is dispatched."""
     awaited: bool = False
     """Submitted with ``await``: its caller is answered by ``resolved``, never by a pushed ``outcome``."""
-    reuse: tuple[str, JSON] | None = None
-    """(execution, value): the durable cached result this step reuses, decided when it was made
+    reuse: Reuse | None = None
+    """The durable cached result this step reuses, decided when it was made
     (its caller may have been answered with it before the step committed)."""
     preset: Outcome | None = None
     """The outcome the worker that ran this step already gave its caller (a submit re-sent with
@@ -116,7 +127,8 @@ class Execution:
     children: list[Step] = field(default_factory=list)
     calls: dict[int, Step] = field(default_factory=dict)
     """Children by ``call_index``: a submit re-sent after a reconnect finds its step here."""
-    timer: Any = None
+    timer: Timer | None = None
+    """Its delay (queued) or its timeout (assigned), on the engine's clock."""
     assigned_at: float = 0.0
     restored: bool = False
     """Loaded from storage after a restart: its children may exist only in storage."""
@@ -148,7 +160,9 @@ class Session:
     last_seen: float
     disconnected_at: float | None = None
     executions: dict[ExecutionId, Execution] = field(default_factory=dict)
+    """What it holds; with ``busy``, written only by the engine (its ``Assignments``)."""
     busy: int = 0
+    """Slots taken: its executions not blocked on another (``coflux.orchestrator.invariants``)."""
     recorded: list[int] = field(default_factory=list)
     """``answered`` submits of the pending commit, acknowledged together by ``recorded``."""
     claimed: set[ExecutionId] = field(default_factory=set)

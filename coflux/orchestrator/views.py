@@ -1,4 +1,4 @@
-"""Read models: a run as seen from a workspace, in the shapes of DESIGN.md section 5."""
+"""Read models: a run as seen from a workspace, in the shapes of the HTTP API (docs/server.md)."""
 
 from __future__ import annotations
 
@@ -10,32 +10,11 @@ from coflux.errors import NotFound
 from coflux.models import ExecutionId, ExecutionState, split_execution_id
 from coflux.orchestrator.engine import Engine
 from coflux.orchestrator.progress import Progress, summarize
-from coflux.orchestrator.state import Outcome
 from coflux.orchestrator.workspaces import Workspaces
 from coflux.storage import SqlStore
 
 Row = dict[str, Any]
 _LIVE = frozenset({ExecutionState.QUEUED.value, ExecutionState.ASSIGNED.value, ExecutionState.RUNNING.value})
-
-
-def outcome_from_row(row: Row) -> Outcome:
-    """What a waiter is told: a cached execution is a success (with the value it reused)."""
-    outcome: Outcome = {"state": "succeeded" if row["state"] == "cached" else row["state"]}
-    if row.get("value") is not None:
-        outcome["value"] = json.loads(row["value"])
-    if row.get("error") is not None:
-        outcome["error"] = json.loads(row["error"])
-    return outcome
-
-
-def lineage(workspaces: Workspaces, workspace_id: int) -> list[int]:
-    """The workspace and its ancestors, nearest first."""
-    chain: list[int] = []
-    current: int | None = workspace_id
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = workspaces.by_id[current].base_id
-    return chain
 
 
 def run_view(
@@ -51,7 +30,7 @@ def run_view(
     if run is None:
         raise NotFound(f"no run {run_id}")
     view_id = workspaces.get(workspace).id if workspace else run["workspace_id"]
-    visible = set(lineage(workspaces, view_id))
+    visible = set(workspaces.ancestry(view_id))
     steps, executions, results, assignments = store.run_history(run_id, only_root=not with_steps)
     by_result = {r["execution_id"]: r for r in results}
     assigned = {a["execution_id"]: a for a in assignments}

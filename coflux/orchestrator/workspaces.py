@@ -9,13 +9,13 @@ change is kept in memory and written as a ``workspace_updates`` row in the write
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from coflux.errors import BadRequest, Conflict, NotFound
 from coflux.models import TargetDefinition, TargetType, WorkspaceState, valid_workspace_name
+from coflux.orchestrator.clock import Clock
 from coflux.orchestrator.writer import Writer
 from coflux.storage import dumps
 
@@ -29,8 +29,11 @@ class Workspace:
 
 
 class Workspaces:
-    def __init__(self, writer: Writer, rows: list[dict[str, Any]], targets: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, writer: Writer, rows: list[dict[str, Any]], targets: list[dict[str, Any]], clock: Clock
+    ) -> None:
         self._writer = writer
+        self._clock = clock
         self.changed: Callable[[], None] = lambda: None
         """Called when a lineage or a declared target changes (what a cache hit returns may too)."""
         self.by_id: dict[int, Workspace] = {}
@@ -88,7 +91,7 @@ class Workspaces:
                 "name": name,
                 "base_id": base_id,
                 "state": workspace.state.value,
-                "created_at": time.time(),
+                "created_at": self._clock.now(),
             }
         )
         self._writer.schedule()
@@ -145,6 +148,9 @@ class Workspaces:
         self._update(workspace, state=state.value)
         return workspace
 
+    def name_of(self, workspace_id: int) -> str:
+        return self.by_id[workspace_id].name
+
     def ancestry(self, workspace_id: int) -> list[int]:
         """The workspace and its ancestors, nearest first."""
         chain: list[int] = []
@@ -188,7 +194,7 @@ class Workspaces:
                     "name": definition.name,
                     "type": definition.type.value,
                     "definition": dumps(definition.to_json()),
-                    "registered_at": time.time(),
+                    "registered_at": self._clock.now(),
                 }
             )
         self._writer.schedule()

@@ -1,9 +1,16 @@
 """Group commit: every event of one loop tick goes into one transaction, and nothing that depends on
 an event (an acknowledgement, a reply, a resolution) leaves the process before that transaction
-commits. Two exceptions leave with ``before_commit``, so that the worker goes on while the batch is
-written: a dispatch (see :meth:`coflux.orchestrator.engine.Engine.assign`), and the answer to an
-awaited submit that a durable cached result settles (``resolved`` with ``ahead``: the number of the
-batch that records the step; see :meth:`coflux.orchestrator.sessions.WorkerSessions._answer_ahead`).
+commits. Three kinds leave before it, so that workers go on while the batch is written:
+
+- ``execute``, a dispatch (written with ``before_commit``; see
+  :meth:`coflux.orchestrator.assignment.Assignments.assign`);
+- ``resolved`` with ``ahead`` (the number of the batch that records the step), the answer to an
+  awaited submit that a durable cached result settles (see
+  :meth:`coflux.orchestrator.calls.Calls._answer_ahead`);
+- ``uncache``, which revokes leases before the change that ends them commits (see
+  :meth:`coflux.orchestrator.cache.CacheIndex.revoke_leases`).
+
+"Submit, variant by variant" in docs/architecture.md draws each.
 """
 
 from __future__ import annotations
@@ -56,6 +63,11 @@ class Writer:
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._scheduled_flush)
+
+    @property
+    def scheduled(self) -> bool:
+        """A flush is due at the end of the loop's turn (something was written, or is awaited)."""
+        return self._scheduled
 
     def flush_if_scheduled(self) -> None:
         """Flush now what a scheduled flush would (that one then finds nothing to do)."""

@@ -3,11 +3,10 @@ serve a re-run through memo and cache. The run view says so, and cancelling the 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
-from tests.support.service import FakeWorker, ok, open_service, run, spawn_child, start_parent
+from tests.support.service import FakeWorker, ok, open_service, run, settle, spawn_child, start_parent
 
 
 def _failed(message: str) -> dict[str, Any]:
@@ -27,7 +26,7 @@ def test_steps_still_running_after_their_run_failed_are_marked_and_cancelled_wit
             running = await worker.next("execute")  # one child runs (one slot left), two wait
             worker.complete(parent["execution_id"], _failed("gave up"))
             await worker.next("ack")
-            await asyncio.sleep(0.05)
+            await settle(service)
             view = await service.get_run(parent["run_id"])
             assert view["status"] == "failed"
             assert view["still_running"] == 3

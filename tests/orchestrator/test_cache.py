@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
+from coflux.orchestrator.clock import FakeClock
 from tests.support.cache import (
     CACHED,
     PAIR,
@@ -15,7 +15,7 @@ from tests.support.cache import (
     connect_worker,
     start_flow,
 )
-from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run
+from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run, settle
 
 
 def test_a_cached_step_reuses_a_result_from_an_earlier_run(tmp_path: Path) -> None:
@@ -46,14 +46,18 @@ def test_a_cached_step_reuses_a_result_from_an_earlier_run(tmp_path: Path) -> No
 
 def test_cache_max_age_params_and_namespace(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with open_service(tmp_path) as service:
+        clock = FakeClock()
+        async with open_service(tmp_path, clock=clock) as service:
             worker = await connect_worker(service)
             parent = await start_flow(service, worker)
-            young = {**CACHED, "max_age": 0.3}
+            young = {**CACHED, "max_age": 5}
             worker.say(**call_child(parent, 1, 0, [1], cache=young))
             await compute_next(worker, 1)
-            await asyncio.sleep(0.4)
-            worker.say(**call_child(parent, 2, 1, [1], cache=young))  # too old now
+            clock.advance(5)
+            worker.say(**call_child(parent, 2, 1, [1], cache=young))  # still young enough
+            assert (await worker.next("resolved"))["outcome"] == ok(1)
+            clock.advance(0.5)
+            worker.say(**call_child(parent, 20, 20, [1], cache=young))  # too old now
             await compute_next(worker, 1)
 
             by_x = {**CACHED, "params": ["x"]}
@@ -222,7 +226,7 @@ def test_a_cached_step_that_finishes_after_a_restart_is_a_cache_entry(tmp_path: 
             first = await start_flow(service, worker)
             worker.say(**call_child(first, 1, 0, [3], cache=CACHED))
             execute = await worker.next("execute")
-            await asyncio.sleep(0.05)  # assigned, durably
+            await settle(service)  # assigned, durably
             assert worker.session is not None
             session_id = worker.session.session_id
         async with open_service(tmp_path) as service:  # restarted while the step ran

@@ -4,7 +4,6 @@ server lost that commit gets the same answer and the same record."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from tests.support.cache import (
     start_flow,
 )
 from tests.support.scenarios import resent_after_a_lost_commit
-from tests.support.service import ok, open_service, run
+from tests.support.service import ok, open_service, run, settle
 
 
 def test_a_hit_on_a_durable_result_is_answered_before_its_step_commits(tmp_path: Path) -> None:
@@ -40,7 +39,7 @@ def test_a_hit_on_a_durable_result_is_answered_before_its_step_commits(tmp_path:
             assert resolved["cached_from"] == computed["execution_id"]
             assert resolved["ahead"] == service.writer.number  # the commit that makes it durable
             assert resolved["execution_id"] == f"{second['run_id']}:2:1"
-            await asyncio.sleep(0.05)
+            await settle(service)
             # The caller has its answer: no pushed ``outcome`` for an awaited step.
             assert not [m for m in worker.inbox if m["type"] == "outcome"], worker.inbox
             await assert_no_execute(worker)
@@ -72,7 +71,7 @@ def test_a_hit_on_a_result_of_the_same_batch_is_answered_after_the_commit(tmp_pa
 
 
 def test_a_submit_resent_after_a_lost_commit_gets_the_same_answer(tmp_path: Path) -> None:
-    run(lambda: resent_after_a_lost_commit(lambda: open_service(tmp_path)))
+    run(lambda: resent_after_a_lost_commit(lambda clock: open_service(tmp_path, clock=clock)))
 
 
 def test_a_pin_that_names_no_entry_for_the_key_is_ignored(tmp_path: Path) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from coflux.errors import BadRequest, Conflict, NotFound
 from coflux.orchestrator import Hub, HubSettings
+from coflux.orchestrator.clock import FakeClock
 from coflux.tokens import Scope
-from tests.support.service import FakeWorker, run
+from tests.support.service import FakeWorker, run, settle
 
 
 def _hub(tmp_path: Path, idle_timeout: float = 300.0) -> Hub:
@@ -51,16 +51,22 @@ def test_project_tokens_grant_their_own_project_and_scope_only(tmp_path: Path) -
 
 def test_an_idle_orchestrator_stops_and_starts_again_on_use(tmp_path: Path) -> None:
     async def scenario() -> None:
-        hub = _hub(tmp_path, idle_timeout=0.2)
+        clock = FakeClock()
+        hub = Hub(HubSettings(data_dir=tmp_path, secret=b"s" * 32, idle_timeout=300), clock)
         try:
             service = await hub.project("alpha", create=True)
             worker = FakeWorker(service)
             worker.hello()
-            await asyncio.sleep(0.5)
+            for _ in range(40):  # 400 s, with a heartbeat every 10
+                clock.advance(10)
+                worker.say(type="heartbeat", running=[])
             assert hub.running == ["alpha"]  # a connected worker keeps it up
-            worker.disconnect()
-            service.engine.sessions.clear()  # as after the reconnect timeout
-            await asyncio.sleep(0.6)
+            clock.advance(30)  # no heartbeat: closed after 15 s, its session forgotten 10 s later
+            assert worker.closed is not None and not service.engine.sessions
+            await settle(service)  # what forgetting it changed is written: nothing is left to do
+            clock.advance(290)
+            assert hub.running == ["alpha"]  # idle for less than 300 s
+            clock.advance(30)
             assert hub.running == []
             again = await hub.project("alpha")
             assert again is not service

@@ -5,7 +5,6 @@ change the answer revokes the lease (``uncache``) before it commits."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 
 from coflux.errors import BadRequest
 from coflux.orchestrator import ProjectService
+from coflux.orchestrator.clock import FakeClock
 from tests.support.cache import (
     CACHED,
     assert_no_execute,
@@ -22,7 +22,7 @@ from tests.support.cache import (
     lose_pending_batch,
     start_flow,
 )
-from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run
+from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run, settle
 
 
 async def _leased(service: ProjectService, worker: FakeWorker, **options: Any) -> dict[str, Any]:
@@ -32,7 +32,7 @@ async def _leased(service: ProjectService, worker: FakeWorker, **options: Any) -
     worker.say(**call_child(first, 1, 0, [3], **options))
     source = await compute_next(worker, 9)
     parent = await start_flow(service, worker)
-    await asyncio.sleep(0.05)  # the parent's assignment and the result are durable
+    await settle(service)  # the parent's assignment and the result are durable
     worker.say(**call_child(parent, 2, 0, [3], **options))
     resolved = await worker.next("resolved")
     assert resolved["ahead"] and resolved["cached_from"] == source["execution_id"]
@@ -42,7 +42,7 @@ async def _leased(service: ProjectService, worker: FakeWorker, **options: Any) -
 async def _hit(service: ProjectService, worker: FakeWorker, request_id: int) -> dict[str, Any]:
     """Another run's first ``child(3)``, a hit on the result ``_leased`` computed."""
     parent = await start_flow(service, worker)
-    await asyncio.sleep(0.05)
+    await settle(service)
     worker.say(**call_child(parent, request_id, 0, [3], cache=CACHED))
     resolved = await worker.next("resolved")
     assert resolved["lease"]
@@ -125,7 +125,7 @@ def test_an_answered_call_whose_pin_is_not_its_cached_result_is_refused(tmp_path
             unpinned = {**_answered(parent, 4, 1, leased["source"], cache=CACHED), "cached_from": None}
             with pytest.raises(BadRequest, match="needs call_index, await and cached_from"):
                 worker.say(**unpinned)
-            await asyncio.sleep(0.05)
+            await settle(service)
             assert len((await service.get_run(parent["run_id"]))["steps"]) == 2  # nothing was made
             await assert_no_execute(worker)
 
@@ -148,7 +148,7 @@ def test_a_new_result_for_the_key_revokes_the_lease_before_it_commits(tmp_path: 
             await worker.next("uncache")
             # The next hit is answered with the new result (and a new lease).
             parent = await start_flow(service, worker)
-            await asyncio.sleep(0.05)
+            await settle(service)
             worker.say(**call_child(parent, 9, 0, [3], cache=CACHED))
             resolved = await worker.next("resolved")
             assert resolved["outcome"] == ok(10) and resolved["lease"]["key"] == key
@@ -158,13 +158,15 @@ def test_a_new_result_for_the_key_revokes_the_lease_before_it_commits(tmp_path: 
 
 def test_an_identical_call_in_flight_revokes_the_lease(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with open_service(tmp_path) as service:
+        clock = FakeClock()
+        async with open_service(tmp_path, clock=clock) as service:
             worker = await connect_worker(service)
-            leased = await _leased(service, worker, cache={**CACHED, "max_age": 0.3})
+            leased = await _leased(service, worker, cache={**CACHED, "max_age": 5})
             key = leased["resolved"]["lease"]["key"]
-            await asyncio.sleep(0.35)  # too old now: an identical call computes it again
+            assert leased["resolved"]["lease"]["ttl"] == 5  # the clock stood still
+            clock.advance(5.5)  # too old now: an identical call computes it again
             parent = await start_flow(service, worker)
-            worker.say(**call_child(parent, 5, 0, [3], cache={**CACHED, "max_age": 0.3}))
+            worker.say(**call_child(parent, 5, 0, [3], cache={**CACHED, "max_age": 5}))
             assert (await _uncache(worker)) == {"type": "uncache", "keys": [key]}
             assert (await worker.next("execute"))["arguments"] == [3]
 
@@ -185,7 +187,7 @@ def test_a_lineage_or_declaration_change_revokes_every_lease(tmp_path: Path) -> 
             other.hello(targets=[FLOW, {**TASK, "parameters": [{"name": "y"}]}])
             assert (await _uncache(worker)) == {"type": "uncache", "all": True}
             await service.rename_workspace("base", "base2")  # nothing else leased: nobody told
-            await asyncio.sleep(0.05)
+            await settle(service)
             assert not [m for m in worker.inbox if m["type"] == "uncache"]
 
     run(scenario)
@@ -197,19 +199,20 @@ def test_an_answered_call_whose_commit_was_lost_is_recorded_when_resent(tmp_path
     the caller used."""
 
     async def scenario() -> None:
-        young = {**CACHED, "max_age": 0.3}
-        async with open_service(tmp_path) as service:
+        clock = FakeClock()
+        young = {**CACHED, "max_age": 5}
+        async with open_service(tmp_path, clock=clock) as service:
             worker = await connect_worker(service)
             leased = await _leased(service, worker, cache=young)
             parent, source = leased["parent"], leased["source"]
             assert worker.session is not None
             session_id = worker.session.session_id
-            await asyncio.sleep(0.05)  # the first hit's step is durable
+            await settle(service)  # the first hit's step is durable
             answered = _answered(parent, 3, 1, source, cache=young)
             worker.say(**answered)
             lose_pending_batch(service)
-        await asyncio.sleep(0.35)
-        async with open_service(tmp_path) as service:
+        clock.advance(5.5)
+        async with open_service(tmp_path, clock=clock) as service:
             assert len((await service.get_run(parent["run_id"]))["steps"]) == 2  # lost
             worker = FakeWorker(service)
             worker.hello(concurrency=8, session_id=session_id, running=[parent["execution_id"]])

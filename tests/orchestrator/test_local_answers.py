@@ -6,14 +6,23 @@ otherwise (``answered`` on a late ``complete``) cancels the caller."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coflux.errors import BadRequest
-from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run, start_parent, submit_child
+from tests.support.service import (
+    FLOW,
+    TASK,
+    FakeWorker,
+    ok,
+    open_service,
+    run,
+    settle,
+    start_parent,
+    submit_child,
+)
 
 
 def _resent(submit: dict[str, Any], execution_id: str, value: Any) -> dict[str, Any]:
@@ -45,7 +54,7 @@ def test_a_child_the_server_lost_is_made_again_from_the_outcome_its_caller_used(
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
             parent = await start_parent(service, worker)
-            await asyncio.sleep(0.05)  # the parent's assignment is durable
+            await settle(service)  # the parent's assignment is durable
             assert worker.session is not None
             session_id = worker.session.session_id
             # The server dies after sending the child's ``execute`` (sent ahead of the commit that
@@ -61,7 +70,7 @@ def test_a_child_the_server_lost_is_made_again_from_the_outcome_its_caller_used(
             worker.say(**_resent(submit, execute["execution_id"], "used"))
             resolved = await worker.next("resolved")
             assert resolved["outcome"] == ok("used")
-            await asyncio.sleep(0.05)
+            await settle(service)
             assert not [m for m in worker.inbox if m["type"] == "execute"]  # not run again
             view = await service.get_run(parent["run_id"])
             [execution] = view["steps"][1]["executions"]
@@ -88,7 +97,7 @@ def test_a_live_child_is_finished_by_the_outcome_its_caller_used(tmp_path: Path)
             submit = submit_child(parent, 1, 0)
             worker.say(**submit)
             execute = await worker.next("execute")
-            await asyncio.sleep(0.05)  # the step and its assignment are durable
+            await settle(service)  # the step and its assignment are durable
             worker.say(**_resent(submit, execute["execution_id"], 42))
             assert (await worker.next("resolved"))["outcome"] == ok(42)
             worker.say(
@@ -118,11 +127,11 @@ def test_a_result_the_worker_gave_its_caller_settles_the_call_without_resolved(t
                 type="complete", seq=1, execution_id=execute["execution_id"], outcome=ok(3), answered=answered
             )
             assert (await worker.next("ack"))["seqs"] == [1]
-            await asyncio.sleep(0.05)
+            await settle(service)
             assert not [m for m in worker.inbox if m["type"] == "resolved"]
             # The parent runs again: with one slot, a new run waits for it.
             await service.start_run("main", "m", "flow", [2])
-            await asyncio.sleep(0.05)
+            await settle(service)
             assert not [m for m in worker.inbox if m["type"] == "execute"]
             worker.complete(parent["execution_id"], ok(3))
             assert (await worker.next("execute"))["arguments"] == [2]
@@ -168,7 +177,7 @@ def test_a_carried_outcome_must_be_a_success_of_an_awaited_call(tmp_path: Path) 
                 worker.say(**failed)
             with pytest.raises(BadRequest, match="needs call_index, await"):
                 worker.say(**{**_resent(submit, "R1:2:1", 1), "await": False})
-            await asyncio.sleep(0.05)
+            await settle(service)
             assert await _states(service, parent["run_id"]) == [["assigned"]]  # nothing was made
 
     run(scenario)
@@ -182,7 +191,7 @@ def test_a_result_the_caller_used_from_an_attempt_a_rerun_replaced_cancels_the_c
             parent = await start_parent(service, worker)
             worker.say(**submit_child(parent, 1, 0))
             first = await worker.next("execute")
-            await asyncio.sleep(0.05)
+            await settle(service)
             await service.rerun_step(first["execution_id"].rsplit(":", 1)[0], None)  # replaces attempt 1
             await worker.next("execute")
             # Attempt 1 succeeded on the worker before its abort arrived, and its caller has 5.
@@ -209,11 +218,11 @@ def test_a_restored_child_dispatched_elsewhere_is_finished_with_the_outcome_its_
             a = FakeWorker(service)
             a.hello(concurrency=1)
             parent = await start_parent(service, a)
-            await asyncio.sleep(0.05)
+            await settle(service)
             await service.start_run("main", "m", "flow", [2])  # queued: A has no free slot
             a.say(**submit_child(parent, 1, 0))  # the parent waits: its slot goes to the queued run
             other = await a.next("execute")
-            await asyncio.sleep(0.05)  # the child's step is durable, not yet dispatched
+            await settle(service)  # the child's step is durable, not yet dispatched
             assert a.session is not None
             session_id = a.session.session_id
             service.store.apply = lambda batch: None  # type: ignore[method-assign]  # commits lost from here
@@ -253,7 +262,7 @@ def test_a_welcome_precedes_what_the_declarations_of_its_hello_revoke(tmp_path: 
             worker.complete(execute["execution_id"], ok(1))
             await worker.next("resolved")
             second = await start_parent(service, worker)
-            await asyncio.sleep(0.05)
+            await settle(service)
             cached = {"max_age": None, "params": None, "namespace": None, "version": None}
             worker.say(**submit_child(second, 1, 0, cache=cached))
             assert "lease" in await worker.next("resolved")
@@ -305,7 +314,7 @@ def test_a_lost_step_a_worker_still_holds_keeps_its_number_from_new_steps(tmp_pa
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
             parent = await start_parent(service, worker)
-            await asyncio.sleep(0.05)
+            await settle(service)
             assert worker.session is not None
             session_id = worker.session.session_id
             service.store.apply = lambda batch: None  # type: ignore[method-assign]  # commits lost from here

@@ -7,7 +7,6 @@ without a new process): frames in flight on the sockets it closed change nothing
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,18 @@ import pytest
 
 from coflux.errors import ProtocolError, StorageError
 from coflux.orchestrator import ProjectService, Timing
+from coflux.orchestrator.clock import FakeClock
 from coflux.storage import Batch
-from tests.support.service import FakeWorker, ok, open_service, run, spawn_child, start_parent, submit_child
+from tests.support.service import (
+    FakeWorker,
+    ok,
+    open_service,
+    run,
+    settle,
+    spawn_child,
+    start_parent,
+    submit_child,
+)
 
 
 async def _dispatch_lost(tmp_path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -29,7 +38,7 @@ async def _dispatch_lost(tmp_path: Path) -> tuple[str, dict[str, Any], dict[str,
         parent = await start_parent(service, worker)
         worker.say(**spawn_child(parent))
         child_id = (await worker.next("submitted"))["execution_id"]
-        await asyncio.sleep(0.05)  # the parent's assignment and the child's step are durable
+        await service.writer.durable()  # the parent's assignment and the child's step
         service.store.apply = lambda batch: None  # type: ignore[method-assign]  # commits lost from here
         worker.say(type="wait", request_id=2, execution_id=child_id, from_execution_id=parent["execution_id"])
         child = await worker.next("execute")
@@ -84,9 +93,9 @@ def test_an_execution_restored_as_queued_stays_with_the_worker_that_still_runs_i
             )
             other = FakeWorker(service)
             other.hello(concurrency=4)
-            await asyncio.sleep(0.1)
+            await settle(service)
             worker.say(type="heartbeat", running=[parent["execution_id"], child["execution_id"]])
-            await asyncio.sleep(0.1)
+            await settle(service)
             assert _executes(worker) == [] and _executes(other) == []
             worker.complete(child["execution_id"], ok(7))
             await worker.next("ack")
@@ -181,7 +190,7 @@ def test_a_worker_back_first_takes_an_execution_from_a_worker_that_is_gone(tmp_p
             other = FakeWorker(service)
             other_session = other.hello(concurrency=4)
             await other.next("execute")
-            await asyncio.sleep(0.05)  # its assignment is durable
+            await service.writer.durable()  # its assignment
         async with open_service(tmp_path) as service:
             worker = FakeWorker(service)
             worker.hello(
@@ -202,18 +211,24 @@ def test_a_restored_execution_keeps_its_timeout(tmp_path: Path) -> None:
     still times out."""
 
     async def scenario() -> None:
-        async with open_service(tmp_path) as service:
+        clock = FakeClock()
+        async with open_service(tmp_path, clock=clock) as service:
             worker = FakeWorker(service)
             session = worker.hello(concurrency=4)
             parent = await start_parent(service, worker)
-            worker.say(**submit_child(parent, 1, 0, timeout=0.3))
+            worker.say(**submit_child(parent, 1, 0, timeout=5))
             child = await worker.next("execute")
-        async with open_service(tmp_path) as service:
+        clock.advance(3)  # the server was down meanwhile
+        async with open_service(tmp_path, clock=clock) as service:
             worker = FakeWorker(service)
             worker.hello(
                 session_id=session.session_id, running=[parent["execution_id"], child["execution_id"]]
             )
-            await asyncio.sleep(0.8)
+            clock.advance(1.9)
+            await settle(service)
+            assert child["execution_id"] in service.engine.executions
+            clock.advance(0.1)  # 5 s after its assignment
+            await settle(service)
             view = await service.get_run(parent["run_id"])
             assert view["steps"][1]["executions"][0]["state"] == "timed_out"
 
@@ -254,18 +269,19 @@ def test_a_frame_on_a_connection_the_reload_closed_is_refused_and_the_resent_res
             worker.say(**submit_child(parent, 1, 0))
             child = await worker.next("execute")
             _fail_a_commit(service)
-            await asyncio.sleep(0.05)
+            with pytest.raises(StorageError):
+                await service.writer.durable()
             assert worker.closed is not None  # the reload closed the socket...
             # ...but a frame was already in flight: it is refused, its session is stale
             with pytest.raises(ProtocolError):
                 worker.complete(child["execution_id"], ok(5))
-            await asyncio.sleep(0.05)
+            await settle(service)
 
             back = FakeWorker(service)
             back.hello(session_id=session.session_id, running=[parent["execution_id"], child["execution_id"]])
             back.seq = 1
             back.complete(child["execution_id"], ok(5))  # the worker re-sends what was not acked
-            await asyncio.sleep(0.1)
+            await settle(service)
             assert back.closed is None, f"a second storage failure: {back.closed}"
             ghost = service.engine.sessions[session.session_id]
             assert child["execution_id"] not in ghost.executions
@@ -278,14 +294,14 @@ def test_a_reload_after_a_failed_commit_keeps_one_session_checker(tmp_path: Path
     by a second one that would run on against a closed service."""
 
     async def scenario() -> None:
-        async with open_service(tmp_path, Timing(heartbeat_interval=0.1)) as service:
+        clock = FakeClock()
+        async with open_service(tmp_path, Timing(heartbeat_interval=0.1), clock=clock) as service:
+            assert clock.pending == 1  # the session check
             _fail_a_commit(service)
-            await asyncio.sleep(0.1)
-            checkers = [
-                t
-                for t in asyncio.all_tasks()
-                if not t.done() and getattr(t.get_coro(), "__qualname__", "").endswith("_check_loop")
-            ]
-            assert len(checkers) == 1, f"{len(checkers)} _check_loop tasks for one service"
+            with pytest.raises(StorageError):
+                await service.writer.durable()
+            await service.writer.durable()  # the reloaded service has started
+            assert clock.pending == 1, f"{clock.pending} session checks for one service"
+        assert clock.pending == 0
 
     run(scenario)

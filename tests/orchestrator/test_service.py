@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
 
 from coflux.errors import BadRequest, NotFound, ProtocolError
 from coflux.orchestrator import Timing
+from coflux.orchestrator.clock import FakeClock
 from tests.support.scenarios import dispatch_complete_acknowledge
-from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run, start_parent, submit_child
+from tests.support.service import (
+    FLOW,
+    TASK,
+    FakeWorker,
+    ok,
+    open_service,
+    run,
+    settle,
+    start_parent,
+    submit_child,
+)
 
 
 def test_run_is_dispatched_completed_and_acknowledged_after_commit(tmp_path: Path) -> None:
@@ -75,7 +84,7 @@ def test_a_withdrawn_wait_gives_the_slot_back_to_its_execution(tmp_path: Path) -
             assert session.busy == 2 and service.engine.executions[parent["execution_id"]].blocked == 0
             worker.complete(execute["execution_id"], ok(4))
             await worker.next("ack")
-            await asyncio.sleep(0.05)
+            await settle(service)
             assert not [m for m in worker.inbox if m["type"] == "resolved"]  # nobody waits any more
             assert session.busy == 1
 
@@ -199,7 +208,7 @@ def test_wait_holds_dispatch_until_referenced_executions_are_final(tmp_path: Pat
             held["arguments"] = [{"$c": "execution", "execution_id": first}]
             worker.say(**held)
             await worker.next("submitted")
-            await asyncio.sleep(0.05)
+            await settle(service)
             assert not [m for m in worker.inbox if m["type"] == "execute"]  # held
             worker.complete(first_execute["execution_id"], ok(1))
             released = await worker.next("execute")
@@ -231,7 +240,7 @@ def test_defer_lets_the_newest_queued_identical_call_win(tmp_path: Path) -> None
             worker.complete(newer, ok("newest"))
             resolved = await worker.next("resolved")
             assert resolved["request_id"] == 9 and resolved["outcome"] == ok("newest")  # it followed
-            await asyncio.sleep(0.05)
+            await settle(service)
             assert not [m for m in worker.inbox if m["type"] == "execute"]
             steps = (await service.get_run(parent["run_id"]))["steps"]
             assert steps[1]["executions"][0]["state"] == "deferred"
@@ -273,17 +282,21 @@ def test_a_workflow_called_from_an_execution_spawns_a_linked_run(tmp_path: Path)
 
 def test_a_timeout_cancels_the_descendants(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with open_service(tmp_path) as service:
+        clock = FakeClock()
+        async with open_service(tmp_path, clock=clock) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
             parent = await start_parent(service, worker)
-            worker.say(**submit_child(parent, 1, 0, awaits=False, timeout=0.3))
+            worker.say(**submit_child(parent, 1, 0, awaits=False, timeout=5))
             child = await worker.next("execute")
             worker.say(
                 **{**submit_child(child, 2, 0, awaits=False), "parent_execution_id": child["execution_id"]}
             )
             grandchild = await worker.next("execute")
-            await asyncio.sleep(0.5)
+            clock.advance(4.9)
+            await settle(service)
+            assert not [m for m in worker.inbox if m["type"] == "abort"]
+            clock.advance(0.1)
             aborted = {(await worker.next("abort"))["execution_id"] for _ in range(2)}
             assert aborted == {child["execution_id"], grandchild["execution_id"]}
             steps = {s["step_id"]: s for s in (await service.get_run(parent["run_id"]))["steps"]}
@@ -295,17 +308,21 @@ def test_a_timeout_cancels_the_descendants(tmp_path: Path) -> None:
 
 def test_delay_holds_a_step_back(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with open_service(tmp_path) as service:
+        clock = FakeClock()
+        async with open_service(tmp_path, clock=clock) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
             parent = await start_parent(service, worker)
-            submitted_at = time.time()
-            worker.say(**submit_child(parent, 1, 0, awaits=False, delay=0.3))
+            submitted_at = clock.now()
+            worker.say(**submit_child(parent, 1, 0, awaits=False, delay=5))
             await worker.next("submitted")
+            clock.advance(4.9)
+            await settle(service)
+            assert not [m for m in worker.inbox if m["type"] == "execute"]  # not yet
+            clock.advance(0.1)
             execute = await worker.next("execute")
-            assert time.time() - submitted_at >= 0.3
             view = await service.get_run(parent["run_id"])
-            assert view["steps"][1]["executions"][0]["execute_after"] >= submitted_at + 0.3
+            assert view["steps"][1]["executions"][0]["execute_after"] == submitted_at + 5
             assert execute["execution_id"] == view["steps"][1]["executions"][0]["execution_id"]
 
     run(scenario)
@@ -345,7 +362,7 @@ def test_logs_are_kept_per_execution(tmp_path: Path) -> None:
                 {"level": "stdout", "message": "printed"},
             ]
             worker.say(type="log", execution_id=parent["execution_id"], entries=entries)
-            await asyncio.sleep(0.05)
+            await settle(service)
             logs = await service.logs(parent["execution_id"])
             assert [(e["level"], e["message"]) for e in logs] == [
                 ("info", "loaded 3 rows"),
@@ -376,12 +393,13 @@ def test_retry_when_filters_by_exception_type(tmp_path: Path) -> None:
 
 def test_reconnect_within_timeout_keeps_work_and_late_one_abandons(tmp_path: Path) -> None:
     async def scenario() -> None:
-        timing = Timing(reconnect_timeout=0.3, heartbeat_interval=0.1, heartbeat_timeout=5)
-        async with open_service(tmp_path, timing) as service:
+        clock = FakeClock()
+        async with open_service(tmp_path, Timing(reconnect_timeout=10), clock=clock) as service:
             worker = FakeWorker(service)
             session = worker.hello()
             parent = await start_parent(service, worker)
             worker.disconnect()
+            clock.advance(9.5)  # back within the reconnect timeout
             back = FakeWorker(service)
             back.hello(session_id=session.session_id, running=[parent["execution_id"]])
             assert (await back.next("welcome"))["session_id"] == session.session_id
@@ -392,7 +410,10 @@ def test_reconnect_within_timeout_keeps_work_and_late_one_abandons(tmp_path: Pat
             second = await service.start_run("main", "m", "flow", [2])
             execute = await back.next("execute")
             back.disconnect()
-            await asyncio.sleep(1.2)
+            clock.advance(9.5)
+            assert execute["execution_id"] in service.engine.executions  # it may still come back
+            clock.advance(1.5)
+            await settle(service)
             view = await service.get_run(second)
             assert view["steps"][0]["executions"][0]["state"] == "abandoned"
             assert view["status"] == "failed"
@@ -403,18 +424,19 @@ def test_reconnect_within_timeout_keeps_work_and_late_one_abandons(tmp_path: Pat
 
 def test_a_heartbeat_without_an_assigned_execution_abandons_it(tmp_path: Path) -> None:
     async def scenario() -> None:
-        timing = Timing(reconnect_timeout=10, heartbeat_interval=0.05, heartbeat_timeout=5)
-        async with open_service(tmp_path, timing) as service:
+        clock = FakeClock()
+        async with open_service(tmp_path, Timing(heartbeat_interval=2), clock=clock) as service:
             worker = FakeWorker(service)
             worker.hello()
             parent = await start_parent(service, worker)
+            clock.advance(3.9)
             worker.say(type="heartbeat", running=[])  # too soon: the execute may be in flight
             assert parent["execution_id"] in service.engine.executions
-            await asyncio.sleep(0.2)
+            clock.advance(0.2)
             worker.say(type="heartbeat", running=[parent["execution_id"]])
             assert parent["execution_id"] in service.engine.executions
             worker.say(type="heartbeat", running=[])  # the worker lost it
-            await asyncio.sleep(0.05)
+            await settle(service)
             view = await service.get_run(parent["run_id"])
             assert view["steps"][0]["executions"][0]["state"] == "abandoned"
 
@@ -423,11 +445,15 @@ def test_a_heartbeat_without_an_assigned_execution_abandons_it(tmp_path: Path) -
 
 def test_missed_heartbeats_close_the_connection(tmp_path: Path) -> None:
     async def scenario() -> None:
-        timing = Timing(reconnect_timeout=10, heartbeat_interval=0.1, heartbeat_timeout=0.3)
-        async with open_service(tmp_path, timing) as service:
+        clock = FakeClock()
+        async with open_service(tmp_path, Timing(heartbeat_timeout=15), clock=clock) as service:
             worker = FakeWorker(service)
             worker.hello()
-            await asyncio.sleep(1.0)
+            clock.advance(14)
+            worker.say(type="heartbeat", running=[])
+            clock.advance(14)
+            assert worker.closed is None  # its heartbeat kept it
+            clock.advance(2)
             assert worker.closed is not None and worker.closed[0] == 4001
 
     run(scenario)
@@ -485,12 +511,14 @@ def test_cancel_cascades_to_children_and_aborts_them(tmp_path: Path) -> None:
 
 def test_timeout_marks_the_execution_timed_out(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with open_service(tmp_path) as service:
+        clock = FakeClock()
+        async with open_service(tmp_path, clock=clock) as service:
             worker = FakeWorker(service)
             worker.hello(concurrency=4)
             parent = await start_parent(service, worker)
-            worker.say(**submit_child(parent, 1, 0, timeout=0.2))
+            worker.say(**submit_child(parent, 1, 0, timeout=5))
             await worker.next("execute")
+            clock.advance(5)
             resolved = await worker.next("resolved")
             assert resolved["outcome"] == {"state": "timed_out"}
 
@@ -526,7 +554,7 @@ def test_a_declaration_with_a_request_id_is_confirmed_and_its_workflow_can_run(t
             run_id = await service.start_run("main", "m", "flow", [1])
             assert (await worker.next("execute"))["execution_id"] == f"{run_id}:1:1"
             worker.say(type="declare", targets=[TASK], register=True)  # no request id: no reply
-            await asyncio.sleep(0.05)
+            await settle(service)
             assert not [m for m in worker.inbox if m["type"] == "reply"]
 
     run(scenario)
@@ -596,7 +624,7 @@ def test_waiting_on_a_finished_execution_keeps_the_worker_within_its_concurrency
                 from_execution_id=second["execution_id"],
             )
             await worker.next("resolved")
-            await asyncio.sleep(0.05)
+            await settle(service)
             executes = [m for m in worker.inbox if m["type"] == "execute"]
             assert session.busy <= session.concurrency and not executes, (
                 f"busy={session.busy} concurrency={session.concurrency}; dispatched {executes}"
@@ -610,13 +638,13 @@ def test_executions_the_server_abandoned_are_aborted_when_their_worker_reconnect
     to abort: otherwise the worker runs it outside its slots and alongside its retry."""
 
     async def scenario() -> None:
-        timing = Timing(reconnect_timeout=0.2, heartbeat_interval=0.1, heartbeat_timeout=5)
-        async with open_service(tmp_path, timing) as service:
+        clock = FakeClock()
+        async with open_service(tmp_path, Timing(reconnect_timeout=10), clock=clock) as service:
             worker = FakeWorker(service)
             session = worker.hello(concurrency=1)
             parent = await start_parent(service, worker)
             worker.disconnect()
-            await asyncio.sleep(0.8)  # abandoned
+            clock.advance(11)  # abandoned
             assert parent["execution_id"] not in service.engine.executions
             back = FakeWorker(service)
             back.hello(session_id=session.session_id, running=[parent["execution_id"]])

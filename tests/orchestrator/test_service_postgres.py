@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from coflux.orchestrator import ProjectService, Timing
+from coflux.orchestrator.clock import Clock
 from coflux.storage import schema_name
 from tests.support.scenarios import dispatch_complete_acknowledge, resent_after_a_lost_commit
 from tests.support.service import FakeWorker, ok, open_service, run, start_parent, submit_child
@@ -34,10 +35,10 @@ def pg_project() -> Iterator[tuple[str, str]]:
 
 
 def open_pg_service(
-    path: Path, pg_project: tuple[str, str], timing: Timing | None = None
+    path: Path, pg_project: tuple[str, str], timing: Timing | None = None, clock: Clock | None = None
 ) -> AbstractAsyncContextManager[ProjectService]:
     project, url = pg_project
-    return open_service(path, timing, project=project, database_url=url)
+    return open_service(path, timing, project=project, database_url=url, clock=clock)
 
 
 def test_run_is_dispatched_completed_and_acknowledged(tmp_path: Path, pg_project: tuple[str, str]) -> None:
@@ -122,4 +123,4 @@ def test_a_log_line_with_a_nul_character_does_not_break_the_project(
 def test_a_cache_hit_answered_ahead_survives_a_lost_commit(
     tmp_path: Path, pg_project: tuple[str, str]
 ) -> None:
-    run(lambda: resent_after_a_lost_commit(lambda: open_pg_service(tmp_path, pg_project)))
+    run(lambda: resent_after_a_lost_commit(lambda clock: open_pg_service(tmp_path, pg_project, clock=clock)))

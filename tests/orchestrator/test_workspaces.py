@@ -3,8 +3,6 @@ and a step re-run in a child workspace, which its run in the base never sees."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +11,20 @@ import pytest
 from coflux.errors import BadRequest, Conflict, NotFound
 from coflux.models import SessionId
 from coflux.orchestrator import ProjectService, Session, Timing, dispatch
-from tests.support.service import FLOW, TASK, FakeWorker, ok, open_service, run, start_parent, submit_child
+from coflux.orchestrator.clock import FakeClock
+from tests.support.service import (
+    FLOW,
+    TASK,
+    FakeWorker,
+    ok,
+    open_service,
+    run,
+    settle,
+    start_parent,
+    submit_child,
+)
 
-QUICK = Timing(reconnect_timeout=0.05, heartbeat_interval=0.1)
+RECONNECT = Timing().reconnect_timeout
 
 
 def _events(service: ProjectService) -> list[dict[str, Any]]:
@@ -24,19 +33,17 @@ def _events(service: ProjectService) -> list[dict[str, Any]]:
     return seen
 
 
-async def _quiet(worker: FakeWorker, kind: str, seconds: float = 0.2) -> None:
-    """Nothing of ``kind`` arrives within ``seconds``."""
-    await asyncio.sleep(seconds)
+async def _quiet(worker: FakeWorker, kind: str) -> None:
+    """Nothing of ``kind`` arrives once everything so far is committed."""
+    await settle(worker.service)
     assert not [m for m in worker.inbox if m["type"] == kind], worker.inbox
 
 
-async def _until_gone(service: ProjectService, timeout: float = 5.0) -> None:
-    """Wait until every session (connected or waiting for its worker) is gone."""
-    for _ in range(int(timeout / 0.02)):
-        if not service.engine.sessions:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("sessions outlived the reconnect timeout")
+async def _until_gone(service: ProjectService, clock: FakeClock) -> None:
+    """Past the reconnect timeout: every disconnected session is gone."""
+    clock.advance(RECONNECT + 1)
+    await settle(service)
+    assert not service.engine.sessions, "sessions outlived the reconnect timeout"
 
 
 def _state(listed: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -45,16 +52,17 @@ def _state(listed: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 def test_plan_skips_workspaces_that_are_not_active(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with open_service(tmp_path, QUICK) as service:
+        clock = FakeClock()
+        async with open_service(tmp_path, clock=clock) as service:
             worker = FakeWorker(service)
             worker.hello()  # registers the workflow, then goes away for good
             worker.disconnect()
-            await _until_gone(service)
+            await _until_gone(service, clock)
             await service.start_run("main", "m", "flow", [1])
             workspace_id = service.workspaces.get("main").id
             assert service.engine.queue[workspace_id]  # no session: it waits
             session = Session(
-                SessionId("s"), workspace_id, 1, {}, {("m", "flow")}, print, None, None, time.time()
+                SessionId("s"), workspace_id, 1, {}, {("m", "flow")}, print, None, None, clock.now()
             )
             assert len(dispatch.plan(service.engine.queue, [session])) == 1
             active = service.workspaces.dispatchable
@@ -141,7 +149,8 @@ def test_rebase_refuses_cycles(tmp_path: Path) -> None:
 
 def test_rename_keeps_runs_readable_under_the_new_name(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with open_service(tmp_path, QUICK) as service:
+        clock = FakeClock()
+        async with open_service(tmp_path, clock=clock) as service:
             events = _events(service)
             worker = FakeWorker(service)
             worker.hello()
@@ -152,7 +161,7 @@ def test_rename_keeps_runs_readable_under_the_new_name(tmp_path: Path) -> None:
             with pytest.raises(Conflict):  # its worker would come back under the old name
                 await service.rename_workspace("main", "prod")
             worker.disconnect()
-            await _until_gone(service)
+            await _until_gone(service, clock)
             await service.create_workspace("taken", None)
             with pytest.raises(Conflict):
                 await service.rename_workspace("main", "taken")

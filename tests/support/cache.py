@@ -3,12 +3,11 @@ that loses its pending batch."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from coflux.orchestrator import ProjectService
 from coflux.storage import Batch
-from tests.support.service import FLOW, TASK, FakeWorker, ok
+from tests.support.service import FLOW, TASK, FakeWorker, ok, settle
 
 PAIR = {
     "module": "m",
@@ -66,7 +65,7 @@ async def start_flow(service: ProjectService, worker: FakeWorker, workspace: str
 
 
 async def assert_no_execute(worker: FakeWorker) -> None:
-    await asyncio.sleep(0.05)
+    await settle(worker.service)
     assert not [m for m in worker.inbox if m["type"] == "execute"], worker.inbox
 
 

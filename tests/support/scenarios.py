@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from coflux.orchestrator import ProjectService
+from coflux.orchestrator.clock import FakeClock
 from tests.support.cache import (
     CACHED,
     PAIR,
@@ -18,7 +18,7 @@ from tests.support.cache import (
     lose_pending_batch,
     start_flow,
 )
-from tests.support.service import FLOW, TASK, FakeWorker, ok
+from tests.support.service import FLOW, TASK, FakeWorker, ok, settle
 
 
 async def dispatch_complete_acknowledge(service: ProjectService) -> None:
@@ -37,19 +37,20 @@ async def dispatch_complete_acknowledge(service: ProjectService) -> None:
 
 
 async def resent_after_a_lost_commit(
-    open_: Callable[[], AbstractAsyncContextManager[ProjectService]],
+    open_: Callable[[FakeClock], AbstractAsyncContextManager[ProjectService]],
 ) -> None:
     """The server dies after answering a hit ahead, before the step commits; the worker re-sends
     the submit pinned to the answer's source. The result is older than ``max_age`` by then, so only
     the pin makes it the same answer (and the same record) rather than a new execution."""
-    young = {**CACHED, "max_age": 0.3}
-    async with open_() as service:
+    clock = FakeClock()
+    young = {**CACHED, "max_age": 30}
+    async with open_(clock) as service:
         worker = await connect_worker(service)
         first = await start_flow(service, worker)
         worker.say(**call_child(first, 1, 0, [3], cache=young))
         computed = await compute_next(worker, 9)
         parent = await start_flow(service, worker)
-        await asyncio.sleep(0.05)  # the parent's assignment is durable
+        await settle(service)  # the parent's assignment is durable
         submit = call_child(parent, 2, 0, [3], cache=young)
         worker.say(**submit)
         resolved = next(m for m in worker.inbox if m["type"] == "resolved")
@@ -57,8 +58,8 @@ async def resent_after_a_lost_commit(
         assert worker.session is not None
         session_id = worker.session.session_id
         lose_pending_batch(service)
-    await asyncio.sleep(0.4)  # the result is now too old for a fresh lookup
-    async with open_() as service:
+    clock.advance(31)  # the result is now too old for a fresh lookup
+    async with open_(clock) as service:
         assert len((await service.get_run(parent["run_id"]))["steps"]) == 1  # the step was lost
         worker = FakeWorker(service)
         worker.hello(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from coflux.orchestrator import ProjectService, Session, Timing
+from coflux.orchestrator.clock import Clock
 from coflux.storage import SqlStore
 
 FLOW = {"module": "m", "name": "flow", "type": "workflow", "parameters": [{"name": "x"}]}
@@ -79,15 +80,32 @@ class FakeWorker:
 
 @asynccontextmanager
 async def open_service(
-    path: Path, timing: Timing | None = None, *, project: str = "test", database_url: str | None = None
+    path: Path,
+    timing: Timing | None = None,
+    *,
+    project: str = "test",
+    database_url: str | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[ProjectService]:
-    """A started project service on a real store: a SQLite file under ``path``, or PostgreSQL."""
-    service = ProjectService(project, SqlStore.open(project, path, database_url), timing or Timing())
+    """A started project service on a real store: a SQLite file under ``path``, or PostgreSQL.
+    Its engine's invariants are checked around every commit; any broken fails the test. With
+    ``clock`` (a ``FakeClock``), its timers fire only as the test advances that clock."""
+    store = SqlStore.open(project, path, database_url)
+    service = ProjectService(project, store, timing or Timing(), clock=clock, checked=True)
     await service.start()
     try:
         yield service
     finally:
         await service.close()
+    assert not service.broken, f"broken invariants: {service.broken}"
+
+
+async def settle(service: ProjectService) -> None:
+    """Everything written so far is committed, and so is what its effects set off in turn: what a
+    worker will be sent without anything new happening has been sent."""
+    await service.writer.durable()
+    while service.writer.scheduled:
+        await service.writer.durable()
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:
