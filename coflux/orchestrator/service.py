@@ -28,8 +28,8 @@ from coflux.orchestrator.history import StoredHistory
 from coflux.orchestrator.reruns import Reruns
 from coflux.orchestrator.restore import restore
 from coflux.orchestrator.sessions import LOG_BUDGET, Close, Send, WorkerSessions
-from coflux.orchestrator.state import Outcome, Session, cancellation
-from coflux.orchestrator.views import run_view
+from coflux.orchestrator.state import Session, cancellation
+from coflux.orchestrator.views import redoing, run_view
 from coflux.orchestrator.workspaces import Workspace, Workspaces
 from coflux.orchestrator.writer import Writer
 from coflux.storage import SqlStore
@@ -307,27 +307,59 @@ class ProjectService:
         for it to finish (a long poll: no polling loop in clients). Without ``with_steps``, the
         status and result only (``steps`` is null)."""
         if wait > 0:
-            await self._until_resolved(f"{run_id}:1", wait)
+            await self._until_final(run_id, workspace, wait)
         return run_view(self.store, self.workspaces, self.engine, run_id, workspace, with_steps)
 
-    async def _until_resolved(self, root_step: str, timeout: float) -> None:
-        step = self.engine.steps.get(root_step)
-        if step is None:
-            return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def _until_final(self, run_id: str, workspace: str | None, timeout: float) -> None:
+        """Until the run's root step is resolved and no re-run with ``parents`` is on its way up
+        to it (:func:`~coflux.orchestrator.views.redoing`), or ``timeout`` seconds have passed.
+        While the root is live only its resolution wakes this; during a chain, any execution of
+        the run that changes does (then the root may be live again, or the chain over)."""
+        expired = False
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-        def resolved(outcome: Outcome) -> None:
-            if not done.done():
-                done.set_result(None)
+        def wake(*_: object) -> None:
+            if not woken.done():
+                woken.set_result(None)
 
-        step.waiters.append(resolved)
-        timer = self.clock.call_later(timeout, lambda: resolved({}))
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            wake()
+
+        def on_event(event: dict[str, Any]) -> None:
+            if event.get("type") == "execution" and event.get("run_id") == run_id:
+                wake()
+
+        timer = self.clock.call_later(timeout, expire)
+        unsubscribe: Callable[[], None] | None = None
         try:
-            await done
+            while not expired:
+                root = self.engine.steps.get(f"{run_id}:1")
+                if root is not None:
+                    root.waiters.append(wake)
+                    try:
+                        await woken
+                    finally:
+                        if wake in root.waiters:
+                            root.waiters.remove(wake)
+                elif self._redoing(run_id, workspace):
+                    unsubscribe = unsubscribe or self.subscribe(on_event)
+                    await woken
+                else:
+                    return
+                woken = asyncio.get_running_loop().create_future()
         finally:
             timer.cancel()
-            if resolved in step.waiters:
-                step.waiters.remove(resolved)
+            if unsubscribe is not None:
+                unsubscribe()
+
+    def _redoing(self, run_id: str, workspace: str | None) -> bool:
+        row = self.store.run(run_id)
+        if row is None:
+            return False
+        view_id = self.workspaces.get(workspace).id if workspace else row["workspace_id"]
+        return redoing(self.engine, self.store, run_id, self.workspaces.ancestry(view_id))
 
     async def rerun_step(self, step_key: str, workspace: str | None, parents: bool = False) -> ExecutionId:
         """A new execution of the step, with the same arguments, in ``workspace`` (the step's own or

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from coflux import serialization
@@ -48,6 +49,8 @@ def run_view(
     shown = [_step(s, per_step.get(s["step_id"], [])) for s in steps]
     root = shown[0] if shown else None
     status, result, error = _status(root, by_result)
+    if status != "running" and redoing(engine, store, run_id, visible):
+        status, result, error = "running", None, None  # a fix is on its way up to the root
     still_running = _mark_after_end(shown) if status != "running" else 0
     return {
         "run_id": run_id,
@@ -61,7 +64,9 @@ def run_view(
         if with_steps
         else None,
         "created_at": run["created_at"],
-        "completed_at": root["executions"][-1]["completed_at"] if root and root["executions"] else None,
+        "completed_at": root["executions"][-1]["completed_at"]
+        if root and root["executions"] and status != "running"
+        else None,
         "status": status,
         "result": serialization.describe(result) if result is not None else None,
         "result_value": result,
@@ -156,6 +161,27 @@ def _step(row: Row, executions: list[dict[str, Any]]) -> dict[str, Any]:
         "memoised": row.get("memo_key") is not None,
         "executions": executions,
     }
+
+
+def redoing(engine: Engine, store: SqlStore, run_id: str, visible: Collection[int]) -> bool:
+    """A re-run made with ``parents`` is live in the run, or in a run it spawned, in a workspace
+    the view sees: once it succeeds its chain re-runs the steps above it up to the root (and on
+    into the spawning run), so the run is not over yet. It reads ``running`` until the chain
+    reaches its root or stops."""
+    chains = {
+        e.step.run.run_id for e in engine.executions.values() if e.rerun_parents and e.workspace_id in visible
+    }
+    for chain_run in chains:
+        current: str | None = chain_run
+        seen: set[str] = set()
+        while current is not None and current not in seen:
+            if current == run_id:
+                return True
+            seen.add(current)
+            row = store.run(current)
+            spawner = row["parent_execution_id"] if row else None
+            current = split_execution_id(spawner)[0] if spawner else None
+    return False
 
 
 def _status(root: dict[str, Any] | None, results: dict[str, Row]) -> tuple[str, Any, Any]:

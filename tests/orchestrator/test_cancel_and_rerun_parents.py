@@ -3,6 +3,7 @@ re-run with ``parents`` carries a fix up to the root of the run (scripted worker
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,81 @@ def test_rerunning_a_fixed_step_with_parents_lets_the_run_succeed(tmp_path: Path
             assert fixed["executions"][1]["rerun_parents"] is True
             assert root["executions"][1]["rerun_parents"] is True
             assert root["executions"][1]["fixed_step"] == child["step_id"]
+
+    run(scenario)
+
+
+def test_a_run_being_fixed_reads_running_and_its_long_poll_waits_for_the_root(tmp_path: Path) -> None:
+    """``run.rerun(step, parents=True)`` then ``run.result()``: the result is the fixed run's,
+    never the error of the run before the fix (the root is re-run only once the step succeeds)."""
+
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            parent, child = await _failed_run(service, worker)
+            rerun = await service.rerun_step(child["step_id"], None, parents=True)
+            view = await _view(service, parent["run_id"])
+            assert (view["status"], view["error"], view["completed_at"]) == ("running", None, None)
+            poll = asyncio.ensure_future(service.get_run(parent["run_id"], wait=60, with_steps=False))
+            await worker.next("execute")
+            worker.complete(rerun, ok(10))
+            again = await worker.next("execute")  # the root's re-run
+            assert not poll.done()
+            worker.say(**submit_child(again, 1, 0))
+            await worker.next("resolved")
+            assert not poll.done()
+            worker.complete(again["execution_id"], ok(11))
+            answered = await poll
+            assert (answered["status"], answered["result_value"]) == ("succeeded", 11)
+
+            # A chain that stops (the fix failed too): the long poll answers the run failed.
+            parent, child = await _failed_run(service, worker)
+            rerun = await service.rerun_step(child["step_id"], None, parents=True)
+            poll = asyncio.ensure_future(service.get_run(parent["run_id"], wait=60, with_steps=False))
+            await worker.next("execute")
+            assert not poll.done()
+            worker.complete(rerun, FAILED)
+            assert (await poll)["status"] == "failed"
+
+    run(scenario)
+
+
+def test_a_run_whose_spawned_run_is_being_fixed_reads_running_until_its_own_root_succeeds(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with open_service(tmp_path) as service:
+            worker = FakeWorker(service)
+            worker.hello(concurrency=4)
+            outer = await start_parent(service, worker)
+            worker.say(**{**submit_child(outer, 1, 0), "target": "flow", "target_type": "workflow"})
+            inner = await worker.next("execute")  # the spawned run's root
+            assert inner["run_id"] != outer["run_id"]
+            worker.say(**submit_child(inner, 2, 0))
+            task = await worker.next("execute")
+            worker.complete(task["execution_id"], FAILED)
+            await worker.next("resolved")
+            worker.complete(inner["execution_id"], FAILED)
+            await worker.next("resolved")
+            await _acked(worker, worker.complete(outer["execution_id"], FAILED))
+            assert (await _view(service, outer["run_id"]))["status"] == "failed"
+
+            rerun = await service.rerun_step(task["step_id"], None, parents=True)
+            assert (await _view(service, outer["run_id"]))["status"] == "running"
+            poll = asyncio.ensure_future(service.get_run(outer["run_id"], wait=60, with_steps=False))
+            await worker.next("execute")
+            worker.complete(rerun, ok(1))
+            inner_again = await worker.next("execute")
+            assert inner_again["step_id"] == inner["step_id"] and not poll.done()
+            worker.say(**submit_child(inner_again, 2, 0))
+            await worker.next("resolved")
+            worker.complete(inner_again["execution_id"], ok(2))
+            outer_again = await worker.next("execute")
+            assert outer_again["step_id"] == outer["step_id"] and not poll.done()
+            worker.complete(outer_again["execution_id"], ok(3))
+            answered = await poll
+            assert (answered["status"], answered["result_value"]) == ("succeeded", 3)
 
     run(scenario)
 
