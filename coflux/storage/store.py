@@ -169,7 +169,9 @@ class SqlStore:
             self._conn.execute(_INSERT[table], rows)
         else:
             defaults = _DEFAULTS[table]
-            self._raw.executemany(_SQLITE_INSERT[table], [{**defaults, **row} for row in rows])
+            # A generator: each row's parameters are freed once bound, so a large batch doesn't
+            # hold thousands of young dicts (and set off the garbage collector) while it is written.
+            self._raw.executemany(_SQLITE_INSERT[table], ({**defaults, **row} for row in rows))
 
     def _commit(self) -> None:
         if self._conn.in_transaction():
