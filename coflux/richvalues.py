@@ -22,8 +22,6 @@ from coflux.models import JSON
 TAGS: Final = ("ndarray", "dataframe", "series")
 _FORMATS: Final = {"ndarray": "npy", "dataframe": "parquet", "series": "parquet"}
 _SERIES_COLUMN: Final = "values"
-_STRING_KINDS: Final = ("string", "empty")
-"""What ``pandas.api.types.infer_dtype`` says of an object column that Parquet brings back as it was."""
 
 
 # -- encoding -------------------------------------------------------------------------------------
@@ -75,13 +73,18 @@ def _encode_pandas(value: Any) -> tuple[str, dict[str, JSON], bytes] | None:
 
 
 def _parquet(frame: Any) -> bytes | None:
-    """The frame as Parquet, or None if some column or index level wouldn't come back as it was."""
+    """The frame as Parquet, or None if something wouldn't come back as it was: a name that isn't a
+    string (Parquet keeps it as one), an index's frequency, or an object column or index level
+    holding anything but strings, or a missing value (it comes back as None, whatever it was)."""
     from pandas.api.types import infer_dtype
 
     index = frame.index
+    names = [*index.names, *frame.columns.names]
+    if not all(name is None or type(name) is str for name in names) or getattr(index, "freq", None):
+        return None
     levels = [index.get_level_values(i) for i in range(index.nlevels)]
     for values in [*levels, *(frame[column] for column in frame.columns)]:
-        if values.dtype == object and infer_dtype(values, skipna=True) not in _STRING_KINDS:
+        if values.dtype == object and (infer_dtype(values, skipna=False) not in ("string", "empty")):
             return None
     buffer = io.BytesIO()
     try:
@@ -135,7 +138,7 @@ def decode(data: dict[str, JSON], tag: str, raw: bytes) -> Any:
             return numpy.load(io.BytesIO(raw), allow_pickle=False)
         import pandas
 
-        frame = pandas.read_parquet(io.BytesIO(raw), engine="pyarrow")
+        frame = _objects_restored(pandas.read_parquet(io.BytesIO(raw), engine="pyarrow"), raw)
     except ImportError as err:
         raise BadRequest(f"decoding a {tag} needs {err.name or 'its library'} installed") from err
     except (ValueError, OSError) as err:
@@ -143,3 +146,28 @@ def decode(data: dict[str, JSON], tag: str, raw: bytes) -> Any:
     if tag == "dataframe":
         return frame
     return frame[_SERIES_COLUMN].rename(data.get("name"))
+
+
+def _objects_restored(frame: Any, raw: bytes) -> Any:
+    """The frame with the object dtype back on the string columns and index levels that had it
+    (pandas 3 reads Parquet strings as its ``str`` dtype), as the file's pandas metadata says."""
+    import pandas
+    import pyarrow.parquet
+
+    metadata = pyarrow.parquet.read_schema(io.BytesIO(raw)).pandas_metadata or {}
+    objects = {c.get("field_name") for c in metadata.get("columns", []) if c.get("numpy_type") == "object"}
+    for column in frame.columns:
+        if column in objects and frame[column].dtype != object:
+            frame[column] = frame[column].astype(object)
+    fields = metadata.get("index_columns", [])
+    if len(fields) != frame.index.nlevels or not objects.intersection(
+        f for f in fields if isinstance(f, str)
+    ):
+        return frame
+    levels = [frame.index.get_level_values(i) for i in range(frame.index.nlevels)]
+    fixed = [
+        level.astype(object) if field in objects else level
+        for field, level in zip(fields, levels, strict=True)
+    ]
+    frame.index = fixed[0] if len(fixed) == 1 else pandas.MultiIndex.from_arrays(fixed)
+    return frame

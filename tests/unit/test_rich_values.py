@@ -107,6 +107,22 @@ def test_a_multi_index_and_a_range_index_come_back(blobs: MemoryBlobs) -> None:
         pd.testing.assert_frame_equal(decoded, frame)
 
 
+def test_object_columns_and_index_levels_of_strings_stay_object(blobs: MemoryBlobs) -> None:
+    frame = pd.DataFrame(
+        {"s": np.array(["a", "b"], dtype=object), "t": ["c", "d"]},
+        index=pd.MultiIndex.from_arrays([pd.Index(["x", "y"], dtype=object), [1, 2]], names=["k", None]),
+    )
+    single = pd.DataFrame({"v": [1, 2]}, index=pd.Index(["x", "y"], dtype=object, name="k"))
+    for value in (frame, single):
+        encoded, decoded = round_trip(value, blobs)
+        assert encoded[TAG] == "dataframe"
+        pd.testing.assert_frame_equal(decoded, value)
+        assert list(decoded.dtypes) == list(value.dtypes)
+        assert [decoded.index.get_level_values(i).dtype for i in range(value.index.nlevels)] == [
+            value.index.get_level_values(i).dtype for i in range(value.index.nlevels)
+        ]
+
+
 @pytest.mark.parametrize("name", [None, "price"])
 def test_a_series_travels_as_parquet_with_its_name(name: str | None, blobs: MemoryBlobs) -> None:
     series = pd.Series([1.5, 2.5], index=pd.Index(["a", "b"], name="k"), name=name)
@@ -124,8 +140,23 @@ def test_a_series_travels_as_parquet_with_its_name(name: str | None, blobs: Memo
         pd.DataFrame({"o": [1, "x"]}),  # mixed objects
         pd.DataFrame({"v": [1]}, index=pd.Index([("t", 1)], dtype=object, tupleize_cols=False)),
         pd.Series([1, 2], name=3),  # a non-string series name
+        pd.DataFrame({"v": [1]}, index=pd.Index([5], name=7)),  # Parquet would make it "7"
+        pd.DataFrame({"v": [1, 2]}, index=pd.date_range("2024-01-01", periods=2, freq="D")),  # its freq
+        pd.DataFrame({"s": pd.Series(["a", np.nan], dtype=object)}),  # NaN would come back as None
+        pd.DataFrame({"s": pd.Series([None, None], dtype=object)}),
     ],
-    ids=["int-column", "duplicates", "lists", "mixed", "tuple-index", "int-name"],
+    ids=[
+        "int-column",
+        "duplicates",
+        "lists",
+        "mixed",
+        "tuple-index",
+        "int-name",
+        "int-index-name",
+        "freq",
+        "nan-in-strings",
+        "all-none",
+    ],
 )
 def test_frames_parquet_would_change_are_pickled(value: Any, blobs: MemoryBlobs) -> None:
     encoded, decoded = round_trip(value, blobs)
