@@ -25,6 +25,7 @@ Its entry points assert (unless ``python -O``) that they run on the loop's threa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections import deque
@@ -97,7 +98,7 @@ class Session:
         self._outcomes: Outcomes = {}
         self._backlog: deque[Message] = deque(maxlen=BACKLOG_LIMIT)
         self._all_acked: asyncio.Event | None = None
-        self.outbox = outbox.Outbox(lambda: loop.call_soon_threadsafe(self._drain))
+        self.outbox = outbox.Outbox(lambda: _call_soon(loop, self._drain))
         self.channel = SessionChannel(
             settings,
             self.outbox,
@@ -391,3 +392,11 @@ class Session:
             request.on_error(error)
         else:
             _logger.warning("coflux: the server reported %s: %s", message["code"], message["message"])
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """Wake the loop from another thread. Once the loop has closed (the worker is stopping) the
+    item stays in the outbox, which ``Worker.stop`` then closes, failing what waits on it: the
+    posting thread gets that error, not the loop's ``RuntimeError``."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)

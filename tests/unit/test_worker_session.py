@@ -3,6 +3,7 @@ channel from anywhere."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -10,6 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from coflux.errors import CofluxError
+from coflux.models import ExecutionId
+from coflux.worker import outbox
+from coflux.worker import session as session_module
 from coflux.worker.settings import WorkerSettings
 from coflux.worker.worker import Worker
 
@@ -58,3 +62,14 @@ def test_the_channel_takes_calls_from_any_thread_and_refuses_them_once_stopped(n
     for request in [*requests, late]:
         with pytest.raises(CofluxError, match="the worker has stopped"):
             request.wait_finished(1.0)
+
+
+def test_an_item_posted_once_the_loop_has_closed_is_left_for_stop_not_raised() -> None:
+    """The window between the loop's end and ``Worker.stop`` closing the outbox: an execution
+    thread's post must not raise the loop's ``RuntimeError``; the item stays for stop to fail."""
+    loop = asyncio.new_event_loop()
+    loop.close()
+    box = outbox.Outbox(lambda: session_module._call_soon(loop, lambda: None))
+    item = outbox.Log(ExecutionId("R:1:1"), {"message": "late"})
+    assert box.post(item)
+    assert box.close() == [item]
