@@ -12,6 +12,7 @@ from coflux.models import ExecutionId, ExecutionState, split_execution_id
 from coflux.orchestrator.engine import Engine
 from coflux.orchestrator.progress import Progress, summarize
 from coflux.orchestrator.workspaces import Workspaces
+from coflux.preview import preview
 from coflux.storage import SqlStore
 
 Row = dict[str, Any]
@@ -69,6 +70,7 @@ def run_view(
         else None,
         "status": status,
         "result": serialization.describe(result) if result is not None else None,
+        "result_preview": preview(result) if result is not None else None,
         "result_value": result,
         "error": error,
         "root_execution_id": root["executions"][-1]["execution_id"] if root and root["executions"] else None,
@@ -121,7 +123,9 @@ def _execution(
         "fixed_step": row.get("fixed_step"),
     }
     if result is not None and result["value"] is not None:
-        data["result"] = serialization.describe(json.loads(result["value"]))
+        value = json.loads(result["value"])
+        data["result"] = serialization.describe(value)
+        data["result_preview"] = preview(value)
     if result is not None and result["error"] is not None:
         data["error"] = json.loads(result["error"])
     return data
@@ -147,6 +151,7 @@ def _step(row: Row, executions: list[dict[str, Any]]) -> dict[str, Any]:
     parent = row["parent_execution_id"]
     _mark_attempts(executions)
     options = json.loads(row["options"])
+    arguments = json.loads(row["arguments"])
     return {
         "step_id": row["step_id"],
         "parent_step_id": split_execution_id(parent)[1] if parent else None,
@@ -154,7 +159,8 @@ def _step(row: Row, executions: list[dict[str, Any]]) -> dict[str, Any]:
         "module": row["module"],
         "target": row["target"],
         "type": row["type"],
-        "arguments": [serialization.describe(a) for a in json.loads(row["arguments"])],
+        "arguments": [serialization.describe(a) for a in arguments],
+        "arguments_preview": [preview(a) for a in arguments],
         "group": options.get("group"),
         "options": options,
         "cache_key": row.get("cache_key"),
