@@ -35,18 +35,7 @@ def run_view(
     visible = set(workspaces.ancestry(view_id))
     steps, executions, results, assignments = store.run_history(run_id, only_root=not with_steps)
     by_result = {r["execution_id"]: r for r in results}
-    assigned = {a["execution_id"]: a for a in assignments}
-    per_step: dict[str, list[dict[str, Any]]] = {}
-    progress = Progress(engine.sessions.values(), workspaces)
-    for row in executions:
-        if row["workspace_id"] not in visible:
-            continue
-        execution = _execution(row, by_result.get(row["execution_id"]), assigned, engine, workspaces)
-        live = engine.executions.get(ExecutionId(row["execution_id"]))
-        execution["blocked"] = None
-        if live is not None and live.state is ExecutionState.QUEUED:
-            execution["blocked"] = progress.blocked(live)  # why it waits, if it can't be dispatched
-        per_step.setdefault(row["step_id"], []).append(execution)
+    per_step = _visible_executions(executions, by_result, assignments, visible, engine, workspaces)
     shown = [_step(s, per_step.get(s["step_id"], [])) for s in steps]
     root = shown[0] if shown else None
     status, result, error = _status(root, by_result)
@@ -80,6 +69,31 @@ def run_view(
         ),
         "steps": shown if with_steps else None,
     }
+
+
+def _visible_executions(
+    executions: list[Row],
+    by_result: dict[str, Row],
+    assignments: list[Row],
+    visible: set[int],
+    engine: Engine,
+    workspaces: Workspaces,
+) -> dict[str, list[dict[str, Any]]]:
+    """The executions a view sees (those of its workspace and its ancestors), by step, each with
+    why it waits if it is queued and can't be dispatched (``blocked``)."""
+    assigned = {a["execution_id"]: a for a in assignments}
+    per_step: dict[str, list[dict[str, Any]]] = {}
+    progress = Progress(engine.sessions.values(), workspaces)
+    for row in executions:
+        if row["workspace_id"] not in visible:
+            continue
+        execution = _execution(row, by_result.get(row["execution_id"]), assigned, engine, workspaces)
+        live = engine.executions.get(ExecutionId(row["execution_id"]))
+        execution["blocked"] = None
+        if live is not None and live.state is ExecutionState.QUEUED:
+            execution["blocked"] = progress.blocked(live)
+        per_step.setdefault(row["step_id"], []).append(execution)
+    return per_step
 
 
 def _mark_after_end(steps: list[dict[str, Any]]) -> int:
