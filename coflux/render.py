@@ -81,8 +81,12 @@ def _cut(text: str, width: int) -> str:
 
 
 def call(step: Data, width: int = ARGUMENTS_WIDTH) -> str:
-    """``module:target(arguments)``, the arguments cut to ``width`` characters."""
-    arguments = ", ".join(describe_value(a) for a in step.get("arguments") or [])
+    """``module:target(arguments)``, the arguments (their previews: ``{3: 5}``, ``b'abc'``) cut to
+    ``width`` characters."""
+    previews = step.get("arguments_preview")
+    if previews is None:  # a view from a server that sends no previews
+        previews = [describe_value(a) for a in step.get("arguments") or []]
+    arguments = ", ".join(previews)
     return f"{step.get('module')}:{step.get('target')}({_cut(arguments, width)})"
 
 
@@ -268,7 +272,10 @@ def outcome_lines(data: Data, *, traceback: bool = False, hint: str | None = Non
     traceback if ``traceback``, else ``hint`` on how to see it)."""
     status = data.get("status")
     if status == "succeeded":
-        return [f"  result: {_cut(describe_value(data.get('result')), RESULT_WIDTH)}"]
+        shown = data.get("result_preview")
+        if shown is None:  # a view from a server that sends no previews
+            shown = describe_value(data.get("result"))
+        return [f"  result: {_cut(shown, RESULT_WIDTH)}"]
     if status not in ("failed", "cancelled"):
         return []
     found = failure(data)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 from typing import Any, Final
 
 from coflux.errors import BadRequest
@@ -123,6 +124,19 @@ def describe(data: dict[str, JSON], tag: str, size: int) -> JSON:
     described.update((key, data[key]) for key in fields if key in data)
     described["size"] = size
     return described
+
+
+def summary(data: dict[str, JSON], tag: str) -> str:
+    """One line for people, from a checked tag alone: ``ndarray float64 (3, 4)``,
+    ``DataFrame (2, 2) a: int64, b: str``, ``Series "price" float64 (2,)``."""
+    shape = tuple(data["shape"]) if isinstance(data["shape"], list) else ()
+    if tag == "ndarray":
+        return f"ndarray {data['dtype']} {shape}"
+    if tag == "series":
+        name = "" if data.get("name") is None else f"{json.dumps(data['name'], ensure_ascii=False)} "
+        return f"Series {name}{data['dtype']} {shape}"
+    columns = data["columns"] if isinstance(data["columns"], dict) else {}
+    return f"DataFrame {shape} " + ", ".join(f"{name}: {dtype}" for name, dtype in columns.items())
 
 
 # -- decoding -------------------------------------------------------------------------------------

@@ -179,7 +179,7 @@ def _reference_of(value: Any) -> tuple[str, str] | None:
 # -- checking tagged JSON -------------------------------------------------------------------------
 
 
-def _tag_of(data: dict[str, JSON]) -> str:
+def tag_of(data: dict[str, JSON]) -> str:
     """Validate a tagged object's shape and return its tag; raise BadRequest if it is malformed."""
     tag = data[TAG]
     if not isinstance(tag, str):
@@ -190,7 +190,7 @@ def _tag_of(data: dict[str, JSON]) -> str:
             raise BadRequest("malformed tagged dict: each item must be a [key, value] pair")
     elif tag in _VALUE_TAGS:
         _require(data, tag, "value", str)
-        _decode_value(tag, data["value"])
+        decode_value(tag, data["value"])
     elif tag in _REFERENCE_TAGS:
         _require(data, tag, _REFERENCE_TAGS[tag], str)
     elif tag in _BINARY_TAGS:
@@ -221,7 +221,7 @@ def _check_binary(data: dict[str, JSON], tag: str) -> None:
         _require(data, tag, "class", str)
     if "b64" in data and tag != "json":
         _require(data, tag, "b64", str)
-        _decode_b64(data["b64"])
+        decode_b64(data["b64"])
         return
     blob, size = data.get("blob"), data.get("size")
     if not isinstance(blob, str) or not BLOB_KEY.fullmatch(blob):
@@ -230,7 +230,8 @@ def _check_binary(data: dict[str, JSON], tag: str) -> None:
         raise BadRequest(f"malformed tagged {tag}: 'size' must be a non-negative integer")
 
 
-def _decode_b64(text: str) -> bytes:
+def decode_b64(text: str) -> bytes:
+    """Strict base64; malformed text raises BadRequest."""
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as err:
@@ -275,7 +276,7 @@ class _Decoder:
             raise _not_json(data)
         if TAG not in data:
             return {key: self.decode(item) for key, item in _plain_items(data)}
-        return self._tagged(_tag_of(data), data)
+        return self._tagged(tag_of(data), data)
 
     def _tagged(self, tag: str, data: dict[str, JSON]) -> Any:
         if tag in _REFERENCE_TAGS:
@@ -288,7 +289,7 @@ class _Decoder:
         if tag in richvalues.TAGS:
             return richvalues.decode(data, tag, self._bytes(data))
         if tag in _VALUE_TAGS:
-            return _decode_value(tag, data["value"])
+            return decode_value(tag, data["value"])
         try:
             if tag == "dict":
                 return {self.decode(k): self.decode(v) for k, v in data["items"]}
@@ -299,7 +300,7 @@ class _Decoder:
 
     def _bytes(self, data: dict[str, JSON]) -> bytes:
         if "b64" in data:
-            return _decode_b64(data["b64"])
+            return decode_b64(data["b64"])
         return self._get_blob(data["blob"])
 
 
@@ -317,7 +318,8 @@ def _unpickle(raw: bytes, class_name: str) -> Any:
         raise BadRequest(f"cannot unpickle a {class_name}: {err}") from err
 
 
-def _decode_value(tag: str, text: str) -> Any:
+def decode_value(tag: str, text: str) -> Any:
+    """The value of a ``float``, date, time, ``decimal`` or ``uuid`` tag (safe on any side)."""
     try:
         if tag == "float":
             if text not in _FLOAT_WORDS:
@@ -352,7 +354,7 @@ def describe(data: JSON) -> JSON:
         raise _not_json(data)
     if TAG not in data:
         return {key: describe(item) for key, item in _plain_items(data)}
-    return _describe_tagged(_tag_of(data), data)
+    return _describe_tagged(tag_of(data), data)
 
 
 def _describe_tagged(tag: str, data: dict[str, JSON]) -> JSON:
@@ -364,7 +366,7 @@ def _describe_tagged(tag: str, data: dict[str, JSON]) -> JSON:
         key = _REFERENCE_TAGS[tag]
         return {"type": tag, key: data[key]}
     if tag in _BINARY_TAGS:
-        size = len(_decode_b64(data["b64"])) if "b64" in data else data["size"]
+        size = len(decode_b64(data["b64"])) if "b64" in data else data["size"]
         name = {"bytes": "builtins.bytes", "json": "json"}.get(tag) or data["class"]
         return {"type": "object", "class": name, "size": size}
     if tag in richvalues.TAGS:
@@ -391,7 +393,7 @@ def _collect_references(data: JSON, found: dict[str, None]) -> None:
             for _, item in _plain_items(data):
                 _collect_references(item, found)
             return
-        tag = _tag_of(data)
+        tag = tag_of(data)
         if tag == "execution":
             found[data["execution_id"]] = None
         elif tag in _SEQUENCE_TAGS or tag == "dict":
@@ -422,7 +424,7 @@ def _normalize(data: JSON) -> JSON:
         raise _not_json(data)
     if TAG not in data:
         return {key: _normalize(item) for key, item in _plain_items(data)}
-    tag = _tag_of(data)
+    tag = tag_of(data)
     if tag == "dict" or tag in ("set", "frozenset"):
         items = [_normalize(item) for item in data["items"]]
         items.sort(key=_dumps)
@@ -435,12 +437,12 @@ def _normalize(data: JSON) -> JSON:
 
 
 def _binary_size(data: dict[str, JSON]) -> int:
-    return len(_decode_b64(data["b64"])) if "b64" in data else data["size"]
+    return len(decode_b64(data["b64"])) if "b64" in data else data["size"]
 
 
 def _content_addressed(data: dict[str, JSON]) -> JSON:
     """An array, frame or series by the SHA-256 of its bytes, inline or not: the same value gives
     the same key whatever the inline limit of the worker that encoded it."""
-    digest = hashlib.sha256(_decode_b64(data["b64"])).hexdigest() if "b64" in data else data["blob"]
+    digest = hashlib.sha256(decode_b64(data["b64"])).hexdigest() if "b64" in data else data["blob"]
     fields = {key: value for key, value in data.items() if key not in ("b64", "blob", "size")}
     return {**fields, "sha256": digest}

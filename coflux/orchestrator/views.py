@@ -12,6 +12,7 @@ from coflux.models import ExecutionId, ExecutionState, split_execution_id
 from coflux.orchestrator.engine import Engine
 from coflux.orchestrator.progress import Progress, summarize
 from coflux.orchestrator.workspaces import Workspaces
+from coflux.preview import preview
 from coflux.storage import SqlStore
 
 Row = dict[str, Any]
@@ -34,18 +35,7 @@ def run_view(
     visible = set(workspaces.ancestry(view_id))
     steps, executions, results, assignments = store.run_history(run_id, only_root=not with_steps)
     by_result = {r["execution_id"]: r for r in results}
-    assigned = {a["execution_id"]: a for a in assignments}
-    per_step: dict[str, list[dict[str, Any]]] = {}
-    progress = Progress(engine.sessions.values(), workspaces)
-    for row in executions:
-        if row["workspace_id"] not in visible:
-            continue
-        execution = _execution(row, by_result.get(row["execution_id"]), assigned, engine, workspaces)
-        live = engine.executions.get(ExecutionId(row["execution_id"]))
-        execution["blocked"] = None
-        if live is not None and live.state is ExecutionState.QUEUED:
-            execution["blocked"] = progress.blocked(live)  # why it waits, if it can't be dispatched
-        per_step.setdefault(row["step_id"], []).append(execution)
+    per_step = _visible_executions(executions, by_result, assignments, visible, engine, workspaces)
     shown = [_step(s, per_step.get(s["step_id"], [])) for s in steps]
     root = shown[0] if shown else None
     status, result, error = _status(root, by_result)
@@ -69,6 +59,7 @@ def run_view(
         else None,
         "status": status,
         "result": serialization.describe(result) if result is not None else None,
+        "result_preview": preview(result) if result is not None else None,
         "result_value": result,
         "error": error,
         "root_execution_id": root["executions"][-1]["execution_id"] if root and root["executions"] else None,
@@ -78,6 +69,31 @@ def run_view(
         ),
         "steps": shown if with_steps else None,
     }
+
+
+def _visible_executions(
+    executions: list[Row],
+    by_result: dict[str, Row],
+    assignments: list[Row],
+    visible: set[int],
+    engine: Engine,
+    workspaces: Workspaces,
+) -> dict[str, list[dict[str, Any]]]:
+    """The executions a view sees (those of its workspace and its ancestors), by step, each with
+    why it waits if it is queued and can't be dispatched (``blocked``)."""
+    assigned = {a["execution_id"]: a for a in assignments}
+    per_step: dict[str, list[dict[str, Any]]] = {}
+    progress = Progress(engine.sessions.values(), workspaces)
+    for row in executions:
+        if row["workspace_id"] not in visible:
+            continue
+        execution = _execution(row, by_result.get(row["execution_id"]), assigned, engine, workspaces)
+        live = engine.executions.get(ExecutionId(row["execution_id"]))
+        execution["blocked"] = None
+        if live is not None and live.state is ExecutionState.QUEUED:
+            execution["blocked"] = progress.blocked(live)
+        per_step.setdefault(row["step_id"], []).append(execution)
+    return per_step
 
 
 def _mark_after_end(steps: list[dict[str, Any]]) -> int:
@@ -121,7 +137,9 @@ def _execution(
         "fixed_step": row.get("fixed_step"),
     }
     if result is not None and result["value"] is not None:
-        data["result"] = serialization.describe(json.loads(result["value"]))
+        value = json.loads(result["value"])
+        data["result"] = serialization.describe(value)
+        data["result_preview"] = preview(value)
     if result is not None and result["error"] is not None:
         data["error"] = json.loads(result["error"])
     return data
@@ -147,6 +165,7 @@ def _step(row: Row, executions: list[dict[str, Any]]) -> dict[str, Any]:
     parent = row["parent_execution_id"]
     _mark_attempts(executions)
     options = json.loads(row["options"])
+    arguments = json.loads(row["arguments"])
     return {
         "step_id": row["step_id"],
         "parent_step_id": split_execution_id(parent)[1] if parent else None,
@@ -154,7 +173,8 @@ def _step(row: Row, executions: list[dict[str, Any]]) -> dict[str, Any]:
         "module": row["module"],
         "target": row["target"],
         "type": row["type"],
-        "arguments": [serialization.describe(a) for a in json.loads(row["arguments"])],
+        "arguments": [serialization.describe(a) for a in arguments],
+        "arguments_preview": [preview(a) for a in arguments],
         "group": options.get("group"),
         "options": options,
         "cache_key": row.get("cache_key"),

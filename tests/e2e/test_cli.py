@@ -42,6 +42,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
+AB_DESCRIPTOR = {"type": "object", "class": "builtins.bytes", "size": 2}
+
+
 def _serve(server: Server, module: str, workspace: str = "main") -> Worker:
     worker = Worker(server, module, workspace=workspace).start()
 
@@ -170,6 +173,31 @@ def test_runs_show_gives_arguments_the_failure_and_on_demand_its_traceback(
     assert 'e2e_cli_flows.py", line' in verbose.stdout and verbose.stdout.endswith(
         "    ValueError: bad row 3\n"
     )
+
+
+def test_values_that_are_not_json_read_as_python_in_runs_show_and_the_run_view(
+    server: Server, worker: Worker
+) -> None:
+    run_id = start_run(server, "e2e_cli_flows:keyed", 3)
+    assert wait_for_run(server, run_id)["status"] == "succeeded"
+    shown = coflux(server, "runs", "show", run_id)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert re.fullmatch(
+        rf"    e2e_cli_flows:pair\(\(3, 3\)\) \[{run_id}:2\] #1 succeeded {DURATION}", lines[2]
+    )
+    assert lines[-1] == "  result: {3: {(3, 3): b'ab'}}"
+
+    view = server.request("GET", f"api/projects/default/runs/{run_id}").json()
+    root, step = view["steps"]
+    assert view["result_preview"] == "{3: {(3, 3): b'ab'}}"
+    assert view["result"] == {
+        "type": "dict",
+        "items": [[3, {"type": "dict", "items": [[[3, 3], AB_DESCRIPTOR]]}]],
+    }
+    assert root["arguments_preview"] == ["3"] and step["arguments_preview"] == ["(3, 3)"]
+    assert step["arguments"] == [[3, 3]]  # the descriptors are as they were, beside the previews
+    assert step["executions"][0]["result_preview"] == "{(3, 3): b'ab'}"
 
 
 def test_a_rerun_waited_for_shows_its_outcome_and_the_tree_groups_attempts(

@@ -49,3 +49,4 @@ def test_a_dataframe_returned_by_a_task_arrives_equal_in_the_next(
     }
     assert (made["result"]["size"] >= 16_384) is (rows > 4)  # the large one travelled as a blob
     assert steps["check_frame"]["arguments"] == [made["result"], rows]
+    assert made["result_preview"].startswith(f"<DataFrame ({rows}, 4) x: float64, n: int32, city: category")

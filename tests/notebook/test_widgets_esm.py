@@ -190,6 +190,29 @@ def test_run_tree_view_shows_errors_logs_and_a_cancel_button(
     assert len(out["tracebacks"]) == 1 and "ValueError: no good" in out["tracebacks"][0]
 
 
+PREVIEWS = """
+const { el, cleanup } = await dom.render(viewPath, state);
+const details = el.querySelector(".coflux-details");
+const out = {
+  header: el.querySelector(".coflux-run-result").textContent,
+  arguments: details.querySelector(".coflux-arguments").querySelector("code").textContent,
+  results: details.querySelectorAll(".coflux-result").map((r) => r.querySelector("code").textContent),
+};
+cleanup();
+return out;
+"""
+
+
+def test_run_tree_view_shows_readable_previews_in_its_header_and_step_details(
+    tmp_path: Path, server: Server, session: FakeSession
+) -> None:
+    state = _state(server, session, "widget_flows:keyed", 3, expand="pair")
+
+    out = _node(tmp_path, PREVIEWS, state, "runtree.js")
+
+    assert out == {"header": "{3: {(3, 3): b'ab'}}", "arguments": "((3, 3))", "results": ["{(3, 3): b'ab'}"]}
+
+
 CANCELLED = """
 const { model, el, cleanup } = await dom.render(viewPath, state);
 const out = {

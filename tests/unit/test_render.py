@@ -147,6 +147,27 @@ def test_a_succeeded_run_shows_its_result_cut_to_a_readable_length() -> None:
     assert len(line) == len("  result: ") + render.RESULT_WIDTH and line.endswith("…")
 
 
+def test_the_text_tree_and_the_result_read_as_the_server_previews_them() -> None:
+    keyed = step("Rk:1", None, "keyed", execution("Rk:1", 1, "succeeded", "main", completed_at=1_000_001.0))
+    keyed["arguments"] = [{"type": "dict", "items": [[3, 5]]}]
+    keyed["arguments_preview"] = ["{3: 5}"]
+    data = {
+        "run_id": "Rk",
+        "workspace": "main",
+        "run_workspace": "main",
+        "status": "succeeded",
+        "created_at": 1_000_000.0,
+        "result": {"type": "object", "class": "builtins.bytes", "size": 3},
+        "result_preview": "b'abc'",
+        "steps": [keyed],
+    }
+    assert render.text_tree(data).splitlines() == [
+        "Run Rk flows:keyed({3: 5}) in main: succeeded in 1.0 s, 1 step",
+        "  flows:keyed({3: 5}) [Rk:1] #1 succeeded 1.0 s",
+    ]
+    assert render.outcome_lines(data) == ["  result: b'abc'"]
+
+
 def test_why_a_run_cannot_progress_is_said_first_and_on_the_step() -> None:
     blocked = {"reason": "no_worker", "message": "queued: no worker serves report:parse in workspace main"}
     data = {

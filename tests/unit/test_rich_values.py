@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from coflux.errors import BadRequest
+from coflux.preview import preview
 from coflux.serialization import TAG, canonical, describe, deserialize, serialize
 from coflux.trust import needs_trust
 from tests.support.blobs import MemoryBlobs
@@ -186,6 +187,16 @@ def test_describe_shows_shape_and_dtypes_from_the_tag_alone(blobs: MemoryBlobs) 
         "name": "p",
         "size": sizes[2],
     }
+
+
+def test_previews_name_shape_and_dtypes_from_the_tag_alone(blobs: MemoryBlobs) -> None:
+    frame = serialize(pd.DataFrame({"a": [1, 2], "b": [0.5, 1.5]}), blobs.put)
+    size = len(base64.b64decode(frame["b64"]))
+    assert preview(frame) == f"<DataFrame (2, 2) a: int64, b: float64, {size:,} bytes>"
+    assert preview(serialize(np.zeros((3, 4)), blobs.put)) == "<ndarray float64 (3, 4), 224 bytes>"
+    assert preview(serialize(np.arange(100_000), blobs.put)) == "<ndarray int64 (100000,), 800,128 bytes>"
+    series = preview(serialize([pd.Series([1.0], name="p")], blobs.put))
+    assert series.startswith('[<Series "p" float64 (1,), ') and series.endswith(" bytes>]")
 
 
 def test_large_values_become_blobs_and_come_back(blobs: MemoryBlobs) -> None:

@@ -154,7 +154,7 @@ export default {
             })
           : null,
       );
-      const args = (step.arguments || []).map((a) => describeValue(a)).join(", ");
+      const args = (step.arguments_preview ?? (step.arguments || []).map((a) => describeValue(a))).join(", ");
       return h(
         "div",
         { class: "coflux-details", "data-step-id": step.step_id },
@@ -183,7 +183,7 @@ export default {
           marks({}, [execution], false),
         ),
         "result" in execution
-          ? h("div", { class: "coflux-result" }, h("span", { class: "coflux-label", text: "result" }), h("code", { text: describeValue(execution.result) }))
+          ? h("div", { class: "coflux-result" }, h("span", { class: "coflux-label", text: "result" }), h("code", { text: execution.result_preview ?? describeValue(execution.result) }))
           : null,
         error
           ? h(
@@ -297,7 +297,7 @@ export default {
         }),
         run.status === "failed" && run.error ? h("span", { class: "coflux-run-error", text: `${run.error.type}: ${run.error.message}` }) : null,
         run.status === "cancelled" && run.error ? h("span", { class: "coflux-run-reason", text: run.error.message }) : null,
-        run.status === "succeeded" && "result" in run ? h("code", { class: "coflux-run-result", text: describeValue(run.result) }) : null,
+        run.status === "succeeded" && "result" in run ? h("code", { class: "coflux-run-result", text: run.result_preview ?? describeValue(run.result) }) : null,
         run.status === "running"
           ? h("button", { class: "coflux-cancel-run", title: "cancel everything of this run", text: "cancel run", onclick: () => send({ action: "cancel_run" }) })
           : null,

@@ -37,3 +37,13 @@ def report(name: str) -> str:
 @cf.workflow()
 def quiet(n: int) -> int:
     return n
+
+
+@cf.task()
+def pair(key: tuple[int, int]) -> dict[tuple[int, int], bytes]:
+    return {key: b"ab"}
+
+
+@cf.workflow()
+def keyed(n: int) -> dict[int, dict[tuple[int, int], bytes]]:
+    return {n: pair((n, n))}

@@ -57,3 +57,14 @@ def leaves_behind(n: int, seconds: float) -> None:
     for _ in range(n):
         sleeper.submit(seconds)
     raise RuntimeError("gave up early")
+
+
+@cf.task()
+def pair(key: tuple[int, int]) -> dict[tuple[int, int], bytes]:
+    return {key: b"ab"}
+
+
+@cf.workflow()
+def keyed(n: int) -> dict[int, dict[tuple[int, int], bytes]]:
+    """Values that are not JSON: the widget shows their previews."""
+    return {n: pair((n, n))}
