@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Final
 
+from coflux import richvalues
 from coflux.models import JSON
 from coflux.serialization import TAG, decode_b64, decode_value, tag_of
 
@@ -90,7 +91,7 @@ class _Writer:
             self.sequence(tag, _list(data["items"]))
         elif tag in _REFERENCE_KEYS:
             self.write(f"<{tag} {data[_REFERENCE_KEYS[tag]]}>")
-        elif tag in ("bytes", "pickle", "json"):
+        elif tag in ("bytes", "pickle", "json", *richvalues.TAGS):
             self.write(self.binary(tag, data))
         else:
             self.write(repr(decode_value(tag, str(data["value"]))))
@@ -113,7 +114,9 @@ class _Writer:
             shown = repr(decode_b64(part))
             return shown if len(part) == len(text) else shown[:-1]  # cut below anyway
         size = len(decode_b64(text)) if isinstance(text, str) else int(str(data["size"]))
-        kind = {"bytes": "bytes", "json": "value"}.get(tag) or f"{data['class']} object"
+        kind = {"bytes": "bytes", "json": "value"}.get(tag)
+        if kind is None:
+            kind = richvalues.summary(data, tag) if tag in richvalues.TAGS else f"{data['class']} object"
         return f"<{kind}, {size:,} bytes>"
 
 

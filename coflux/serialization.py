@@ -15,6 +15,7 @@ import base64
 import binascii
 import datetime as dt
 import decimal
+import hashlib
 import json
 import math
 import re
@@ -24,6 +25,7 @@ from typing import Any, Final
 
 import cloudpickle
 
+from coflux import richvalues
 from coflux.errors import BadRequest
 from coflux.models import JSON
 
@@ -95,6 +97,10 @@ class _Encoder:
             return scalar
         if kind is bytes:
             return self._binary({TAG: "bytes"}, value)
+        rich = richvalues.encode(value)
+        if rich is not None:
+            tag, fields, data = rich
+            return self._binary({TAG: tag, **fields}, data)
         return self._pickle(value)
 
     def _container(self, value: list[Any] | dict[Any, Any] | tuple[Any, ...] | set[Any]) -> JSON:
@@ -189,6 +195,9 @@ def tag_of(data: dict[str, JSON]) -> str:
         _require(data, tag, _REFERENCE_TAGS[tag], str)
     elif tag in _BINARY_TAGS:
         _check_binary(data, tag)
+    elif tag in richvalues.TAGS:
+        richvalues.check(data, tag)
+        _check_binary(data, tag)
     else:
         raise BadRequest(f"malformed tagged value: unknown tag {tag!r}")
     return tag
@@ -277,6 +286,8 @@ class _Decoder:
             if tag == "json":
                 return self.decode(_load_json(raw))
             return raw if tag == "bytes" else _unpickle(raw, data["class"])
+        if tag in richvalues.TAGS:
+            return richvalues.decode(data, tag, self._bytes(data))
         if tag in _VALUE_TAGS:
             return decode_value(tag, data["value"])
         try:
@@ -358,6 +369,8 @@ def _describe_tagged(tag: str, data: dict[str, JSON]) -> JSON:
         size = len(decode_b64(data["b64"])) if "b64" in data else data["size"]
         name = {"bytes": "builtins.bytes", "json": "json"}.get(tag) or data["class"]
         return {"type": "object", "class": name, "size": size}
+    if tag in richvalues.TAGS:
+        return richvalues.describe(data, tag, _binary_size(data))
     pairs = data["items"]
     if all(isinstance(key, str) for key, _ in pairs):
         return {key: describe(value) for key, value in pairs}
@@ -418,4 +431,18 @@ def _normalize(data: JSON) -> JSON:
         return {**data, "items": items}
     if tag == "tuple":
         return {**data, "items": _normalize(data["items"])}
+    if tag in richvalues.TAGS:
+        return _content_addressed(data)
     return data
+
+
+def _binary_size(data: dict[str, JSON]) -> int:
+    return len(decode_b64(data["b64"])) if "b64" in data else data["size"]
+
+
+def _content_addressed(data: dict[str, JSON]) -> JSON:
+    """An array, frame or series by the SHA-256 of its bytes, inline or not: the same value gives
+    the same key whatever the inline limit of the worker that encoded it."""
+    digest = hashlib.sha256(decode_b64(data["b64"])).hexdigest() if "b64" in data else data["blob"]
+    fields = {key: value for key, value in data.items() if key not in ("b64", "blob", "size")}
+    return {**fields, "sha256": digest}

@@ -17,19 +17,7 @@ import pytest
 
 from coflux.errors import BadRequest
 from coflux.serialization import TAG, canonical, describe, deserialize, references, serialize
-
-
-class MemoryBlobs:
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    def put(self, data: bytes) -> str:
-        key = hashlib.sha256(data).hexdigest()
-        self.data[key] = data
-        return key
-
-    def get(self, key: str) -> bytes:
-        return self.data[key]
+from tests.support.blobs import MemoryBlobs
 
 
 @dataclass(frozen=True)
