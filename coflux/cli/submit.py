@@ -39,8 +39,9 @@ def submit(
     """Start a run of a workflow and follow it until it finishes.
 
     The run's tree goes to stderr (redrawn live on a terminal, else printed once it finished), and
-    so does a failed run's error. Its result goes to stdout as bare JSON, for scripts:
-    `total=$(coflux submit flows:total 5)`. Exit status 1 if the run failed or was cancelled."""
+    so does a failed run's error. Its result goes to stdout: as bare JSON for scripts
+    (`total=$(coflux submit flows:total 5)`), as Python shows it on a terminal. Exit status 1 if
+    the run failed or was cancelled."""
     if ":" not in target.strip(":"):
         raise click.BadParameter(f"expected MODULE:WORKFLOW, got {target!r}", param_hint="TARGET")
     values = _parse_arguments(arguments)
@@ -69,7 +70,10 @@ def report(data: dict[str, Any], as_json: bool) -> int:
             }
         )
     elif status == "succeeded":
-        print_json(data.get("result"))
+        if sys.stdout.isatty() and data.get("result_preview") is not None:
+            click.echo(data["result_preview"])  # a person reads it: the value as Python shows it
+        else:
+            print_json(data.get("result"))
     else:
         hint = f"coflux runs show {data['run_id']} --verbose shows its traceback"
         for line in render.outcome_lines(data, hint=hint):

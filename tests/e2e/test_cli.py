@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import pty
 import re
 import subprocess
 import sys
@@ -103,6 +105,48 @@ def test_submit_into_a_file_ends_every_line_and_puts_the_bare_result_last(
     alone = coflux(server, "submit", "e2e_cli_flows:quiet", "42")
     assert alone.stdout == "42\n"  # bare JSON on stdout, for `x=$(coflux submit ...)`
     assert "succeeded" in alone.stderr
+
+
+def test_submit_on_a_terminal_shows_the_result_as_python_does_and_in_a_pipe_as_json(
+    server: Server, worker: Worker
+) -> None:
+    leader, follower = pty.openpty()  # stdout is a terminal, as for a person typing the command
+    try:
+        command = [sys.executable, "-m", "coflux.cli", "submit", "e2e_cli_flows:keyed", "3"]
+        env = environment(COFLUX_URL=server.url, COFLUX_TOKEN=server.token)
+        status = subprocess.run(
+            command, env=env, stdout=follower, stderr=subprocess.PIPE, timeout=60, check=False
+        )
+        os.close(follower)
+        shown = b""
+        while chunk := _read_terminal(leader):
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert status.returncode == 0, status.stderr
+    assert shown.decode().replace("\r\n", "\n") == "{3: {(3, 3): b'ab'}}\n"
+
+    piped = coflux(server, "submit", "e2e_cli_flows:keyed", "3")
+    assert json.loads(piped.stdout) == {
+        "type": "dict",
+        "items": [
+            [
+                3,
+                {
+                    "type": "dict",
+                    "items": [[[3, 3], {"type": "object", "class": "builtins.bytes", "size": 2}]],
+                },
+            ]
+        ],
+    }
+
+
+def _read_terminal(fd: int) -> bytes:
+    """What the terminal holds; b"" once the writer closed it (Linux raises EIO then)."""
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""
 
 
 def test_submit_of_a_failing_run_names_the_error_and_the_step_where_it_began(
