@@ -70,6 +70,10 @@ def test_quickstart_runs_and_a_step_reruns_from_the_tree(
     expect(step_row(page, "quickstart:weather")).to_have_count(1)
     expect(step_row(page, "quickstart:fetch")).to_have_count(3)
     expect(step_row(page, "quickstart:summarise")).to_have_count(3)
+    # The three calls of one task are told apart by their arguments, shown in short on their rows.
+    expect(step_row(page, "quickstart:fetch").locator(".coflux-call-args")).to_have_text(
+        ['("Lisbon")', '("Oslo")', '("Nairobi")']
+    )
     for row in page.locator(f"{TREE} .coflux-step").all():
         expect(row).to_have_attribute("data-state", "succeeded")
         expect(row.locator(".coflux-state")).to_have_attribute("data-state", "succeeded")

@@ -197,6 +197,10 @@ const out = {
   header: el.querySelector(".coflux-run-result").textContent,
   arguments: details.querySelector(".coflux-arguments").querySelector("code").textContent,
   results: details.querySelectorAll(".coflux-result").map((r) => r.querySelector("code").textContent),
+  rows: el.querySelectorAll(".coflux-step").map((row) => [
+    row.querySelector(".coflux-target").textContent,
+    row.querySelector(".coflux-call-args").textContent,
+  ]),
 };
 cleanup();
 return out;
@@ -210,7 +214,12 @@ def test_run_tree_view_shows_readable_previews_in_its_header_and_step_details(
 
     out = _node(tmp_path, PREVIEWS, state, "runtree.js")
 
-    assert out == {"header": "{3: {(3, 3): b'ab'}}", "arguments": "((3, 3))", "results": ["{(3, 3): b'ab'}"]}
+    assert out == {
+        "header": "{3: {(3, 3): b'ab'}}",
+        "arguments": "((3, 3))",
+        "results": ["{(3, 3): b'ab'}"],
+        "rows": [["widget_flows:keyed", "(3)"], ["widget_flows:pair", "((3, 3))"]],  # calls told apart
+    }
 
 
 CANCELLED = """

@@ -34,7 +34,21 @@ function durationNode(execution) {
   return h("span", { class: "coflux-duration", text: end ? formatDuration(end - start) : "" });
 }
 
-export function describeValue(value) {
+export // A step's arguments as one line, from the server's previews (older servers: its descriptors).
+function argumentsText(step) {
+  return (step.arguments_preview ?? (step.arguments || []).map((a) => describeValue(a))).join(", ");
+}
+
+// The arguments in short beside a step's target, so calls of one task are told apart at a glance;
+// the whole line is its tooltip (and in the step's details).
+const SHORT_ARGUMENTS = 40;
+function callArguments(step) {
+  const full = argumentsText(step);
+  const short = full.length > SHORT_ARGUMENTS ? `${full.slice(0, SHORT_ARGUMENTS - 1)}…` : full;
+  return h("span", { class: "coflux-call-args", title: `(${full})`, text: `(${short})` });
+}
+
+function describeValue(value) {
   if (value === null || value === undefined) return "None";
   if (typeof value === "object" && !Array.isArray(value) && typeof value.type === "string") {
     if (value.type === "execution") return `<execution ${value.execution_id}>`;
@@ -154,7 +168,7 @@ export default {
             })
           : null,
       );
-      const args = (step.arguments_preview ?? (step.arguments || []).map((a) => describeValue(a))).join(", ");
+      const args = argumentsText(step);
       return h(
         "div",
         { class: "coflux-details", "data-step-id": step.step_id },
@@ -240,6 +254,7 @@ export default {
         h("span", { class: "coflux-toggle", text: open ? "▾" : "▸" }),
         h("span", { class: "coflux-state", "data-state": stateName, text: stateName.replace("_", " ") }),
         h("span", { class: "coflux-target", text: `${step.module}:${step.target}` }),
+        callArguments(step),
         latest ? durationNode(latest) : null,
         executions.length > 1 ? h("span", { class: "coflux-attempts", title: "attempts", text: `×${executions.length}` }) : null,
         marks(step, executions, spawnedHere),
