@@ -142,15 +142,4 @@ def submit_child(
 
 def spawn_child(parent: dict[str, Any], request_id: int = 1) -> dict[str, Any]:
     """A child of ``parent`` that its caller doesn't await (so only the server can answer it)."""
-    return {
-        "type": "submit",
-        "request_id": request_id,
-        "parent_execution_id": parent["execution_id"],
-        "module": "m",
-        "target": "child",
-        "target_type": "task",
-        "arguments": [request_id],
-        "call_index": request_id - 1,
-        "await": False,
-        "options": {},
-    }
+    return submit_child(parent, request_id, request_id - 1, awaits=False)
