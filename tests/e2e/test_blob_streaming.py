@@ -1,6 +1,6 @@
-"""Blobs stream through a real `coflux server`: a 50 MB blob goes up and comes back byte for byte
-while the server's peak memory rises by a small part of its size (never the whole of it), and a
-server started with --blob-store keeps blobs there."""
+"""Blobs stream through a real `coflux server`: a 50 MB blob goes up and comes back byte for byte,
+as a blob and as an asset's file, while the server's peak memory rises by a small part of its size
+(never the whole of it); a server started with --blob-store keeps blobs there."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.harness import Server
+from tests.support.harness import Server, Worker, start_run, wait_for_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -51,9 +51,9 @@ def _body() -> bytes:
     )
 
 
-def _download(server: Server, key: str) -> tuple[int, str]:
-    """Size and SHA-256 of the blob as served, read in pieces (the test holds none of it whole)."""
-    request = urllib.request.Request(f"{server.url}/api/projects/default/blobs/{key}")
+def _download(server: Server, path: str) -> tuple[int, str]:
+    """Size and SHA-256 of what ``path`` serves, read in pieces (the test holds none of it whole)."""
+    request = urllib.request.Request(f"{server.url}/api/projects/default/{path}")
     request.add_header("Authorization", f"token {server.token}")
     digest, size = hashlib.sha256(), 0
     with urllib.request.urlopen(request, timeout=60) as response:
@@ -64,11 +64,24 @@ def _download(server: Server, key: str) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def _execution(server: Server) -> str:
+    """An execution of project default: the root of a finished run on a real worker."""
+    worker = Worker(server, "e2e_flows").start()
+    try:
+        run = wait_for_run(server, start_run(server, "e2e_flows:fanout", 1))
+    finally:
+        worker.stop()
+    assert run["status"] == "succeeded", run
+    execution_id: str = run["root_execution_id"]
+    return execution_id
+
+
 def test_a_50_mb_blob_streams_up_and_down_without_the_server_holding_it(
     server: Server, tmp_path: Path
 ) -> None:
     assert server.process is not None
     pid = server.process.pid
+    execution_id = _execution(server)
     body = _body()
     key = hashlib.sha256(body).hexdigest()
     assert server.request("HEAD", f"api/projects/default/blobs/{key}").status == 404  # warms the route up
@@ -77,7 +90,14 @@ def test_a_50_mb_blob_streams_up_and_down_without_the_server_holding_it(
     put = server.request("PUT", f"api/projects/default/blobs/{key}", raw=body)
     assert put.status == 201, put.body
     del body
-    assert _download(server, key) == (SIZE, key)
+    assert _download(server, f"blobs/{key}") == (SIZE, key)
+    entry = {"path": "big/data.bin", "blob_key": key, "size": SIZE, "media_type": "application/octet-stream"}
+    asset = {"execution_id": execution_id, "name": "big", "entries": [entry]}
+    persisted = server.request(
+        "POST", "api/projects/default/assets", asset, token=server.worker_token("default")
+    )
+    assert persisted.status == 201, persisted.body
+    assert _download(server, f"assets/{persisted.json()['asset_id']}/files/big/data.bin") == (SIZE, key)
 
     risen = _memory(pid, "VmHWM") - before
     assert risen < SIZE * 0.5, f"the server's peak memory rose by {risen / 2**20:.1f} MB for a 50 MB blob"

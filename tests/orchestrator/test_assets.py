@@ -1,6 +1,7 @@
 """A project's assets through its orchestrator, on SQLite and PostgreSQL: persisted only when the
 execution is the project's and every blob is in the store with its size; answered once durable (a
-restart finds it); restorations and the run view's ``assets``; a failed commit fails the request."""
+restart finds it) and announced to event listeners; restorations and the run view's ``assets``; a
+failed commit fails the request."""
 
 from __future__ import annotations
 
@@ -62,7 +63,15 @@ def test_a_persisted_asset_survives_a_restart_with_its_restorations(
     async def scenario() -> None:
         async with open_service(tmp_path, project=project, database_url=url) as service:
             execution_id = await _execution(service)
+            events: list[dict[str, Any]] = []
+            service.subscribe(events.append)
             asset = await service.assets.persist(execution_id, "data", [_entry(), _entry("b/y.csv")], _sizes)
+            assert {
+                "type": "asset",
+                "run_id": execution_id.split(":")[0],
+                "execution_id": execution_id,
+                "asset_id": asset["asset_id"],
+            } in events
             await service.assets.restored(asset["asset_id"], execution_id)
         async with open_service(tmp_path, project=project, database_url=url) as service:
             stored = await service.assets.get(asset["asset_id"])
