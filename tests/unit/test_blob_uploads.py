@@ -4,12 +4,14 @@ reading a blob in chunks, its size; on a local folder and on another fsspec stor
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from coflux.blobs import BlobStore, Upload
+from coflux.blobs import STALE_UPLOAD, BlobStore, Upload
 from coflux.errors import BadRequest, NotFound
 
 DATA = bytes(range(256)) * 1000
@@ -91,3 +93,15 @@ def test_a_local_upload_is_moved_in_not_copied(tmp_path: Path) -> None:
     store.put_file(str(source), key)
     assert not source.exists()
     assert _files(tmp_path) == [tmp_path / "blobs" / key[:2] / key]
+
+
+def test_uploads_a_crash_left_behind_are_deleted_once_stale(tmp_path: Path) -> None:
+    incoming = tmp_path / "blobs" / ".incoming"
+    incoming.mkdir(parents=True)
+    stale, fresh = incoming / ".upload-old", incoming / ".upload-new"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"in flight")
+    long_ago = time.time() - STALE_UPLOAD - 60
+    os.utime(stale, (long_ago, long_ago))
+    BlobStore(str(tmp_path / "blobs")).spool_folder()
+    assert _files(tmp_path) == [fresh]
