@@ -7,13 +7,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.harness import Server, Worker, start_run, wait_for_run
+from tests.support.harness import Server, Worker, start_run, wait_for_run, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -117,3 +118,17 @@ def test_a_blob_that_does_not_match_its_key_is_refused_and_leaves_nothing(
     assert server.request("HEAD", f"api/projects/default/blobs/{wrong}").status == 404
     leftovers = [p for p in (tmp_path / "elsewhere").rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_an_upload_cut_off_midway_leaves_nothing(server: Server, tmp_path: Path) -> None:
+    key = hashlib.sha256(b"never sent whole").hexdigest()
+    head = (
+        f"PUT /coflux/api/projects/default/blobs/{key} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"Authorization: token {server.token}\r\nContent-Length: {10 * PIECE}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(head.encode() + os.urandom(2 * PIECE))
+        incoming = tmp_path / "elsewhere" / "default" / ".incoming"
+        wait_until(lambda: any(incoming.glob(".upload-*")), 10, "the upload to be spooled")
+    wait_until(lambda: not any(incoming.glob(".upload-*")), 10, "the cut-off upload to be deleted")
+    assert server.request("HEAD", f"api/projects/default/blobs/{key}").status == 404
