@@ -84,7 +84,9 @@ class Project:
 
 
 def _type(path: str) -> str:
-    return {"csv": "text/csv", "png": "image/png"}.get(path.rsplit(".", 1)[-1], "application/octet-stream")
+    return {"csv": "text/csv", "png": "image/png", "html": "text/html"}.get(
+        path.rsplit(".", 1)[-1], "application/octet-stream"
+    )
 
 
 def _error(response: HTTPResponse) -> tuple[int, str, str]:
@@ -138,6 +140,16 @@ async def test_a_persisted_asset_is_listed_and_its_files_download_byte_for_byte(
     png = await project.call("GET", "assets", asset_id, "files", "plot é.png", params={"inline": "1"})
     assert png.body == PNG and png.headers["Content-Type"] == "image/png"
     assert "Content-Disposition" not in png.headers
+
+    page = b"<script>fetch('/api/contents')</script>"
+    html = await project.persist(execution_id, {"page.html": page})
+    shown = await project.call(
+        "GET", "assets", html["asset_id"], "files", "page.html", params={"inline": "1"}
+    )
+    assert shown.body == page  # served, but a browser runs none of it
+    assert "default-src 'none'" in shown.headers["Content-Security-Policy"]
+    assert "sandbox" in shown.headers["Content-Security-Policy"]
+    assert shown.headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_a_submit_token_reads_assets_but_cannot_persist_and_another_projects_token_gets_nothing(
