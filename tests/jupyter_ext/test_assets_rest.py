@@ -198,6 +198,8 @@ async def test_a_submit_token_reads_assets_but_cannot_persist_and_another_projec
         ("a\x00b", "NUL"),
         ("", "1 to 1024"),
         ("x" * 1025, "1 to 1024"),
+        ("\U0001f600" * 600, "at most 2048 bytes"),
+        ("a\ud800b", "valid Unicode"),
     ],
 )
 async def test_a_path_that_could_leave_its_asset_is_refused_and_nothing_is_recorded(
