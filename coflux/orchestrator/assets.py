@@ -84,8 +84,8 @@ def check_entry(value: object) -> Entry:
     if not valid_key(key):
         raise BadRequest(f"entry {path!r}: blob_key must be 64 lowercase hex digits, not {str(key)[:80]!r}")
     size = value.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise BadRequest(f"entry {path!r}: size must be an integer >= 0")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 2**63:
+        raise BadRequest(f"entry {path!r}: size must be an integer >= 0 (and below 2**63)")
     media_type = value.get("media_type", DEFAULT_MEDIA_TYPE) or DEFAULT_MEDIA_TYPE
     if (
         not isinstance(media_type, str)
@@ -116,6 +116,8 @@ def check_name(value: object) -> str | None:
     if not isinstance(value, str) or len(value) > MAX_NAME:
         raise BadRequest(f"an asset's name must be null or a string of at most {MAX_NAME} characters")
     _utf8(value, "an asset's name")
+    if "\x00" in value:
+        raise BadRequest("an asset's name can't hold a NUL character")
     return value
 
 
