@@ -88,7 +88,7 @@ def test_files_persisted_on_one_worker_are_restored_on_another_and_download_byte
     assert result == {
         "total": sum(i * 1.5 for i in range(50)),
         "files": ["data.csv", "plots"],  # restored into the reader's own, otherwise empty, directory
-        "png": [64, 32],
+        "png": (64, 32),
         "cwd_is_own": True,
     }
     assert isinstance(asset, cf.Asset) and asset.name == "table and plot"
@@ -163,7 +163,7 @@ def test_a_dict_composes_another_assets_entry_without_uploading_it_again(
     data = succeeded(server, f"{MODULE}:composed", 5)
     composed = client.get_run(data["run_id"]).result(timeout=30)
     original = client.asset(execution_of(data, "make_files")["assets"][0]["asset_id"])
-    assert list(composed.entries) == ["renamed.csv", "notes.md"]
+    assert sorted(composed.entries) == ["notes.md", "renamed.csv"]
     assert composed["renamed.csv"].blob_key == original["data.csv"].blob_key
     assert composed["notes.md"].media_type == "text/markdown"
     assert composed["renamed.csv"].restore(at=tmp_path).read_bytes() == expected_csv(5)
