@@ -178,3 +178,16 @@ def test_a_module_written_for_coflux_runs_unchanged(server: Server) -> None:
     assert data["result"] == 3
     written = execution_of(data, "write")
     assert [a["entries"] for a in written["assets"]] == [1]
+
+
+def test_an_execution_returned_to_the_client_resolves_there_to_a_restorable_asset(
+    server: Server, workers: list[Worker], client: cf.Client, tmp_path: Path
+) -> None:
+    data = succeeded(server, f"{MODULE}:handle")
+    execution = client.get_run(data["run_id"]).result(timeout=30)
+    assert execution.id == execution_of(data, "same_file")["execution_id"]
+    asset = execution.result(timeout=30)
+    assert isinstance(asset, cf.Asset) and asset.name == "handled"
+    restored = asset.restore(at=tmp_path, match="*.txt")
+    assert restored["handled.txt"].read_text() == "handled"
+    assert restored["same.txt"].read_text() == "identical content in every execution\n"

@@ -88,3 +88,9 @@ def compose(asset: cf.Asset) -> cf.Asset:
 @cf.workflow()
 def composed(rows: int) -> cf.Asset:
     return compose(make_files(rows))
+
+
+@cf.workflow()
+def handle() -> cf.Execution[cf.Asset]:
+    """Returns the execution, not its value: the client resolves it."""
+    return same_file.submit("handled")
