@@ -17,6 +17,8 @@ from coflux import serialization
 from coflux.assets import AssetError, check_path, matches, media_type, preview_text
 from coflux.worker import assets as worker_assets
 from coflux.worker.blobcache import BlobCache, parse_size
+from coflux.worker.blobclient import BlobClient
+from tests.support.worker_server import FakeServer
 
 ASSET_ID = "A" + "0123456789abcdef01234567"
 
@@ -280,3 +282,26 @@ def test_cache_sizes(text: str, size: int) -> None:
 def test_a_bad_cache_size_is_refused() -> None:
     with pytest.raises(cf.CofluxError, match="COFLUX_BLOB_CACHE_SIZE"):
         parse_size("lots")
+
+
+# -- blob transfer -----------------------------------------------------------------------------------
+
+
+def test_blobs_stream_to_and_from_files_and_a_corrupted_download_leaves_nothing(
+    server: FakeServer, tmp_path: Path
+) -> None:
+    client = BlobClient(server.url, "proj", "T")
+    content = os.urandom(2_500_000)
+    key = hashlib.sha256(content).hexdigest()
+    (tmp_path / "up.bin").write_bytes(content)
+    assert not client.has(key)
+    client.put_file(tmp_path / "up.bin", key, len(content))
+    assert server.blobs[key] == content and client.has(key)
+    client.download(key, tmp_path / "down.bin")
+    assert (tmp_path / "down.bin").read_bytes() == content
+
+    wrong = hashlib.sha256(b"other").hexdigest()
+    server.blobs[wrong] = b"not what the key says"
+    with pytest.raises(cf.RequestError, match="arrived corrupted"):
+        client.download(wrong, tmp_path / "bad.bin")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["down.bin", "up.bin"]
