@@ -78,3 +78,26 @@ def test_clearing_an_empty_directory_leaves_it(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
     workdir.clear(tmp_path)
     assert tmp_path.is_dir()
+
+
+def test_a_thread_gets_back_its_directory_after_code_moved_away_or_removed_it(tmp_path: Path) -> None:
+    seen: list[object] = []
+
+    def serve() -> None:
+        folder = workdir.WorkDir()
+        first = folder.path
+        folder.enter()
+        os.chdir(tmp_path)  # the execution's code moves away
+        folder.leave()
+        seen.append(os.getcwd() == str(first))
+        folder.enter()
+        os.rmdir(first)  # ...or removes its directory
+        folder.leave()
+        seen.extend([folder.path != first, folder.path.is_dir(), os.getcwd() == str(folder.path)])
+        folder.close()
+        seen.append(folder.path.exists())
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join()
+    assert seen == [True, True, True, True, False]
