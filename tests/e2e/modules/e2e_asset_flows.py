@@ -94,3 +94,18 @@ def composed(rows: int) -> cf.Asset:
 def handle() -> cf.Execution[cf.Asset]:
     """Returns the execution, not its value: the client resolves it."""
     return same_file.submit("handled")
+
+
+@cf.task(requires={"role": "writer"})
+def broken() -> None:
+    raise ValueError("no files today")
+
+
+@cf.task(requires={"role": "writer"})
+def opaque() -> object:
+    return complex(1, 2)  # pickled: the run view only describes it
+
+
+@cf.workflow()
+def handles() -> list[cf.Execution[object]]:
+    return [broken.submit(), opaque.submit()]
