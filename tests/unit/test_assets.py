@@ -245,6 +245,18 @@ def test_the_cache_fetches_each_blob_once_and_evicts_the_least_recently_used(tmp
     assert BlobCache(tmp_path / "cache", limit=250).used == 200  # a new process adopts the files
 
 
+def test_a_blob_another_process_dropped_is_fetched_again(tmp_path: Path) -> None:
+    cache = BlobCache(tmp_path / "cache")
+    key, content = blob(b"dropped")
+    fetched: list[bytes] = []
+    with cache.open(key, writer(content, fetched)):
+        pass
+    (tmp_path / "cache" / key).unlink()  # another worker process evicted it
+    with cache.open(key, writer(content, fetched)) as path:
+        assert path.read_bytes() == content
+    assert len(fetched) == 2
+
+
 def test_a_blob_larger_than_the_cache_is_readable_while_pinned(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path / "cache", limit=10)
     key, content = blob(b"x" * 100)
