@@ -1,0 +1,282 @@
+"""Previews of values, computed by the worker that has them and stored in their tag (``"preview"``).
+
+A preview is ``{"text": str}`` (one Python-like line of at most :data:`TEXT_LIMIT` characters) plus
+optionally a ``"table"`` (the head of a DataFrame or Series, with its shape and dtypes) or an
+``"image"`` (a PNG thumbnail of a Pillow image or a matplotlib figure). The server never unpickles:
+it shows what the worker wrote here, after :func:`checked` made sure it is well formed and small.
+
+:func:`compute` is the worker side: it never raises (a value whose ``repr`` fails simply has no
+preview) and it bounds its work (``reprlib`` limits, the first rows of a table). NumPy, pandas,
+Pillow and matplotlib are imported only when the value is one of theirs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import io
+import json
+import math
+import re
+import reprlib
+from typing import Any, Final
+
+from coflux.models import JSON
+
+TEXT_LIMIT: Final = 1000
+"""Characters of a preview's text."""
+TABLE_ROWS: Final = 10
+TABLE_COLUMNS: Final = 20
+CELL_LIMIT: Final = 100
+"""Characters of a string in a table cell (the rest is cut with ``…``)."""
+THUMBNAIL_SIZE: Final = 256
+"""Pixels of a thumbnail's longer side, at most."""
+IMAGE_BYTES: Final = 65_536
+"""Bytes of a thumbnail's PNG, at most."""
+TIMES: Final = "\u00d7"
+"""The sign between the sides of a shape: ``DataFrame 1000\u00d73``, ``<PIL.Image 640\u00d7480 RGB>``."""
+BYTES_SHOWN: Final = 100
+"""Bytes shown in the preview of a ``bytes`` value."""
+
+_PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+_B64_LIMIT: Final = 4 * ((IMAGE_BYTES + 2) // 3)
+
+
+# -- the worker side ------------------------------------------------------------------------------
+
+
+def compute(value: Any) -> dict[str, JSON] | None:
+    """The preview of a value that travels as bytes (pickled, ``bytes``, an array, a frame), or
+    None if it has none or computing it failed: a preview never makes a value fail."""
+    try:
+        preview = _compute(value)
+    except Exception:
+        return None
+    return preview if preview is None else checked(preview)
+
+
+def _compute(value: Any) -> dict[str, JSON] | None:
+    if type(value) is bytes:
+        shown = repr(value[:BYTES_SHOWN]) + ("…" if len(value) > BYTES_SHOWN else "")
+        return {"text": f"{shown} ({len(value):,} bytes)"}
+    package = type(value).__module__.partition(".")[0]
+    if package == "numpy":
+        return _array(value)
+    if package == "pandas":
+        return _pandas(value)
+    if package in ("PIL", "matplotlib"):
+        return _image(value, package)
+    return {"text": one_line(_Repr().repr(value))}
+
+
+def one_line(text: str, limit: int = TEXT_LIMIT) -> str:
+    """``text`` on one line (line breaks and the indentation after them become a space), cut to
+    ``limit`` characters with ``…``."""
+    text = re.sub(r"\s*\n\s*", " ", text.strip())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Repr(reprlib.Repr):
+    """``repr`` with bounds: long containers and strings are cut (``[1, 2, ...]``), nesting stops
+    at some depth, and a dataclass shows its fields the same way (``Point(x=1, y=2)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 4
+        self.maxtuple = self.maxlist = self.maxset = self.maxfrozenset = self.maxdeque = 20
+        self.maxarray = 20
+        self.maxdict = 20
+        self.maxstring = 200
+        self.maxlong = 100
+        self.maxother = TEXT_LIMIT
+
+    def repr1(self, x: Any, level: int) -> str:
+        if _generated_repr(x):
+            if level <= 0:
+                return f"{type(x).__qualname__}(...)"
+            fields = [f for f in dataclasses.fields(x) if f.repr]
+            shown = ", ".join(f"{f.name}={self.repr1(getattr(x, f.name), level - 1)}" for f in fields)
+            return f"{type(x).__qualname__}({shown})"
+        return super().repr1(x, level)
+
+    def repr_instance(self, x: Any, level: int) -> str:
+        """``repr(x)`` cut to the limit; an exception goes up (no preview rather than a made-up one)."""
+        text = repr(x)
+        return text if len(text) <= self.maxother else text[: self.maxother - 1] + "…"
+
+
+def _generated_repr(value: Any) -> bool:
+    """A dataclass instance whose ``__repr__`` is the one ``@dataclass`` wrote."""
+    cls = type(value)
+    if not dataclasses.is_dataclass(cls) or isinstance(value, type):
+        return False
+    params = getattr(cls, "__dataclass_params__", None)
+    return bool(getattr(params, "repr", False)) and hasattr(cls.__repr__, "__wrapped__")
+
+
+def _scale(shape: Any) -> str:
+    return TIMES.join(str(n) for n in shape) or "scalar"
+
+
+def _array(value: Any) -> dict[str, JSON] | None:
+    import numpy
+
+    if not isinstance(value, numpy.ndarray):
+        return {"text": one_line(_Repr().repr(value))}
+    with numpy.printoptions(threshold=20, edgeitems=3, linewidth=10_000):
+        shown = numpy.array2string(value, separator=", ", max_line_width=10_000)
+    return {"text": one_line(f"ndarray {_scale(value.shape)} {value.dtype}: {shown}")}
+
+
+def _pandas(value: Any) -> dict[str, JSON] | None:
+    import pandas
+
+    if isinstance(value, pandas.DataFrame):
+        frame, columns = value, [str(c) for c in value.columns]
+        dtypes = ", ".join(f"{name}: {dtype}" for name, dtype in zip(columns, value.dtypes, strict=True))
+        text = f"DataFrame {_scale(value.shape)} ({dtypes})"
+    elif isinstance(value, pandas.Series):
+        name = "values" if value.name is None else str(value.name)
+        frame, columns = value.to_frame(name=name), [name]
+        label = "" if value.name is None else f" {json.dumps(str(value.name), ensure_ascii=False)}"
+        text = f"Series{label} {len(value)} ({value.dtype})"
+    else:
+        return {"text": one_line(_Repr().repr(value))}
+    head = frame.iloc[:TABLE_ROWS, :TABLE_COLUMNS]
+    table: dict[str, JSON] = {
+        "columns": columns[:TABLE_COLUMNS],
+        "rows": [[_cell(v) for v in row] for row in head.itertuples(index=False, name=None)],
+        "shape": list(frame.shape) if isinstance(value, pandas.DataFrame) else [len(value), 1],
+        "dtypes": {c: str(d) for c, d in zip(columns[:TABLE_COLUMNS], head.dtypes, strict=True)},
+    }
+    return {"text": one_line(text), "table": table}
+
+
+def _cell(value: Any) -> JSON:
+    """A table cell as a JSON scalar: numbers and booleans as they are (NaN and missing values as
+    null), anything else as its text, cut."""
+    item = value.item() if hasattr(value, "item") and callable(value.item) else value
+    if item is None or type(item) in (bool, int, str):
+        return item if not isinstance(item, str) else one_line(item, CELL_LIMIT)
+    if type(item) is float:
+        return item if math.isfinite(item) else None
+    try:
+        import pandas
+
+        if pandas.isna(item):
+            return None
+    except (ImportError, TypeError, ValueError):
+        pass
+    return one_line(str(item), CELL_LIMIT)
+
+
+def _image(value: Any, package: str) -> dict[str, JSON] | None:
+    if package == "PIL":
+        from PIL import Image
+
+        if not isinstance(value, Image.Image):
+            return {"text": one_line(_Repr().repr(value))}
+        return _thumbnail(value, f"<PIL.Image {value.width}{TIMES}{value.height} {value.mode}>")
+    from matplotlib.figure import Figure
+
+    if not isinstance(value, Figure):
+        return {"text": one_line(_Repr().repr(value))}
+    width, height = value.get_size_inches()
+    text = f"<Figure {round(width * value.dpi)}{TIMES}{round(height * value.dpi)}>"
+    buffer = io.BytesIO()
+    value.savefig(buffer, format="png", dpi=THUMBNAIL_SIZE / max(width, height, 1e-6))
+    from PIL import Image
+
+    return _thumbnail(Image.open(buffer), text)
+
+
+def _thumbnail(image: Any, text: str) -> dict[str, JSON]:
+    """``text`` and a PNG of ``image`` no larger than the limits (smaller, then none, if need be)."""
+    copy = image.copy()
+    if copy.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"):
+        copy = copy.convert("RGBA")
+    for side in (THUMBNAIL_SIZE, THUMBNAIL_SIZE // 2, THUMBNAIL_SIZE // 4):
+        copy.thumbnail((side, side))
+        buffer = io.BytesIO()
+        copy.save(buffer, format="PNG", optimize=True)
+        data = buffer.getvalue()
+        if len(data) <= IMAGE_BYTES:
+            b64 = base64.b64encode(data).decode("ascii")
+            image_json: dict[str, JSON] = {
+                "media_type": "image/png",
+                "b64": b64,
+                "width": copy.width,
+                "height": copy.height,
+            }
+            return {"text": text, "image": image_json}
+    return {"text": text}
+
+
+# -- both sides: checking -------------------------------------------------------------------------
+
+
+def checked(preview: Any) -> dict[str, JSON] | None:
+    """``preview`` if it is a well-formed, small preview (as a worker should write it), else None:
+    a malformed or oversized preview is dropped, never an error (the value itself is kept)."""
+    if not isinstance(preview, dict) or not _short_text(preview.get("text"), TEXT_LIMIT):
+        return None
+    if set(preview) - {"text", "table", "image"}:
+        return None
+    if "table" in preview and not _valid_table(preview["table"]):
+        return None
+    if "image" in preview and not _valid_image(preview["image"]):
+        return None
+    return preview
+
+
+def _short_text(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and len(value) <= limit
+
+
+def _count(value: Any, largest: int | None = None) -> bool:
+    return type(value) is int and value >= 0 and (largest is None or value <= largest)
+
+
+def _valid_table(table: Any) -> bool:
+    if not isinstance(table, dict):
+        return False
+    columns, rows, shape, dtypes = (table.get(k) for k in ("columns", "rows", "shape", "dtypes"))
+    if not isinstance(columns, list) or len(columns) > TABLE_COLUMNS:
+        return False
+    if not all(_short_text(c, CELL_LIMIT) for c in columns):
+        return False
+    if not isinstance(rows, list) or len(rows) > TABLE_ROWS:
+        return False
+    if not all(isinstance(r, list) and len(r) == len(columns) and all(map(_scalar, r)) for r in rows):
+        return False
+    if not isinstance(shape, list) or len(shape) != 2 or not all(_count(n) for n in shape):
+        return False
+    return (
+        isinstance(dtypes, dict)
+        and len(dtypes) <= TABLE_COLUMNS
+        and all(_short_text(k, CELL_LIMIT) and _short_text(v, CELL_LIMIT) for k, v in dtypes.items())
+    )
+
+
+def _scalar(value: Any) -> bool:
+    if value is None or type(value) in (bool, int):
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
+    return _short_text(value, CELL_LIMIT)
+
+
+def _valid_image(image: Any) -> bool:
+    if not isinstance(image, dict) or image.get("media_type") != "image/png":
+        return False
+    if not all(_count(image.get(k), THUMBNAIL_SIZE) and image.get(k) for k in ("width", "height")):
+        return False
+    b64 = image.get("b64")
+    if not isinstance(b64, str) or len(b64) > _B64_LIMIT:
+        return False
+    try:
+        data = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return data.startswith(_PNG_SIGNATURE) and len(data) <= IMAGE_BYTES
