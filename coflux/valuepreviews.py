@@ -143,14 +143,25 @@ def _pandas(value: Any) -> dict[str, JSON] | None:
         text = f"Series{label} {len(value)} ({value.dtype})"
     else:
         return {"text": one_line(_Repr().repr(value))}
+    return {"text": one_line(text), "table": _table(frame, columns)}
+
+
+def _table(frame: Any, columns: list[str]) -> dict[str, JSON]:
+    """The head of ``frame`` (named ``columns``); an index other than 0, 1, 2... first, as a column
+    named after it."""
+    import pandas
+
     head = frame.iloc[:TABLE_ROWS, :TABLE_COLUMNS]
-    table: dict[str, JSON] = {
-        "columns": columns[:TABLE_COLUMNS],
-        "rows": [[_cell(v) for v in row] for row in head.itertuples(index=False, name=None)],
-        "shape": list(frame.shape) if isinstance(value, pandas.DataFrame) else [len(value), 1],
-        "dtypes": {c: str(d) for c, d in zip(columns[:TABLE_COLUMNS], head.dtypes, strict=True)},
-    }
-    return {"text": one_line(text), "table": table}
+    shown = columns[:TABLE_COLUMNS]
+    rows: list[JSON] = [[_cell(v) for v in row] for row in head.itertuples(index=False, name=None)]
+    dtypes: dict[str, JSON] = {c: str(d) for c, d in zip(shown, head.dtypes, strict=True)}
+    index = frame.index
+    plain = isinstance(index, pandas.RangeIndex) and index.start == 0 and index.step == 1
+    if not plain and len(shown) < TABLE_COLUMNS:
+        label = ", ".join(str(n) for n in index.names if n is not None) or "index"
+        rows = [[_cell(key), *row] for key, row in zip(head.index, rows, strict=True)]
+        shown, dtypes = [label, *shown], {label: str(index.dtype), **dtypes}
+    return {"columns": list(shown), "rows": rows, "shape": list(frame.shape), "dtypes": dtypes}
 
 
 def _cell(value: Any) -> JSON:

@@ -135,6 +135,9 @@ def test_a_series_and_a_pickled_frame_show_a_table_too() -> None:
         "shape": [2, 1],
         "dtypes": {"price": "float64"},
     }
+    counts = encoded(pd.Series([3, 1], index=pd.Index(["p", "q"], name="word"), name="n"))["preview"]
+    assert counts["table"]["columns"] == ["word", "n"] and counts["table"]["rows"] == [["p", 3], ["q", 1]]
+    assert counts["table"]["dtypes"]["n"] == "int64" and counts["table"]["shape"] == [2, 1]
     pickled = encoded(pd.DataFrame({1: ["x", "y"]}))  # a column name Parquet would change
     assert pickled[TAG] == "pickle" and pickled["preview"]["table"]["columns"] == ["1"]
 
