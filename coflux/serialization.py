@@ -65,19 +65,23 @@ def serialize(
     encoded (a self-referencing container, an object cloudpickle refuses). A value whose tagged JSON
     is longer than ``large_limit`` becomes ``{"$c": "json", "blob": key, "size": n}``.
     """
-    data = _Encoder(put_blob, inline_limit).encode(value)
+    previews = valuepreviews.Budget()
+    data = _Encoder(put_blob, inline_limit, previews).encode(value)
     if isinstance(data, (list, dict)):
         text = json.dumps(data, separators=(",", ":"))
         if len(text) > large_limit:
             raw = text.encode("utf-8")
-            return {TAG: "json", "blob": put_blob(raw), "size": len(raw)}
+            large: dict[str, JSON] = {TAG: "json", "blob": put_blob(raw), "size": len(raw)}
+            preview = valuepreviews.Budget().take(value)  # its own: the inner ones are in the blob
+            return large if preview is None else {**large, "preview": preview}
     return data
 
 
 class _Encoder:
-    def __init__(self, put_blob: BlobPut, inline_limit: int) -> None:
+    def __init__(self, put_blob: BlobPut, inline_limit: int, previews: valuepreviews.Budget) -> None:
         self._put_blob = put_blob
         self._inline_limit = inline_limit
+        self._previews = previews
         self._active: set[int] = set()
 
     def encode(self, value: Any) -> JSON:
@@ -127,7 +131,7 @@ class _Encoder:
         """The tag of bytes, inline or as a blob, with the value's preview (bytes shown inline
         need none: the server reads them)."""
         inline = len(data) < self._inline_limit
-        preview = None if inline and head[TAG] == "bytes" else valuepreviews.compute(value)
+        preview = None if inline and head[TAG] == "bytes" else self._previews.take(value)
         if preview is not None:
             head = {**head, "preview": preview}
         if inline:

@@ -39,6 +39,10 @@ TIMES: Final = "\u00d7"
 BYTES_SHOWN: Final = 100
 """Bytes shown in the preview of a ``bytes`` value."""
 
+BUDGET: Final = 262_144
+"""Characters of previews (as JSON) in one value: a list of 10,000 objects gets previews for as
+many as fit (whole ones first, else their text alone), not 10,000 of them."""
+
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _B64_LIMIT: Final = 4 * ((IMAGE_BYTES + 2) // 3)
 
@@ -68,6 +72,29 @@ def _compute(value: Any) -> dict[str, JSON] | None:
     if package in ("PIL", "matplotlib"):
         return _image(value, package)
     return {"text": one_line(_Repr().repr(value))}
+
+
+class Budget:
+    """The previews of the parts of one value, within :data:`BUDGET` characters in all."""
+
+    def __init__(self, budget: int = BUDGET) -> None:
+        self.left = budget
+
+    def take(self, value: Any) -> dict[str, JSON] | None:
+        """:func:`compute` of ``value`` if there is room left for it, else its text alone if there
+        is room for that, else None (and nothing is computed once the budget is spent)."""
+        if self.left <= 0:
+            return None
+        preview = compute(value)
+        if preview is None:
+            return None
+        for candidate in (preview, {"text": preview["text"]}):
+            size = len(json.dumps(candidate, ensure_ascii=False))
+            if size <= self.left:
+                self.left -= size
+                return candidate
+        self.left = 0
+        return None
 
 
 def one_line(text: str, limit: int = TEXT_LIMIT) -> str:

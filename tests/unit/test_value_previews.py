@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,23 @@ def test_long_text_is_one_line_cut_to_the_limit() -> None:
     text = encoded(Shape("x" * 150 + "\n" + "y" * 150, [Point(i, i) for i in range(20)] * 3))
     shown = text["preview"]["text"]
     assert "\n" not in shown and len(shown) <= valuepreviews.TEXT_LIMIT
+
+
+def test_one_value_holds_previews_within_a_budget() -> None:
+    many = serialize([Point(i, i) for i in range(30_000)], MemoryBlobs().put, large_limit=10**9)
+    assert isinstance(many, list)
+    previews = [item.get("preview") for item in many]  # type: ignore[union-attr]
+    assert previews[0] == {"text": "Point(x=0, y=0)"} and previews[-1] is None
+    assert sum(len(json.dumps(p, ensure_ascii=False)) for p in previews if p) <= valuepreviews.BUDGET
+    budget = valuepreviews.Budget(70)  # room for two texts, not for a thumbnail
+    assert budget.take(Image.new("RGB", (64, 64))) == {"text": "<PIL.Image 64×64 RGB>"}  # noqa: RUF001
+    assert budget.take(Point(1, 2)) == {"text": "Point(x=1, y=2)"} and budget.take(Point(3, 4)) is None
+
+
+def test_a_value_kept_as_one_json_blob_shows_its_bounded_repr() -> None:
+    data = encoded(list(range(300_000)))
+    assert data[TAG] == "json" and "blob" in data
+    assert preview(data) == "[" + ", ".join(str(i) for i in range(20)) + ", ...]"
 
 
 def test_large_bytes_show_their_first_bytes_and_size_small_ones_need_no_preview() -> None:
