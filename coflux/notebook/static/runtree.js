@@ -90,7 +90,7 @@ function tableNode(table) {
         h("tr", {}, columns.map((c) => h("th", { text: c }))),
         h("tr", { class: "coflux-dtypes" }, columns.map((c) => h("th", { text: dtypes[c] ?? "" }))),
       ),
-      h("tbody", {}, rows.map((row) => h("tr", {}, row.map((v) => h("td", { text: cellText(v) }))))),
+      h("tbody", {}, rows.map((row) => h("tr", {}, row.map((v) => h("td", { class: typeof v === "string" ? "coflux-cell-text" : null, text: cellText(v) }))))),
     ),
     h("div", {
       class: "coflux-value-shape",
