@@ -230,25 +230,33 @@ def _image(value: Any, package: str) -> dict[str, JSON] | None:
 
 
 def _thumbnail(image: Any, text: str) -> dict[str, JSON]:
-    """``text`` and a PNG of ``image`` no larger than the limits (smaller, then none, if need be)."""
-    copy = image.copy()
-    if copy.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"):
-        copy = copy.convert("RGBA")
+    """``text`` and a PNG of ``image`` no larger than the limits (smaller, then none, if need be).
+    The image is resized, never copied whole; one Pillow can't resize or save has its text alone."""
+    try:
+        return {"text": text, "image": _png(image)}
+    except (ValueError, OSError, TypeError):
+        return {"text": text}
+
+
+def _png(image: Any) -> dict[str, JSON]:
+    """A PNG of ``image`` within the limits, as a preview's ``image``; ValueError if none fits."""
     for side in (THUMBNAIL_SIZE, THUMBNAIL_SIZE // 2, THUMBNAIL_SIZE // 4):
-        copy.thumbnail((side, side))
+        scale = min(1.0, side / max(image.width, image.height, 1))
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        small = image.resize(size, reducing_gap=3.0) if scale < 1 else image
+        if small.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
+            small = small.convert("RGBA" if small.mode in ("CMYK", "YCbCr", "LAB", "HSV") else "L")
         buffer = io.BytesIO()
-        copy.save(buffer, format="PNG", optimize=True)
+        small.save(buffer, format="PNG", optimize=True)
         data = buffer.getvalue()
         if len(data) <= IMAGE_BYTES:
-            b64 = base64.b64encode(data).decode("ascii")
-            image_json: dict[str, JSON] = {
+            return {
                 "media_type": "image/png",
-                "b64": b64,
-                "width": copy.width,
-                "height": copy.height,
+                "b64": base64.b64encode(data).decode("ascii"),
+                "width": small.width,
+                "height": small.height,
             }
-            return {"text": text, "image": image_json}
-    return {"text": text}
+    raise ValueError("no thumbnail fits the limit")
 
 
 # -- both sides: checking -------------------------------------------------------------------------

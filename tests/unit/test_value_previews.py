@@ -178,6 +178,10 @@ def test_a_pillow_image_gets_a_png_thumbnail_within_the_limits() -> None:
         shown["image"]["width"],
         shown["image"]["height"],
     )
+    deep = encoded(Image.new("I;16", (300, 100)))["preview"]  # whatever Pillow can't resize: the text
+    assert deep["text"] == "<PIL.Image 300×100 I;16>"  # noqa: RUF001
+    cmyk = encoded(Image.new("CMYK", (300, 100)))["preview"]
+    assert png(cmyk["image"]).size == (256, 85)
     small = encoded(Image.new("L", (40, 20), 128))["preview"]
     assert small["text"] == "<PIL.Image 40×20 L>" and png(small["image"]).size == (40, 20)  # noqa: RUF001
 
