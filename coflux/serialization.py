@@ -63,7 +63,9 @@ def serialize(
     Types are matched exactly: a subclass of ``int``, ``dict``, ``datetime``... is pickled, so it
     comes back as its own class. Raises :class:`~coflux.errors.BadRequest` for a value that can't be
     encoded (a self-referencing container, an object cloudpickle refuses). A value whose tagged JSON
-    is longer than ``large_limit`` becomes ``{"$c": "json", "blob": key, "size": n}``.
+    is longer than ``large_limit`` becomes ``{"$c": "json", "blob": key, "size": n}``. The tags of
+    what the server can't read (pickles, bytes in blobs, arrays, frames, a ``json`` blob) carry the
+    value's ``"preview"`` (:mod:`coflux.valuepreviews`), which decoding and :func:`canonical` ignore.
     """
     previews = valuepreviews.Budget()
     data = _Encoder(put_blob, inline_limit, previews).encode(value)
@@ -362,7 +364,9 @@ def describe(data: JSON) -> JSON:
     """Plain JSON for display. Tuples and sets become lists; dates ISO strings; decimals and UUIDs
     strings; NaN and infinities the strings ``"nan"``/``"inf"``/``"-inf"``. Bytes and pickles become
     ``{"type": "object", "class", "size"}``, references ``{"type": "execution" | "asset", ...}``,
-    a dict with non-string keys ``{"type": "dict", "items": [[k, v], ...]}``. Never unpickles."""
+    a dict with non-string keys ``{"type": "dict", "items": [[k, v], ...]}``. A tag's preview, if
+    well formed and small (:func:`coflux.valuepreviews.checked`), goes on as ``"preview"``; any other
+    is left out. Never unpickles."""
     if data is None or isinstance(data, (bool, int, float, str)):
         return data
     if isinstance(data, list):
