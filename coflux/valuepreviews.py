@@ -43,6 +43,7 @@ BUDGET: Final = 262_144
 """Characters of previews (as JSON) in one value: a list of 10,000 objects gets previews for as
 many as fit (whole ones first, else their text alone), not 10,000 of them."""
 
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _B64_LIMIT: Final = 4 * ((IMAGE_BYTES + 2) // 3)
 
@@ -98,9 +99,9 @@ class Budget:
 
 
 def one_line(text: str, limit: int = TEXT_LIMIT) -> str:
-    """``text`` on one line (line breaks and the indentation after them become a space), cut to
-    ``limit`` characters with ``…``."""
-    text = re.sub(r"\s*\n\s*", " ", text.strip())
+    """``text`` on one line (line breaks and the indentation after them become a space, other
+    control characters U+FFFD, so no terminal escape gets through), cut to ``limit`` characters."""
+    text = _CONTROL.sub("\ufffd", re.sub(r"\s*[\r\n]\s*", " ", text.strip()).replace("\t", " "))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -266,6 +267,8 @@ def checked(preview: Any) -> dict[str, JSON] | None:
     """``preview`` if it is a well-formed, small preview (as a worker should write it), else None:
     a malformed or oversized preview is dropped, never an error (the value itself is kept)."""
     if not isinstance(preview, dict) or not _short_text(preview.get("text"), TEXT_LIMIT):
+        return None
+    if _CONTROL.search(preview["text"]):  # one line, and nothing a terminal would act on
         return None
     if set(preview) - {"text", "table", "image"}:
         return None

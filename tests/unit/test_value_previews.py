@@ -95,6 +95,15 @@ def test_an_object_whose_repr_raises_has_no_preview_and_still_travels() -> None:
     assert type(back) is Unprintable
 
 
+class Shouting:
+    def __repr__(self) -> str:
+        return "\x1b[31mred\x1b[0m\tand\r\n  more"
+
+
+def test_control_characters_never_reach_a_terminal() -> None:
+    assert encoded(Shouting())["preview"]["text"] == "\ufffd[31mred\ufffd[0m and more"
+
+
 def test_long_text_is_one_line_cut_to_the_limit() -> None:
     text = encoded(Shape("x" * 150 + "\n" + "y" * 150, [Point(i, i) for i in range(20)] * 3))
     shown = text["preview"]["text"]
@@ -210,6 +219,8 @@ HOSTILE: list[Any] = [
     {"text": 5},
     {"text": "x" * 1001},
     {"text": "ok", "script": "<script>"},
+    {"text": "two\nlines"},
+    {"text": "\x1b[31mred\x1b[0m"},
     {"text": "ok", "table": {"columns": ["a"], "rows": [[1, 2]], "shape": [1, 1], "dtypes": {}}},
     {"text": "ok", "table": {"columns": ["a"], "rows": [[1]] * 11, "shape": [11, 1], "dtypes": {}}},
     {"text": "ok", "table": {"columns": ["a"], "rows": [[{"x": 1}]], "shape": [1, 1], "dtypes": {}}},
