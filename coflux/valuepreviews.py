@@ -200,13 +200,11 @@ def _cell(value: Any) -> JSON:
         return item if not isinstance(item, str) else one_line(item, CELL_LIMIT)
     if type(item) is float:
         return item if math.isfinite(item) else None
-    try:
-        import pandas
+    import pandas  # a table is only made of a frame: pandas is there
+    from pandas.api.types import is_scalar
 
-        if pandas.isna(item):
-            return None
-    except (ImportError, TypeError, ValueError):
-        pass
+    if is_scalar(item) and pandas.isna(item):  # NaT, pd.NA
+        return None
     return one_line(str(item), CELL_LIMIT)
 
 
