@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import dataclasses
 import io
+import itertools
 import json
 import math
 import re
@@ -120,13 +122,26 @@ class _Repr(reprlib.Repr):
         self.maxother = TEXT_LIMIT
 
     def repr1(self, x: Any, level: int) -> str:
-        if _generated_repr(x):
+        name = type(x).__qualname__
+        fields = _fields(x)
+        if fields is not None:
             if level <= 0:
-                return f"{type(x).__qualname__}(...)"
-            fields = [f for f in dataclasses.fields(x) if f.repr]
-            shown = ", ".join(f"{f.name}={self.repr1(getattr(x, f.name), level - 1)}" for f in fields)
-            return f"{type(x).__qualname__}({shown})"
+                return f"{name}(...)"
+            return f"{name}({', '.join(f'{f}={self.repr1(getattr(x, f), level - 1)}' for f in fields)})"
+        container = _container(x)
+        if container is not None:  # a subclass of dict, list...: as its base, bounded, with its name
+            return f"{name}({getattr(self, f'repr_{container.__name__}')(x, level)})"
         return super().repr1(x, level)
+
+    def repr_dict(self, x: Any, level: int) -> str:
+        """As ``reprlib``'s, in the dict's own order (``reprlib`` sorts the keys; Python doesn't)."""
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        items = itertools.islice(x.items(), self.maxdict)
+        pieces = [f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}" for k, v in items]
+        return "{" + ", ".join(pieces) + (", ..." if len(x) > self.maxdict else "") + "}"
 
     def repr_instance(self, x: Any, level: int) -> str:
         """``repr(x)`` cut to the limit; an exception goes up (no preview rather than a made-up one)."""
@@ -134,13 +149,33 @@ class _Repr(reprlib.Repr):
         return text if len(text) <= self.maxother else text[: self.maxother - 1] + "…"
 
 
-def _generated_repr(value: Any) -> bool:
-    """A dataclass instance whose ``__repr__`` is the one ``@dataclass`` wrote."""
-    cls = type(value)
+def _fields(value: Any) -> list[str] | None:
+    """The fields ``repr`` shows of a dataclass instance whose ``__repr__`` is the one ``@dataclass``
+    wrote, or of a named tuple; None for anything else."""
+    cls: Any = type(value)
+    if isinstance(value, tuple) and getattr(cls.__repr__, "__code__", None) is _NAMEDTUPLE_REPR:
+        return [str(f) for f in cls._fields]
     if not dataclasses.is_dataclass(cls) or isinstance(value, type):
-        return False
+        return None
     params = getattr(cls, "__dataclass_params__", None)
-    return bool(getattr(params, "repr", False)) and hasattr(cls.__repr__, "__wrapped__")
+    if not getattr(params, "repr", False) or not hasattr(cls.__repr__, "__wrapped__"):
+        return None
+    return [f.name for f in dataclasses.fields(value) if f.repr]
+
+
+_COLLECTIONS: Final = (collections.OrderedDict, collections.defaultdict, collections.Counter)
+_NAMEDTUPLE_REPR: Final = collections.namedtuple("_", "a").__repr__.__code__  # the same in all of them
+
+
+def _container(value: Any) -> type | None:
+    """The builtin container a value subclasses, if its ``repr`` is that container's or one of the
+    standard library's (``OrderedDict``, ``defaultdict``, ``Counter``)."""
+    cls: Any = type(value)
+    for base in (dict, list, tuple, set, frozenset):
+        if isinstance(value, base) and cls is not base:
+            known = {base.__repr__, *(c.__repr__ for c in _COLLECTIONS if issubclass(c, base))}
+            return base if cls.__repr__ in known else None
+    return None
 
 
 def _scale(shape: Any) -> str:

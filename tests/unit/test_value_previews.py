@@ -5,12 +5,13 @@ ones on, and that cache keys ignore them."""
 from __future__ import annotations
 
 import base64
+import collections
 import dataclasses
 import io
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import matplotlib
 import numpy as np
@@ -75,6 +76,24 @@ def test_a_pickled_dataclass_shows_its_fields_and_the_server_shows_that() -> Non
     assert describe(data)["preview"] == {"text": "Point(x=1, y=2)"}  # type: ignore[index]
     nested = encoded(Shape("tri", [Point(0, 0), Point(1, 0)]))
     assert preview(nested) == "Shape(name='tri', points=[Point(x=0, y=0), Point(x=1, y=0)])"
+
+
+class Row(NamedTuple):
+    key: str
+    values: list[int]
+
+
+class Settings(dict):  # type: ignore[type-arg]
+    pass
+
+
+def test_named_tuples_containers_and_their_subclasses_read_as_python_shows_them() -> None:
+    assert encoded(Row("a", [1, 2]))["preview"]["text"] == "Row(key='a', values=[1, 2])"
+    settings = Settings(lr=0.1, epochs=5, name="run")
+    assert encoded(settings)["preview"]["text"] == "Settings({'lr': 0.1, 'epochs': 5, 'name': 'run'})"
+    counts = collections.defaultdict(int, {i: i for i in range(100_000)})
+    text = encoded(counts)["preview"]["text"]
+    assert text.startswith("defaultdict({0: 0, 1: 1, 2: 2,") and text.endswith(", 19: 19, ...})")
 
 
 def test_a_huge_object_costs_a_bounded_repr() -> None:
