@@ -88,6 +88,7 @@ class Client:
         self.workspace = settings.workspace
         self.timeout = timeout
         self._assets = ClientAssets(self)
+        self._limits = {"inline_limit": settings.inline_limit, "large_limit": settings.large_limit}
 
     def __repr__(self) -> str:
         return f"Client({self.url!r}, project={self.project!r}, workspace={self.workspace!r})"
@@ -214,7 +215,7 @@ class Client:
         values = list(args)
         if kwargs:
             values = _bind_keywords(values, kwargs, self._parameters(module, name, workspace))
-        arguments = [serialize(value, self.put_blob) for value in values]
+        arguments = [serialize(value, self.put_blob, **self._limits) for value in values]
         body = {"module": module, "target": name, "arguments": arguments}
         data = self._request("POST", self._project_path("workspaces", workspace, "runs"), body)
         run_id = RunId(data["run_id"])

@@ -1,8 +1,10 @@
 """Tagged JSON as a short, Python-repr-like line for people (docs/server.md, "Reading a run").
 
 ``{3: 5}``, ``(1, 2)``, ``b'abc'``, ``datetime.date(2026, 1, 2)``, strings in double quotes as in JSON
-(``fetch("Lisbon")``). What only a worker could rebuild is named by its kind and size:
-``<__main__.Model object, 3,025 bytes>``, ``<bytes, 3,025 bytes>``.
+(``fetch("Lisbon")``). What only a worker could rebuild shows as the worker's preview stored in its
+tag (``Point(x=1, y=2)``, a DataFrame's shape and dtypes, see :mod:`coflux.valuepreviews`), or,
+without one, is named by its kind and size: ``<__main__.Model object, 3,025 bytes>``.
+An asset reads ``<asset NAME: 3 files: a.csv, b.png, …>``.
 Pure and safe on the server: it never unpickles and never reads a blob. A value past the length
 limit is cut with ``…``, and rendering stops there, so a huge value costs no more than a short one.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Final
 
-from coflux import richvalues
+from coflux import richvalues, valuepreviews
 from coflux.models import JSON
 from coflux.serialization import TAG, decode_b64, decode_value, tag_of
 
@@ -89,10 +91,13 @@ class _Writer:
             self.pairs(_list(data["items"]))
         elif tag in _EMPTY:
             self.sequence(tag, _list(data["items"]))
+        elif tag == "asset":
+            self.write(_asset(data))
         elif tag in _REFERENCE_KEYS:
             self.write(f"<{tag} {data[_REFERENCE_KEYS[tag]]}>")
         elif tag in ("bytes", "pickle", "json", *richvalues.TAGS):
-            self.write(self.binary(tag, data))
+            worker = valuepreviews.checked(data.get("preview"))
+            self.write(str(worker["text"]) if worker else self.binary(tag, data))
         else:
             self.write(repr(decode_value(tag, str(data["value"]))))
 
@@ -118,6 +123,20 @@ class _Writer:
         if kind is None:
             kind = richvalues.summary(data, tag) if tag in richvalues.TAGS else f"{data['class']} object"
         return f"<{kind}, {size:,} bytes>"
+
+
+def _asset(data: dict[str, JSON]) -> str:
+    """``<asset NAME: 3 files: a.csv, b.png, …>``: its name (else its id), the number of its files
+    and the list the worker wrote in its preview, as much of it as the tag has."""
+    name = data.get("name")
+    parts = [f"asset {name if isinstance(name, str) and name else data['asset_id']}"]
+    entries = data.get("entries")
+    if type(entries) is int and entries >= 0:
+        parts.append(f"{entries:,} file{'' if entries == 1 else 's'}")
+    worker = valuepreviews.checked(data.get("preview"))
+    if worker is not None and worker["text"]:
+        parts.append(str(worker["text"]))
+    return f"<{': '.join(parts)}>"
 
 
 def _list(data: JSON) -> list[JSON]:

@@ -71,6 +71,9 @@ def describe_value(value: JSON) -> str:
             return f"<execution {value.get('execution_id')}>"
         if kind == "asset":
             return f"<asset {value.get('name') or value.get('asset_id')}>"
+        shown = value.get("preview")
+        if isinstance(shown, dict) and isinstance(shown.get("text"), str):  # the worker's, checked
+            return str(shown["text"])
         if kind == "object":
             return f"<{value.get('class')}, {value.get('size')} bytes>"
     return json.dumps(value, ensure_ascii=False)

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import cloudpickle
 
-from coflux import richvalues
+from coflux import richvalues, valuepreviews
 from coflux.errors import BadRequest
 from coflux.models import JSON
 
@@ -63,21 +63,27 @@ def serialize(
     Types are matched exactly: a subclass of ``int``, ``dict``, ``datetime``... is pickled, so it
     comes back as its own class. Raises :class:`~coflux.errors.BadRequest` for a value that can't be
     encoded (a self-referencing container, an object cloudpickle refuses). A value whose tagged JSON
-    is longer than ``large_limit`` becomes ``{"$c": "json", "blob": key, "size": n}``.
+    is longer than ``large_limit`` becomes ``{"$c": "json", "blob": key, "size": n}``. The tags of
+    what the server can't read (pickles, bytes in blobs, arrays, frames, a ``json`` blob) carry the
+    value's ``"preview"`` (:mod:`coflux.valuepreviews`), which decoding and :func:`canonical` ignore.
     """
-    data = _Encoder(put_blob, inline_limit).encode(value)
+    previews = valuepreviews.Budget()
+    data = _Encoder(put_blob, inline_limit, previews).encode(value)
     if isinstance(data, (list, dict)):
         text = json.dumps(data, separators=(",", ":"))
         if len(text) > large_limit:
             raw = text.encode("utf-8")
-            return {TAG: "json", "blob": put_blob(raw), "size": len(raw)}
+            large: dict[str, JSON] = {TAG: "json", "blob": put_blob(raw), "size": len(raw)}
+            preview = valuepreviews.Budget().take(value)  # its own: the inner ones are in the blob
+            return large if preview is None else {**large, "preview": preview}
     return data
 
 
 class _Encoder:
-    def __init__(self, put_blob: BlobPut, inline_limit: int) -> None:
+    def __init__(self, put_blob: BlobPut, inline_limit: int, previews: valuepreviews.Budget) -> None:
         self._put_blob = put_blob
         self._inline_limit = inline_limit
+        self._previews = previews
         self._active: set[int] = set()
 
     def encode(self, value: Any) -> JSON:
@@ -95,11 +101,11 @@ class _Encoder:
         if scalar is not None:
             return scalar
         if kind is bytes:
-            return self._binary({TAG: "bytes"}, value)
+            return self._binary({TAG: "bytes"}, value, value)
         rich = richvalues.encode(value)
         if rich is not None:
             tag, fields, data = rich
-            return self._binary({TAG: tag, **fields}, data)
+            return self._binary({TAG: tag, **fields}, data, value)
         return self._pickle(value)
 
     def _container(self, value: list[Any] | dict[Any, Any] | tuple[Any, ...] | set[Any]) -> JSON:
@@ -123,8 +129,14 @@ class _Encoder:
             return {key: self.encode(item) for key, item in value.items()}
         return {TAG: "dict", "items": [[self.encode(k), self.encode(v)] for k, v in value.items()]}
 
-    def _binary(self, head: dict[str, JSON], data: bytes) -> JSON:
-        if len(data) < self._inline_limit:
+    def _binary(self, head: dict[str, JSON], data: bytes, value: Any) -> JSON:
+        """The tag of bytes, inline or as a blob, with the value's preview (bytes shown inline
+        need none: the server reads them)."""
+        inline = len(data) < self._inline_limit
+        preview = None if inline and head[TAG] == "bytes" else self._previews.take(value)
+        if preview is not None:
+            head = {**head, "preview": preview}
+        if inline:
             return {**head, "b64": base64.b64encode(data).decode("ascii")}
         return {**head, "blob": self._put_blob(data), "size": len(data)}
 
@@ -134,7 +146,7 @@ class _Encoder:
             data = cloudpickle.dumps(value)
         except Exception as err:
             raise BadRequest(f"cannot serialize a {_class_name(cls)}: {err}") from err
-        return self._binary({TAG: "pickle", "class": _class_name(cls)}, data)
+        return self._binary({TAG: "pickle", "class": _class_name(cls)}, data, value)
 
 
 def _class_name(cls: type) -> str:
@@ -160,9 +172,9 @@ def _encode_scalar(value: Any) -> JSON:
     return None
 
 
-def _reference_of(value: Any) -> dict[str, JSON] | None:
-    """The tag of an object with ``__coflux_reference__``: ``(tag, id)`` or ``(tag, id, fields)``
-    (extra JSON fields merged into the tag)."""
+def _reference_of(value: Any) -> JSON:
+    """The tag of a value that refers to an execution or an asset: its ``__coflux_reference__``
+    returns ``(tag, id)`` or ``(tag, id, fields)``, fields being more JSON for the tag (a preview)."""
     method = getattr(type(value), "__coflux_reference__", None)
     if method is None:
         return None
@@ -172,13 +184,15 @@ def _reference_of(value: Any) -> dict[str, JSON] | None:
         or len(reference) not in (2, 3)
         or reference[0] not in _REFERENCE_TAGS
         or not isinstance(reference[1], str)
-        or (len(reference) == 3 and not isinstance(reference[2], dict))
+        or (len(reference) == 3 and not _extra_fields(reference[2], _REFERENCE_TAGS[reference[0]]))
     ):
         raise BadRequest(f"__coflux_reference__ of {_class_name(type(value))} returned {reference!r}")
-    tag, ident = reference[0], reference[1]
-    fields = reference[2] if len(reference) == 3 else {}
-    extra = {k: v for k, v in fields.items() if k not in (TAG, _REFERENCE_TAGS[tag])}
-    return {**extra, TAG: tag, _REFERENCE_TAGS[tag]: ident}
+    tag, ident, *rest = reference
+    return {**(rest[0] if rest else {}), TAG: tag, _REFERENCE_TAGS[tag]: ident}
+
+
+def _extra_fields(fields: Any, key: str) -> bool:
+    return isinstance(fields, dict) and all(type(k) is str and k not in (TAG, key) for k in fields)
 
 
 # -- checking tagged JSON -------------------------------------------------------------------------
@@ -350,7 +364,9 @@ def describe(data: JSON) -> JSON:
     """Plain JSON for display. Tuples and sets become lists; dates ISO strings; decimals and UUIDs
     strings; NaN and infinities the strings ``"nan"``/``"inf"``/``"-inf"``. Bytes and pickles become
     ``{"type": "object", "class", "size"}``, references ``{"type": "execution" | "asset", ...}``,
-    a dict with non-string keys ``{"type": "dict", "items": [[k, v], ...]}``. Never unpickles."""
+    a dict with non-string keys ``{"type": "dict", "items": [[k, v], ...]}``. A tag's preview, if
+    well formed and small (:func:`coflux.valuepreviews.checked`), goes on as ``"preview"``; any other
+    is left out. Never unpickles."""
     if data is None or isinstance(data, (bool, int, float, str)):
         return data
     if isinstance(data, list):
@@ -368,18 +384,38 @@ def _describe_tagged(tag: str, data: dict[str, JSON]) -> JSON:
     if tag in _SEQUENCE_TAGS:
         return [describe(item) for item in data["items"]]
     if tag in _REFERENCE_TAGS:
-        key = _REFERENCE_TAGS[tag]
-        return {"type": tag, key: data[key]}
+        return _with_preview(_describe_reference(tag, data), data)
     if tag in _BINARY_TAGS:
         size = len(decode_b64(data["b64"])) if "b64" in data else data["size"]
         name = {"bytes": "builtins.bytes", "json": "json"}.get(tag) or data["class"]
-        return {"type": "object", "class": name, "size": size}
+        return _with_preview({"type": "object", "class": name, "size": size}, data)
     if tag in richvalues.TAGS:
-        return richvalues.describe(data, tag, _binary_size(data))
+        return _with_preview(richvalues.describe(data, tag, _binary_size(data)), data)
     pairs = data["items"]
     if all(isinstance(key, str) for key, _ in pairs):
         return {key: describe(value) for key, value in pairs}
     return {"type": "dict", "items": [[describe(k), describe(v)] for k, v in pairs]}
+
+
+def _describe_reference(tag: str, data: dict[str, JSON]) -> dict[str, JSON]:
+    key = _REFERENCE_TAGS[tag]
+    described: dict[str, JSON] = {"type": tag, key: data[key]}
+    if tag == "asset":
+        name, entries = data.get("name"), data.get("entries")
+        if isinstance(name, str) or (name is None and "name" in data):
+            described["name"] = name
+        if type(entries) is int and entries >= 0:
+            described["entries"] = entries
+    return described
+
+
+def _with_preview(described: JSON, data: dict[str, JSON]) -> JSON:
+    """``described`` with the worker's preview of the value, if it is well formed (a malformed or
+    oversized one is left out: the value stays)."""
+    preview = valuepreviews.checked(data.get("preview"))
+    if preview is None or not isinstance(described, dict):
+        return described
+    return {**described, "preview": preview}
 
 
 def references(data: JSON) -> list[str]:
@@ -430,6 +466,7 @@ def _normalize(data: JSON) -> JSON:
     if TAG not in data:
         return {key: _normalize(item) for key, item in _plain_items(data)}
     tag = tag_of(data)
+    data = {key: value for key, value in data.items() if key != "preview"}  # not the value's content
     if tag == "dict" or tag in ("set", "frozenset"):
         items = [_normalize(item) for item in data["items"]]
         items.sort(key=_dumps)

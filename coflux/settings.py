@@ -5,12 +5,13 @@ Each setting comes from the first of:
 
 1. the argument (a command's flag, a keyword of ``cf.Client``/``cf.Worker``, ``%coflux connect``);
 2. the environment: ``COFLUX_URL``, ``COFLUX_TOKEN``, ``COFLUX_PROJECT``, ``COFLUX_WORKSPACE``,
-   ``COFLUX_CONCURRENCY``;
+   ``COFLUX_CONCURRENCY``, ``COFLUX_INLINE_LIMIT``, ``COFLUX_LARGE_LIMIT``;
 3. ``coflux.toml``, the nearest one in the current folder or a parent (a notebook's kernel runs in
    the notebook's folder): its ``[coflux]`` table, or else its top-level keys, named as above in
    lower case (``url = "http://..."``);
 4. the defaults: :data:`DEFAULT_URL` (``coflux server``'s default address), project ``default``,
-   workspace ``main``, no token, concurrency 4.
+   workspace ``main``, no token, concurrency 4, and the value limits of
+   :mod:`coflux.serialization` (bytes kept inline below 16 KiB, values over 1 MiB of JSON as one blob).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Final, Literal
 
 from coflux.errors import ConfigurationError
 from coflux.models import valid_project_name, valid_workspace_name
+from coflux.serialization import DEFAULT_INLINE_LIMIT, DEFAULT_LARGE_LIMIT
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,7 +41,18 @@ DEFAULT_WORKSPACE: Final = "main"
 DEFAULT_CONCURRENCY: Final = 4
 CONFIG_FILE: Final = "coflux.toml"
 
-KEYS: Final = ("url", "token", "project", "workspace", "concurrency")
+KEYS: Final = ("url", "token", "project", "workspace", "concurrency", "inline_limit", "large_limit")
+NUMBERS: Final = ("concurrency", "inline_limit", "large_limit")
+"""The settings that are whole numbers of at least 1."""
+_DEFAULTS: Final[dict[str, str | int | None]] = {
+    "url": DEFAULT_URL,
+    "token": None,
+    "project": DEFAULT_PROJECT,
+    "workspace": DEFAULT_WORKSPACE,
+    "concurrency": DEFAULT_CONCURRENCY,
+    "inline_limit": DEFAULT_INLINE_LIMIT,
+    "large_limit": DEFAULT_LARGE_LIMIT,
+}
 Source = Literal["argument", "environment", "coflux.toml", "default"]
 
 
@@ -52,6 +65,10 @@ class Settings:
     project: str = DEFAULT_PROJECT
     workspace: str = DEFAULT_WORKSPACE
     concurrency: int = DEFAULT_CONCURRENCY
+    inline_limit: int = DEFAULT_INLINE_LIMIT
+    """Bytes and pickles shorter than this travel inside the value; longer ones as a blob."""
+    large_limit: int = DEFAULT_LARGE_LIMIT
+    """A value whose tagged JSON is longer than this travels as one blob."""
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
     """Where each setting came from (for messages: "project p (from coflux.toml)")."""
     config: Path | None = field(default=None, compare=False)
@@ -85,9 +102,9 @@ def read_config(path: Path) -> dict[str, str | int]:
         if key not in table:
             continue
         value = table[key]
-        if key == "concurrency":
+        if key in NUMBERS:
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigurationError(f"{path}: concurrency must be an integer")
+                raise ConfigurationError(f"{path}: {key} must be an integer")
         elif not isinstance(value, str):
             raise ConfigurationError(f"{path}: {key} must be a string")
         settings[key] = value
@@ -101,6 +118,8 @@ def resolve(
     workspace: str | None = None,
     concurrency: int | None = None,
     *,
+    inline_limit: int | None = None,
+    large_limit: int | None = None,
     start: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
@@ -115,6 +134,8 @@ def resolve(
         "project": project,
         "workspace": workspace,
         "concurrency": concurrency,
+        "inline_limit": inline_limit,
+        "large_limit": large_limit,
     }
     path = find_config(start)
     config = read_config(path) if path is not None else {}
@@ -136,14 +157,7 @@ def _first(
         return variable, "environment"
     if key in config:
         return config[key], "coflux.toml"
-    defaults: dict[str, str | int | None] = {
-        "url": DEFAULT_URL,
-        "token": None,
-        "project": DEFAULT_PROJECT,
-        "workspace": DEFAULT_WORKSPACE,
-        "concurrency": DEFAULT_CONCURRENCY,
-    }
-    return defaults[key], "default"
+    return _DEFAULTS[key], "default"
 
 
 def _checked(chosen: dict[str, str | int | None], sources: dict[str, Source], path: Path | None) -> Settings:
@@ -163,22 +177,28 @@ def _checked(chosen: dict[str, str | int | None], sources: dict[str, Source], pa
         raise ConfigurationError(f"invalid project name {project!r}{where('project')}")
     if not valid_workspace_name(workspace):
         raise ConfigurationError(f"invalid workspace name {workspace!r}{where('workspace')}")
-    try:
-        concurrency = int(chosen["concurrency"])  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        concurrency = 0
-    if concurrency < 1:
-        raise ConfigurationError(
-            f"concurrency must be a whole number of at least 1, not {chosen['concurrency']!r}"
-            + where("concurrency")
-        )
+    numbers = {key: _number(key, chosen[key], where(key)) for key in NUMBERS}
     token = chosen["token"]
     return Settings(
         url=url,
         token=str(token) if token else None,
         project=project,
         workspace=workspace,
-        concurrency=concurrency,
+        concurrency=numbers["concurrency"],
+        inline_limit=numbers["inline_limit"],
+        large_limit=numbers["large_limit"],
         sources=sources,
         config=path,
     )
+
+
+def _number(key: str, value: str | int | None, where: str) -> int:
+    try:
+        number = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise ConfigurationError(
+            f"{key.replace('_', ' ')} must be a whole number of at least 1, not {value!r}{where}"
+        )
+    return number

@@ -107,7 +107,8 @@ def _report_execution(data: dict[str, Any], execution_id: str, as_json: bool) ->
         fields = ("execution_id", "state", "result", "error")
         print_json({key: execution.get(key) for key in fields})
     elif state in ("succeeded", "cached"):
-        click.echo(f"{execution_id} {state}: {render.describe_value(execution.get('result'))}")
+        shown = execution.get("result_preview") or render.describe_value(execution.get("result"))
+        click.echo(f"{execution_id} {state}: {shown}")
     else:
         error = execution.get("error") or {}
         reason = f": {error.get('type')}: {error.get('message')}" if error else ""

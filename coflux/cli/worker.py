@@ -30,12 +30,28 @@ def _parse_provides(values: tuple[str, ...]) -> dict[str, list[str]]:
 @click.option("--register", is_flag=True, help="List the modules' workflows in the workspace.")
 @click.option("--dev", is_flag=True, help="Reload on code change (implies --register).")
 @click.option("--provides", multiple=True, metavar="KEY=VALUE", help="A tag this worker provides.")
+@click.option(
+    "--inline-limit",
+    type=click.IntRange(min=1),
+    metavar="BYTES",
+    help="Bytes, pickles, arrays and frames this long or longer go to the blob store, shorter ones "
+    "inside the value (or COFLUX_INLINE_LIMIT, or coflux.toml; default: 16384).",
+)
+@click.option(
+    "--large-limit",
+    type=click.IntRange(min=1),
+    metavar="CHARS",
+    help="A value whose JSON is longer travels as one blob "
+    "(or COFLUX_LARGE_LIMIT, or coflux.toml; default: 1048576).",
+)
 def worker(
     modules: tuple[str, ...],
     concurrency: int | None,
     register: bool,
     dev: bool,
     provides: tuple[str, ...],
+    inline_limit: int | None,
+    large_limit: int | None,
     **options: str | None,
 ) -> None:
     """Run a worker for the targets defined in MODULES.
@@ -56,6 +72,8 @@ def worker(
             register=register or dev,
             dev=dev,
             provides=_parse_provides(provides),
+            inline_limit=inline_limit,
+            large_limit=large_limit,
         )
     except WorkerRefused as err:
         click.echo(f"error: {err}", err=True)

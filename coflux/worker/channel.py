@@ -112,6 +112,9 @@ class SessionChannel:
     def put_blob(self, data: bytes) -> str:
         return self.blobs.put(data)
 
+    def value_limits(self) -> tuple[int, int]:
+        return self._settings.inline_limit, self._settings.large_limit
+
     def get_blob(self, key: str) -> bytes:
         return self.blobs.get(key)
 

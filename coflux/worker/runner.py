@@ -77,6 +77,8 @@ def run_worker(
     dev: bool = False,
     provides: dict[str, list[str]] | None = None,
     *,
+    inline_limit: int | None = None,
+    large_limit: int | None = None,
     stop: threading.Event | None = None,
 ) -> None:
     """Serve the targets of ``modules`` until SIGINT/SIGTERM (or ``stop`` is set), then stop
@@ -91,6 +93,8 @@ def run_worker(
         concurrency=concurrency,
         register=register or dev,
         provides=provides,
+        inline_limit=inline_limit,
+        large_limit=large_limit,
     )
     loaded = [load_module(m) for m in modules]
     targets = collect_targets(loaded)

@@ -1,5 +1,6 @@
 """A worker's settings: the connection (resolved by :mod:`coflux.settings`, as for every command and
-client) and what only a worker has (whether it registers its workflows, the tags it provides)."""
+client) and what only a worker has (whether it registers its workflows, the tags it provides, where
+the values it sends go: inline up to ``inline_limit`` bytes, else blobs)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 
 from coflux import settings
 from coflux.background import websocket_url
+from coflux.serialization import DEFAULT_INLINE_LIMIT, DEFAULT_LARGE_LIMIT
 from coflux.settings import DEFAULT_CONCURRENCY, DEFAULT_PROJECT, DEFAULT_URL, DEFAULT_WORKSPACE
 from coflux.worker.options import tag
 
@@ -22,6 +24,10 @@ class WorkerSettings:
     concurrency: int = DEFAULT_CONCURRENCY
     register: bool = False
     provides: dict[str, list[str]] = field(default_factory=dict)
+    inline_limit: int = DEFAULT_INLINE_LIMIT
+    """Bytes, pickles, arrays and frames shorter than this travel inside the value, longer as blobs."""
+    large_limit: int = DEFAULT_LARGE_LIMIT
+    """A value whose tagged JSON is longer than this travels as one blob."""
 
     @property
     def websocket_url(self) -> str:
@@ -38,10 +44,14 @@ def resolve_settings(
     concurrency: int | None = None,
     register: bool = False,
     provides: dict[str, list[str]] | None = None,
+    inline_limit: int | None = None,
+    large_limit: int | None = None,
 ) -> WorkerSettings:
     """The worker's settings: the connection from :func:`coflux.settings.resolve` (arguments, then
     ``COFLUX_*`` variables, then ``coflux.toml``, then the defaults), plus what only a worker has."""
-    resolved = settings.resolve(url, token, project, workspace, concurrency)
+    resolved = settings.resolve(
+        url, token, project, workspace, concurrency, inline_limit=inline_limit, large_limit=large_limit
+    )
     return WorkerSettings(
         url=resolved.url,
         token=resolved.token,
@@ -50,4 +60,6 @@ def resolve_settings(
         concurrency=resolved.concurrency,
         register=register,
         provides={str(k): [tag(v) for v in vs] for k, vs in (provides or {}).items()},
+        inline_limit=resolved.inline_limit,
+        large_limit=resolved.large_limit,
     )

@@ -17,10 +17,14 @@ _PLAIN = (type(None), bool, int, str)
 
 
 def encode(value: Any, channel: Channel) -> JSON:
-    """Tagged JSON for ``value``; large bytes and pickles are uploaded as blobs first."""
+    """Tagged JSON for ``value``, with previews of what the server can't read; bytes and pickles
+    past the worker's inline limit are uploaded as blobs first."""
     if type(value) in _PLAIN:
         return value  # the common small argument or result, without building an encoder
-    return serialization.serialize(value, channel.put_blob)
+    inline_limit, large_limit = channel.value_limits()
+    return serialization.serialize(
+        value, channel.put_blob, inline_limit=inline_limit, large_limit=large_limit
+    )
 
 
 def decode(data: JSON, channel: Channel) -> Any:

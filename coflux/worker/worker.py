@@ -43,6 +43,8 @@ class Worker:
         concurrency: int | None = None,
         register: bool = False,
         provides: dict[str, list[str]] | None = None,
+        inline_limit: int | None = None,
+        large_limit: int | None = None,
         settings: WorkerSettings | None = None,
         asset_factory: Callable[[str], Any] | None = None,
         on_status: Callable[[WorkerStatus], None] | None = None,
@@ -55,6 +57,8 @@ class Worker:
             concurrency=concurrency,
             register=register,
             provides=provides,
+            inline_limit=inline_limit,
+            large_limit=large_limit,
         )
         self._targets = list(targets)
         self._asset_factory = asset_factory

@@ -41,12 +41,14 @@ def test_a_dataframe_returned_by_a_task_arrives_equal_in_the_next(
     steps = {step["target"]: step for step in data["steps"]}
     [made] = steps["make_frame"]["executions"]
     # The server describes the frame from its tag: shape and dtypes, no pandas needed to decode it.
+    preview = made["result"].pop("preview")  # the worker's: tests/e2e/test_value_previews.py
     assert made["result"] == {
         "type": "dataframe",
         "shape": [rows, 4],
         "columns": {"x": "float64", "n": "int32", "city": "category", "day": DATES},
         "size": made["result"]["size"],
     }
+    assert preview["table"]["shape"] == [rows, 4] and len(preview["table"]["rows"]) == min(rows, 10)
     assert (made["result"]["size"] >= 16_384) is (rows > 4)  # the large one travelled as a blob
-    assert steps["check_frame"]["arguments"] == [made["result"], rows]
-    assert made["result_preview"].startswith(f"<DataFrame ({rows}, 4) x: float64, n: int32, city: category")
+    assert steps["check_frame"]["arguments"] == [{**made["result"], "preview": preview}, rows]
+    assert made["result_preview"].startswith(f"DataFrame {rows}\u00d74 (x: float64, n: int32, city: category")

@@ -67,7 +67,8 @@ def test_tuples_sets_and_frozensets() -> None:
 def test_inline_bytes_and_blob_bytes() -> None:
     assert shown(b"abc") == "b'abc'"
     assert shown(b"\x00\xff") == "b'\\x00\\xff'"
-    assert shown(b"x" * 20_000) == "<bytes, 20,000 bytes>"
+    assert shown(b"x" * 20_000) == f"b'{'x' * 100}'… (20,000 bytes)"  # the worker's preview
+    assert preview({TAG: "bytes", "blob": "b" * 64, "size": 20_000}) == "<bytes, 20,000 bytes>"
 
 
 def test_dates_times_decimals_and_uuids_as_their_reprs() -> None:
@@ -88,9 +89,9 @@ def test_a_pickled_object_is_named_by_its_class_and_size_and_never_unpickled() -
     assert preview(data) == "<__main__.Model object, 3,025 bytes>"
     inline = serialize(Model([1, 2]), _put)
     assert isinstance(inline, dict) and "b64" in inline  # not a blob: its size is read from base64
-    assert shown(Model([1, 2])).startswith(f"<{__name__}.Model object, ") and shown(Model([1])).endswith(
-        " bytes>"
-    )
+    del inline["preview"]  # as from a worker that wrote none
+    assert preview(inline).startswith(f"<{__name__}.Model object, ") and preview(inline).endswith(" bytes>")
+    assert shown(Model([1, 2])) == "Model(weights=[1, 2])"  # the worker's preview, when it wrote one
     # bytes that would fail to unpickle still preview: nothing is unpickled
     assert preview({TAG: "pickle", "class": "x.Y", "b64": "AAAA"}) == "<x.Y object, 3 bytes>"
 

@@ -192,7 +192,12 @@ def test_describe_gives_readable_json(blobs: MemoryBlobs) -> None:
 
 def test_describe_blob_uses_recorded_size(blobs: MemoryBlobs) -> None:
     encoded = serialize(b"y" * 50, blobs.put, inline_limit=10)
-    assert describe(encoded) == {"type": "object", "class": "builtins.bytes", "size": 50}
+    assert describe(encoded) == {
+        "type": "object",
+        "class": "builtins.bytes",
+        "size": 50,
+        "preview": {"text": f"b'{'y' * 50}' (50 bytes)"},  # the worker's: the server reads no blob
+    }
 
 
 def test_describe_never_unpickles(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,6 +59,78 @@ function describeValue(value) {
   return text.length > 400 ? `${text.slice(0, 400)}…` : text;
 }
 
+// The worker's preview on a value's descriptor ({text, table?, image?}), if it has one.
+function previewOf(value) {
+  return value && typeof value === "object" && !Array.isArray(value) && value.preview && typeof value.preview === "object"
+    ? value.preview
+    : null;
+}
+
+function cellText(value) {
+  if (value === null || value === undefined) return "";
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+// A DataFrame's or Series' head: column names, their dtypes, the first rows, and the whole shape.
+function tableNode(table) {
+  const columns = Array.isArray(table.columns) ? table.columns : [];
+  const rows = Array.isArray(table.rows) ? table.rows : [];
+  const [height, width] = Array.isArray(table.shape) ? table.shape : [rows.length, columns.length];
+  const dtypes = table.dtypes || {};
+  const more = height > rows.length || width > columns.length;
+  return h(
+    "div",
+    { class: "coflux-value-table" },
+    h(
+      "table",
+      {},
+      h(
+        "thead",
+        {},
+        h("tr", {}, columns.map((c) => h("th", { text: c }))),
+        h("tr", { class: "coflux-dtypes" }, columns.map((c) => h("th", { text: dtypes[c] ?? "" }))),
+      ),
+      h("tbody", {}, rows.map((row) => h("tr", {}, row.map((v) => h("td", { class: typeof v === "string" ? "coflux-cell-text" : null, text: cellText(v) }))))),
+    ),
+    h("div", {
+      class: "coflux-value-shape",
+      text: `${height} row${height === 1 ? "" : "s"} × ${width} column${width === 1 ? "" : "s"}${more ? `, the first ${rows.length} shown` : ""}`,
+    }),
+  );
+}
+
+function imageNode(image, text) {
+  if (image.media_type !== "image/png" || typeof image.b64 !== "string") return null;
+  return h(
+    "div",
+    { class: "coflux-value-thumbnail" },
+    h("img", {
+      class: "coflux-value-image",
+      src: `data:image/png;base64,${image.b64}`,
+      width: image.width,
+      height: image.height,
+      alt: text,
+      title: text,
+    }),
+  );
+}
+
+// What a value shows beyond its line of text: its table or its thumbnail, if the worker made one.
+function richValue(value, text) {
+  const preview = previewOf(value);
+  if (!preview) return null;
+  return [preview.table ? tableNode(preview.table) : null, preview.image ? imageNode(preview.image, text) : null];
+}
+
+// A value as the RunTree shows it, wherever it shows (the run's result, a step's arguments and
+// results): its line of text (the server's preview, else the worker's, else its descriptor) in a
+// <code>, then its table or thumbnail. `attrs` go on the <code>.
+export function renderValue(value, text, attrs = {}) {
+  const shown = text ?? previewOf(value)?.text ?? describeValue(value);
+  const code = h("code", { ...attrs, class: ["coflux-value", attrs.class].filter(Boolean).join(" "), text: shown });
+  return [code, ...(richValue(value, shown) || [])]; // flat: h() flattens one level only
+}
+
 function marks(step, executions, spawnedHere) {
   const found = [];
   const add = (mark, text, title) => found.push(h("span", { class: "coflux-mark", "data-mark": mark, title, text }));
@@ -173,10 +245,27 @@ export default {
         "div",
         { class: "coflux-details", "data-step-id": step.step_id },
         h("div", { class: "coflux-arguments" }, h("span", { class: "coflux-label", text: "arguments" }), h("code", { text: `(${args})` })),
+        argumentValues(step),
         actions,
         executions.map((e) => executionNode(e)),
         executions.length ? null : h("div", { class: "coflux-empty", text: "no execution in this view" }),
       );
+    }
+
+    // The arguments that have more to show than their text (a table, a thumbnail), one by one.
+    function argumentValues(step) {
+      const values = step.arguments || [];
+      const texts = step.arguments_preview || [];
+      return values.map((value, i) => {
+        const rich = richValue(value, texts[i]);
+        if (!rich || !rich.some(Boolean)) return null;
+        return h(
+          "div",
+          { class: "coflux-argument", "data-index": i },
+          h("span", { class: "coflux-label", text: `argument ${i + 1}` }),
+          renderValue(value, texts[i]),
+        );
+      });
     }
 
     function executionNode(execution) {
@@ -197,7 +286,7 @@ export default {
           marks({}, [execution], false),
         ),
         "result" in execution
-          ? h("div", { class: "coflux-result" }, h("span", { class: "coflux-label", text: "result" }), h("code", { text: execution.result_preview ?? describeValue(execution.result) }))
+          ? h("div", { class: "coflux-result" }, h("span", { class: "coflux-label", text: "result" }), renderValue(execution.result, execution.result_preview))
           : null,
         error
           ? h(
@@ -312,7 +401,7 @@ export default {
         }),
         run.status === "failed" && run.error ? h("span", { class: "coflux-run-error", text: `${run.error.type}: ${run.error.message}` }) : null,
         run.status === "cancelled" && run.error ? h("span", { class: "coflux-run-reason", text: run.error.message }) : null,
-        run.status === "succeeded" && "result" in run ? h("code", { class: "coflux-run-result", text: run.result_preview ?? describeValue(run.result) }) : null,
+        run.status === "succeeded" && "result" in run ? renderValue(run.result, run.result_preview, { class: "coflux-run-result" }) : null,
         run.status === "running"
           ? h("button", { class: "coflux-cancel-run", title: "cancel everything of this run", text: "cancel run", onclick: () => send({ action: "cancel_run" }) })
           : null,
