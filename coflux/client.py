@@ -283,6 +283,10 @@ class Client:
         data = self._request("GET", self._project_path("executions", execution_id, "logs"))
         return list(data["logs"])
 
+    def execution_result(self, execution_id: str) -> dict[str, Any]:
+        """``{"execution_id", "state", "value" (tagged JSON) or None, "error" or None}``."""
+        return dict(self._request("GET", self._project_path("executions", execution_id, "result")))
+
     def kernel_notebook(self, kernel_id: str) -> str | None:
         """The path of the notebook whose Jupyter session holds kernel ``kernel_id`` (as JupyterLab
         last named it), or None if no session of the server holds it."""

@@ -1,5 +1,5 @@
 """What a value read by :class:`coflux.Client` refers to, resolvable where it was read: an execution
-(``.result()``, from the REST run view) and assets (``.restore()``, blobs streamed over REST)."""
+(``.result()``, its value read whole over REST) and assets (``.restore()``, blobs streamed over REST)."""
 
 from __future__ import annotations
 
@@ -33,9 +33,8 @@ _LIVE: Final = ("queued", "assigned", "running", "deferred", "suspended")
 @dataclass(frozen=True)
 class ExecutionReference:
     """An execution found in a value read by the client. ``.id``; ``.result()`` waits for it and
-    returns its value as the run view gives it (JSON values, assets, executions; a pickled value
-    is only described there, so it raises). Passed back as an argument, it is the same
-    reference. Compares by id."""
+    returns its value whole (read as tagged JSON and decoded here, pickles included), or raises its
+    error. Passed back as an argument, it is the same reference. Compares by id."""
 
     id: str
     client: Client | None = field(default=None, compare=False, repr=False)
@@ -49,58 +48,27 @@ class ExecutionReference:
         if self.client is None:
             raise CofluxError(f"execution {self.id} was not read through a cf.Client: it has no server")
         deadline = None if timeout is None else time.monotonic() + timeout
-        pause = 0.1
+        pause = 0.05
         while True:
-            execution, data = self._find()
-            state = execution["state"] if execution else "queued"
-            if execution is not None and state not in _LIVE:
-                return self._outcome(execution, data)
+            outcome = self.client.execution_result(self.id)
+            state = outcome["state"]
+            if state not in _LIVE:
+                return self._value(outcome)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"execution {self.id} still {state} after {timeout} s")
             time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
             pause = min(pause * 1.5, 2.0)
 
-    def _find(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    def _value(self, outcome: dict[str, Any]) -> Any:
         assert self.client is not None
-        run_id = self.run_id or self.id.split(":", 1)[0]
-        data = self.client.run_data(run_id)
-        for step in data.get("steps") or []:
-            for execution in step["executions"]:
-                if execution["execution_id"] == self.id:
-                    return execution, data
-        return None, data
-
-    def _outcome(self, execution: dict[str, Any], data: dict[str, Any]) -> Any:
-        assert self.client is not None
-        state = execution["state"]
+        state = outcome["state"]
         if state in _SUCCEEDED:
-            if execution["execution_id"] == data.get("root_execution_id") and "result_value" in data:
-                return self.client.decode(data["result_value"], run_id=self.run_id)
-            return from_descriptor(execution.get("result"), self.client, self.id)
-        error = execution.get("error") or {}
+            return self.client.decode(outcome.get("value"), run_id=self.run_id)
+        error = outcome.get("error") or {}
         terminated = TERMINATED_BY_STATE.get(state)
         if terminated is not None:
             raise terminated(self.id, error.get("message"))
         raise execution_error_from_data(error, execution_id=self.id)
-
-
-def from_descriptor(value: Any, client: Client, execution_id: str) -> Any:
-    """A value from its REST descriptor: JSON as it is, assets and executions as handles."""
-    if isinstance(value, list):
-        return [from_descriptor(item, client, execution_id) for item in value]
-    if not isinstance(value, dict):
-        return value
-    kind = value.get("type")
-    if kind == "asset" and isinstance(value.get("asset_id"), str):
-        return client.asset_handle(value["asset_id"])
-    if kind == "execution" and isinstance(value.get("execution_id"), str):
-        return ExecutionReference(value["execution_id"], client)
-    if kind in ("object", "dict", "ndarray", "dataframe", "series") and "items" not in value:
-        raise CofluxError(
-            f"the value of execution {execution_id} is a {value.get('class') or kind}: the server only "
-            "describes it; return it from the workflow (Run.result) to get it whole"
-        )
-    return {key: from_descriptor(item, client, execution_id) for key, item in value.items()}
 
 
 class ClientAssets:

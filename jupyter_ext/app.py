@@ -46,6 +46,7 @@ _ROUTES: list[tuple[str, Any]] = [
     (f"api/projects/({_SEGMENT})/runs/({_SEGMENT})/cancel", h.RunCancelHandler),
     (f"api/projects/({_SEGMENT})/executions/({_SEGMENT})/cancel", h.CancelHandler),
     (f"api/projects/({_SEGMENT})/executions/({_SEGMENT})/logs", h.LogsHandler),
+    (f"api/projects/({_SEGMENT})/executions/({_SEGMENT})/result", h.ExecutionResultHandler),
     (f"api/projects/({_SEGMENT})/blobs/({_SEGMENT})", BlobHandler),
     (f"api/projects/({_SEGMENT})/assets", assets.AssetsHandler),
     (f"api/projects/({_SEGMENT})/assets/({_SEGMENT})", assets.AssetHandler),

@@ -339,6 +339,17 @@ class RunCancelHandler(CofluxHandler):
         await self.guarded(action)
 
 
+class ExecutionResultHandler(CofluxHandler):
+    auth_resource = "coflux:runs"
+
+    async def get(self, project: str, execution_id: str) -> None:
+        async def action() -> None:
+            service = await self.service(project)
+            self.reply(await service.execution_result(execution_id))
+
+        await self.guarded(action)
+
+
 class LogsHandler(CofluxHandler):
     auth_resource = "coflux:runs"
 

@@ -30,7 +30,7 @@ from coflux.orchestrator.reruns import Reruns
 from coflux.orchestrator.restore import restore
 from coflux.orchestrator.sessions import LOG_BUDGET, Close, Send, WorkerSessions
 from coflux.orchestrator.state import Session, cancellation
-from coflux.orchestrator.views import redoing, run_view
+from coflux.orchestrator.views import execution_result, redoing, run_view
 from coflux.orchestrator.workspaces import Workspace, Workspaces
 from coflux.orchestrator.writer import Writer
 from coflux.storage import SqlStore
@@ -410,10 +410,17 @@ class ProjectService:
         return cancelled
 
     async def logs(self, execution_id: str) -> list[dict[str, Any]]:
+        return self.store.logs(self._known_execution(execution_id))
+
+    async def execution_result(self, execution_id: str) -> dict[str, Any]:
+        """The execution's state and, once it has one, its value as tagged JSON."""
+        return execution_result(self.store, self.engine, self._known_execution(execution_id))
+
+    def _known_execution(self, execution_id: str) -> ExecutionId:
         try:
             _, step_key, _ = split_execution_id(execution_id)
         except ValueError as err:
             raise BadRequest(str(err)) from err
         if not any(r["execution_id"] == execution_id for r in self.store.executions_of_step(step_key)):
             raise NotFound(f"no execution {execution_id}")
-        return self.store.logs(execution_id)
+        return ExecutionId(execution_id)

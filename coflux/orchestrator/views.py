@@ -245,3 +245,23 @@ def _status(root: dict[str, Any] | None, results: dict[str, Row]) -> tuple[str, 
             },
         )
     return "running", None, None
+
+
+def execution_result(store: SqlStore, engine: Engine, execution_id: ExecutionId) -> dict[str, Any]:
+    """One execution's outcome with its value as tagged JSON (a client decodes it whole; the server
+    reads none of it): ``{"execution_id", "state", "value", "error"}``. A live execution has its
+    live state and no value; a cached or deferred one the value of the execution it took it from."""
+    live = engine.executions.get(execution_id)
+    if live is not None:
+        return {"execution_id": execution_id, "state": live.state.value, "value": None, "error": None}
+    row = store.result(execution_id)
+    state = row["state"] if row is not None else ExecutionState.QUEUED.value
+    seen = {execution_id}
+    while row is not None and row["value"] is None and row["cached_from"] and row["cached_from"] not in seen:
+        seen.add(row["cached_from"])  # a hit, or a deferred call that followed a newer one
+        row = store.result(row["cached_from"])
+        if state == ExecutionState.DEFERRED.value and row is not None:
+            state = row["state"]  # a deferred call ends as the one it followed
+    value = json.loads(row["value"]) if row is not None and row["value"] is not None else None
+    error = json.loads(row["error"]) if row is not None and row["error"] is not None else None
+    return {"execution_id": execution_id, "state": state, "value": value, "error": error}

@@ -193,7 +193,7 @@ def test_an_execution_returned_to_the_client_resolves_there_to_a_restorable_asse
     assert restored["same.txt"].read_text() == "identical content in every execution\n"
 
 
-def test_an_execution_handle_in_a_client_raises_its_error_and_refuses_what_it_cannot_rebuild(
+def test_an_execution_handle_in_a_client_raises_its_error_and_gives_any_value_whole(
     server: Server, workers: list[Worker], client: cf.Client
 ) -> None:
     data = succeeded(server, f"{MODULE}:handles")
@@ -201,5 +201,23 @@ def test_an_execution_handle_in_a_client_raises_its_error_and_refuses_what_it_ca
     with pytest.raises(ValueError, match="no files today") as raised:
         failing.result(timeout=30)
     assert isinstance(raised.value, cf.ExecutionError)
-    with pytest.raises(cf.CofluxError, match=r"is a builtins\.complex: the server only describes it"):
-        pickled.result(timeout=30)
+    assert pickled.result(timeout=30) == complex(1, 2)  # pickled by the worker, unpickled here
+
+
+def test_an_execution_result_over_rest_is_its_tagged_value_and_bad_ids_are_refused(
+    server: Server, workers: list[Worker], client: cf.Client
+) -> None:
+    data = succeeded(server, f"{MODULE}:handles")
+    failing, pickled = (e["execution_id"] for e in (execution_of(data, "broken"), execution_of(data, "opaque")))
+    value = client.execution_result(pickled)
+    assert value["state"] == "succeeded" and value["value"]["$c"] == "pickle"
+    assert client.decode(value["value"]) == complex(1, 2)
+    failed = client.execution_result(failing)
+    assert failed["state"] == "failed" and "no files today" in failed["error"]["message"]
+    with pytest.raises(cf.BadRequest, match="not an execution id"):
+        client.execution_result("../../etc")
+    with pytest.raises(cf.NotFound, match="no execution"):
+        client.execution_result(f"{data['run_id']}:99:1")
+    other = cf.Client(server.url, token=client.create_token("submit")["token"], project="other")
+    with pytest.raises((cf.Unauthorized, cf.Forbidden, cf.NotFound)):
+        other.execution_result(pickled)

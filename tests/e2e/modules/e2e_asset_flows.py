@@ -105,7 +105,7 @@ def broken() -> None:
 
 @cf.task(requires={"role": "writer"})
 def opaque() -> object:
-    return complex(1, 2)  # pickled: the run view only describes it
+    return complex(1, 2)  # pickled: the run view only describes it, the client unpickles it
 
 
 @cf.workflow()
