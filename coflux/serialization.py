@@ -4,9 +4,9 @@ Plain JSON stays as it is; anything else becomes an object with the key ``"$c"``
 Bytes and pickled objects at or above ``inline_limit`` bytes are stored through an injected
 ``put_blob`` and referenced by their SHA-256 key, so this module stays pure: it does no I/O itself.
 
-The server only ever calls :func:`describe`, :func:`references` and :func:`canonical` (and
-:func:`coflux.trust.needs_trust`), none of which unpickles anything; :func:`deserialize` runs on the
-trusted user side (workers, clients).
+The server only ever calls :func:`canonical`, :func:`tag_of`, the readers of
+:mod:`coflux.descriptors` and :func:`coflux.trust.needs_trust`, none of which unpickles anything;
+:func:`deserialize` runs on the trusted user side (workers, clients).
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ make a message too large for the wire."""
 BLOB_KEY: Final = re.compile(r"[0-9a-f]{64}")
 """A blob's key: the hex SHA-256 of its bytes."""
 _FLOAT_WORDS: Final = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-_SEQUENCE_TAGS: Final = ("tuple", "set", "frozenset")
-_VALUE_TAGS: Final = ("float", "datetime", "date", "time", "decimal", "uuid")
-_BINARY_TAGS: Final = ("bytes", "pickle", "json")
-_REFERENCE_TAGS: Final = {"execution": "execution_id", "asset": "asset_id"}
+SEQUENCE_TAGS: Final = ("tuple", "set", "frozenset")
+VALUE_TAGS: Final = ("float", "datetime", "date", "time", "decimal", "uuid")
+BINARY_TAGS: Final = ("bytes", "pickle", "json")
+REFERENCE_TAGS: Final = {"execution": "execution_id", "asset": "asset_id"}
 
 
 # -- encoding -------------------------------------------------------------------------------------
@@ -182,13 +182,13 @@ def _reference_of(value: Any) -> JSON:
     if (
         not isinstance(reference, tuple)
         or len(reference) not in (2, 3)
-        or reference[0] not in _REFERENCE_TAGS
+        or reference[0] not in REFERENCE_TAGS
         or not isinstance(reference[1], str)
-        or (len(reference) == 3 and not _extra_fields(reference[2], _REFERENCE_TAGS[reference[0]]))
+        or (len(reference) == 3 and not _extra_fields(reference[2], REFERENCE_TAGS[reference[0]]))
     ):
         raise BadRequest(f"__coflux_reference__ of {_class_name(type(value))} returned {reference!r}")
     tag, ident, *rest = reference
-    return {**(rest[0] if rest else {}), TAG: tag, _REFERENCE_TAGS[tag]: ident}
+    return {**(rest[0] if rest else {}), TAG: tag, REFERENCE_TAGS[tag]: ident}
 
 
 def _extra_fields(fields: Any, key: str) -> bool:
@@ -203,16 +203,16 @@ def tag_of(data: dict[str, JSON]) -> str:
     tag = data[TAG]
     if not isinstance(tag, str):
         raise BadRequest(f"malformed tagged value: the tag must be a string, not {tag!r}")
-    if tag in _SEQUENCE_TAGS or tag == "dict":
+    if tag in SEQUENCE_TAGS or tag == "dict":
         _require(data, tag, "items", list)
         if tag == "dict" and not all(isinstance(p, list) and len(p) == 2 for p in data["items"]):
             raise BadRequest("malformed tagged dict: each item must be a [key, value] pair")
-    elif tag in _VALUE_TAGS:
+    elif tag in VALUE_TAGS:
         _require(data, tag, "value", str)
         decode_value(tag, data["value"])
-    elif tag in _REFERENCE_TAGS:
-        _require(data, tag, _REFERENCE_TAGS[tag], str)
-    elif tag in _BINARY_TAGS:
+    elif tag in REFERENCE_TAGS:
+        _require(data, tag, REFERENCE_TAGS[tag], str)
+    elif tag in BINARY_TAGS:
         _check_binary(data, tag)
     elif tag in richvalues.TAGS:
         richvalues.check(data, tag)
@@ -222,7 +222,7 @@ def tag_of(data: dict[str, JSON]) -> str:
     return tag
 
 
-def _plain_items(data: dict[Any, JSON]) -> list[tuple[str, JSON]]:
+def plain_items(data: dict[Any, JSON]) -> list[tuple[str, JSON]]:
     """The items of an untagged JSON object, whose keys must be strings."""
     for key in data:
         if not isinstance(key, str):
@@ -257,7 +257,7 @@ def decode_b64(text: str) -> bytes:
         raise BadRequest(f"malformed base64 in tagged value: {err}") from err
 
 
-def _not_json(data: Any) -> BadRequest:
+def not_json(data: Any) -> BadRequest:
     return BadRequest(f"not JSON: a {type(data).__name__} in tagged JSON")
 
 
@@ -292,22 +292,22 @@ class _Decoder:
         if isinstance(data, list):
             return [self.decode(item) for item in data]
         if not isinstance(data, dict):
-            raise _not_json(data)
+            raise not_json(data)
         if TAG not in data:
-            return {key: self.decode(item) for key, item in _plain_items(data)}
+            return {key: self.decode(item) for key, item in plain_items(data)}
         return self._tagged(tag_of(data), data)
 
     def _tagged(self, tag: str, data: dict[str, JSON]) -> Any:
-        if tag in _REFERENCE_TAGS:
-            return self._references[tag](data[_REFERENCE_TAGS[tag]])
-        if tag in _BINARY_TAGS:
+        if tag in REFERENCE_TAGS:
+            return self._references[tag](data[REFERENCE_TAGS[tag]])
+        if tag in BINARY_TAGS:
             raw = self._bytes(data)
             if tag == "json":
                 return self.decode(_load_json(raw))
             return raw if tag == "bytes" else _unpickle(raw, data["class"])
         if tag in richvalues.TAGS:
             return richvalues.decode(data, tag, self._bytes(data))
-        if tag in _VALUE_TAGS:
+        if tag in VALUE_TAGS:
             return decode_value(tag, data["value"])
         try:
             if tag == "dict":
@@ -357,90 +357,7 @@ def decode_value(tag: str, text: str) -> Any:
         raise BadRequest(f"malformed tagged {tag}: {text!r}") from err
 
 
-# -- server side: describe, references, canonical -------------------------------------------------
-
-
-def describe(data: JSON) -> JSON:
-    """Plain JSON for display. Tuples and sets become lists; dates ISO strings; decimals and UUIDs
-    strings; NaN and infinities the strings ``"nan"``/``"inf"``/``"-inf"``. Bytes and pickles become
-    ``{"type": "object", "class", "size"}``, references ``{"type": "execution" | "asset", ...}``,
-    a dict with non-string keys ``{"type": "dict", "items": [[k, v], ...]}``. A tag's preview, if
-    well formed and small (:func:`coflux.valuepreviews.checked`), goes on as ``"preview"``; any other
-    is left out. Never unpickles."""
-    if data is None or isinstance(data, (bool, int, float, str)):
-        return data
-    if isinstance(data, list):
-        return [describe(item) for item in data]
-    if not isinstance(data, dict):
-        raise _not_json(data)
-    if TAG not in data:
-        return {key: describe(item) for key, item in _plain_items(data)}
-    return _describe_tagged(tag_of(data), data)
-
-
-def _describe_tagged(tag: str, data: dict[str, JSON]) -> JSON:
-    if tag in _VALUE_TAGS:
-        return data["value"]
-    if tag in _SEQUENCE_TAGS:
-        return [describe(item) for item in data["items"]]
-    if tag in _REFERENCE_TAGS:
-        return _with_preview(_describe_reference(tag, data), data)
-    if tag in _BINARY_TAGS:
-        size = len(decode_b64(data["b64"])) if "b64" in data else data["size"]
-        name = {"bytes": "builtins.bytes", "json": "json"}.get(tag) or data["class"]
-        return _with_preview({"type": "object", "class": name, "size": size}, data)
-    if tag in richvalues.TAGS:
-        return _with_preview(richvalues.describe(data, tag, _binary_size(data)), data)
-    pairs = data["items"]
-    if all(isinstance(key, str) for key, _ in pairs):
-        return {key: describe(value) for key, value in pairs}
-    return {"type": "dict", "items": [[describe(k), describe(v)] for k, v in pairs]}
-
-
-def _describe_reference(tag: str, data: dict[str, JSON]) -> dict[str, JSON]:
-    key = _REFERENCE_TAGS[tag]
-    described: dict[str, JSON] = {"type": tag, key: data[key]}
-    if tag == "asset":
-        name, entries = data.get("name"), data.get("entries")
-        if isinstance(name, str) or (name is None and "name" in data):
-            described["name"] = name
-        if type(entries) is int and entries >= 0:
-            described["entries"] = entries
-    return described
-
-
-def _with_preview(described: JSON, data: dict[str, JSON]) -> JSON:
-    """``described`` with the worker's preview of the value, if it is well formed (a malformed or
-    oversized one is left out: the value stays)."""
-    preview = valuepreviews.checked(data.get("preview"))
-    if preview is None or not isinstance(described, dict):
-        return described
-    return {**described, "preview": preview}
-
-
-def references(data: JSON) -> list[str]:
-    """The execution ids referenced anywhere in ``data``, once each, in order of appearance."""
-    found: dict[str, None] = {}
-    _collect_references(data, found)
-    return list(found)
-
-
-def _collect_references(data: JSON, found: dict[str, None]) -> None:
-    if isinstance(data, list):
-        for item in data:
-            _collect_references(item, found)
-    elif isinstance(data, dict):
-        if TAG not in data:
-            for _, item in _plain_items(data):
-                _collect_references(item, found)
-            return
-        tag = tag_of(data)
-        if tag == "execution":
-            found[data["execution_id"]] = None
-        elif tag in _SEQUENCE_TAGS or tag == "dict":
-            _collect_references(data["items"], found)
-    elif not (data is None or isinstance(data, (bool, int, float, str))):
-        raise _not_json(data)
+# -- server side: canonical (describe and references: coflux.descriptors) -----------------------
 
 
 def canonical(data: JSON) -> bytes:
@@ -462,9 +379,9 @@ def _normalize(data: JSON) -> JSON:
     if not isinstance(data, dict):
         if data is None or isinstance(data, (bool, int, float, str)):
             return data
-        raise _not_json(data)
+        raise not_json(data)
     if TAG not in data:
-        return {key: _normalize(item) for key, item in _plain_items(data)}
+        return {key: _normalize(item) for key, item in plain_items(data)}
     tag = tag_of(data)
     data = {key: value for key, value in data.items() if key != "preview"}  # not the value's content
     if tag == "dict" or tag in ("set", "frozenset"):
@@ -478,7 +395,7 @@ def _normalize(data: JSON) -> JSON:
     return data
 
 
-def _binary_size(data: dict[str, JSON]) -> int:
+def binary_size(data: dict[str, JSON]) -> int:
     return len(decode_b64(data["b64"])) if "b64" in data else data["size"]
 
 

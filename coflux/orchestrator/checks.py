@@ -8,7 +8,7 @@ import math
 import re
 from typing import Any
 
-from coflux import serialization
+from coflux import descriptors
 from coflux.errors import BadRequest, ProtocolError
 from coflux.models import JSON, SessionId, StepOptions, TargetDefinition, split_execution_id
 from coflux.storage import dumps
@@ -255,7 +255,7 @@ def options_and_text(raw: Any) -> tuple[StepOptions, str]:
 def value(data: JSON, what: str) -> JSON:
     """Tagged JSON that the read side can describe (raises ``BadRequest`` otherwise)."""
     try:
-        serialization.describe(data)
+        descriptors.describe(data)
     except RecursionError as err:
         raise BadRequest(f"{what} is nested too deeply") from err
     return data

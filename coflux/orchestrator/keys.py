@@ -12,8 +12,9 @@ import hashlib
 import json
 from typing import Any
 
+from coflux.descriptors import references
 from coflux.models import JSON, StepOptions
-from coflux.serialization import canonical, references
+from coflux.serialization import canonical
 
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from coflux import serialization
+from coflux import descriptors
 from coflux.errors import BadRequest, Conflict, NotFound
 from coflux.models import (
     ExecutionId,
@@ -251,7 +251,7 @@ class ProjectService:
         if not isinstance(arguments, list):
             raise BadRequest("arguments must be a list")
         for argument in arguments:
-            serialization.describe(argument)  # raises BadRequest on malformed tagged JSON
+            descriptors.describe(argument)  # raises BadRequest on malformed tagged JSON
         if not definition.accepts(len(arguments)):
             names = ", ".join(p.name for p in definition.parameters) or "no arguments"
             raise BadRequest(f"{module}:{target} takes ({names}); got {len(arguments)} argument(s)")

@@ -6,7 +6,7 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from coflux import serialization
+from coflux import descriptors
 from coflux.errors import NotFound
 from coflux.models import ExecutionId, ExecutionState, split_execution_id
 from coflux.orchestrator.engine import Engine
@@ -60,7 +60,7 @@ def run_view(
         if root and root["executions"] and status != "running"
         else None,
         "status": status,
-        "result": serialization.describe(result) if result is not None else None,
+        "result": descriptors.describe(result) if result is not None else None,
         "result_preview": preview(result) if result is not None else None,
         "result_value": result,
         "error": error,
@@ -151,7 +151,7 @@ def _execution(
     }
     if result is not None and result["value"] is not None:
         value = json.loads(result["value"])
-        data["result"] = serialization.describe(value)
+        data["result"] = descriptors.describe(value)
         data["result_preview"] = preview(value)
     if result is not None and result["error"] is not None:
         data["error"] = json.loads(result["error"])
@@ -186,7 +186,7 @@ def _step(row: Row, executions: list[dict[str, Any]]) -> dict[str, Any]:
         "module": row["module"],
         "target": row["target"],
         "type": row["type"],
-        "arguments": [serialization.describe(a) for a in arguments],
+        "arguments": [descriptors.describe(a) for a in arguments],
         "arguments_preview": [preview(a) for a in arguments],
         "group": options.get("group"),
         "options": options,

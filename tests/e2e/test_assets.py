@@ -208,7 +208,9 @@ def test_an_execution_result_over_rest_is_its_tagged_value_and_bad_ids_are_refus
     server: Server, workers: list[Worker], client: cf.Client
 ) -> None:
     data = succeeded(server, f"{MODULE}:handles")
-    failing, pickled = (e["execution_id"] for e in (execution_of(data, "broken"), execution_of(data, "opaque")))
+    failing, pickled = (
+        e["execution_id"] for e in (execution_of(data, "broken"), execution_of(data, "opaque"))
+    )
     value = client.execution_result(pickled)
     assert value["state"] == "succeeded" and value["value"]["$c"] == "pickle"
     assert client.decode(value["value"]) == complex(1, 2)

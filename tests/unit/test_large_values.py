@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from coflux.descriptors import describe
 from coflux.errors import TEXT_LIMIT, error_to_data
-from coflux.serialization import describe, deserialize, serialize
+from coflux.serialization import deserialize, serialize
 
 
 def _store() -> tuple[dict[str, bytes], Any, Any]:

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from coflux.descriptors import describe
 from coflux.errors import BadRequest
 from coflux.preview import preview
-from coflux.serialization import TAG, canonical, describe, deserialize, serialize
+from coflux.serialization import TAG, canonical, deserialize, serialize
 from coflux.trust import needs_trust
 from tests.support.blobs import MemoryBlobs
 
@@ -268,7 +269,8 @@ def test_malformed_rich_tags_are_refused(blobs: MemoryBlobs) -> None:
 def test_the_codec_imports_no_numpy_pandas_or_pyarrow_for_other_values() -> None:
     script = (
         "import sys\n"
-        "from coflux.serialization import serialize, describe, canonical\n"
+        "from coflux.serialization import serialize, canonical\n"
+        "from coflux.descriptors import describe\n"
         "class Thing: pass\n"
         "data = serialize([1, b'x', {1: 2}, Thing()], lambda b: '0' * 64)\n"
         "describe(data); canonical(data)\n"

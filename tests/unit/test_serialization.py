@@ -15,8 +15,9 @@ from typing import Any
 import cloudpickle
 import pytest
 
+from coflux.descriptors import describe, references
 from coflux.errors import BadRequest
-from coflux.serialization import TAG, canonical, describe, deserialize, references, serialize
+from coflux.serialization import TAG, canonical, deserialize, serialize
 from tests.support.blobs import MemoryBlobs
 
 

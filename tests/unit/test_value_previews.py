@@ -20,9 +20,10 @@ import pytest
 from PIL import Image
 
 from coflux import settings, valuepreviews
+from coflux.descriptors import describe
 from coflux.errors import BadRequest, ConfigurationError
 from coflux.preview import preview
-from coflux.serialization import TAG, canonical, describe, deserialize, serialize
+from coflux.serialization import TAG, canonical, deserialize, serialize
 from coflux.worker import values
 from coflux.worker.settings import resolve_settings
 from tests.support.blobs import MemoryBlobs
