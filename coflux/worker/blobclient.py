@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,10 +21,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Final
 
+from coflux.background import Backoff
 from coflux.errors import NotFound, RequestError, request_error
 
 _CACHE_BYTES: Final = 64 * 1024 * 1024
 CHUNK: Final = 1024 * 1024
+RETRY_FOR: Final = 60.0
+"""Seconds a call keeps trying while the server is unreachable or unavailable (restarting)."""
+_UNAVAILABLE: Final = frozenset({502, 503, 504})
+_logger = logging.getLogger("coflux.worker")
 
 
 class BlobClient:
@@ -34,6 +41,7 @@ class BlobClient:
         self._base = f"{self._project}/blobs"
         self._token = token
         self._timeout = timeout
+        self.retry_for = RETRY_FOR
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cached_bytes = 0
         self._lock = threading.Lock()
@@ -126,15 +134,34 @@ class BlobClient:
         request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
         if self._token:
             request.add_header("Authorization", f"token {self._token}")
-        try:
-            response = urllib.request.urlopen(request, timeout=self._timeout)
-        except urllib.error.HTTPError as err:
-            with err:
-                raise _error_from_body(err.code, err.read()) from None
-        except (urllib.error.URLError, OSError) as err:
-            raise RequestError(f"{method} {url} failed: {err}") from err
+        response = self._answer(request, data)
         with response:
             yield response
+
+    def _answer(self, request: urllib.request.Request, data: bytes | IO[bytes] | None) -> Any:
+        """The server's answer. While the server can't be reached or says it is unavailable (it
+        restarts: killed, redeployed), try again with backoff for up to ``retry_for`` seconds: every
+        call here is safe to repeat (blobs are content-addressed; a repeated asset listing is one
+        more asset of the same files). A streamed body is rewound for each attempt."""
+        backoff = Backoff(0.1, 3.0, jitter=0.5)
+        deadline = time.monotonic() + self.retry_for
+        while True:
+            try:
+                return urllib.request.urlopen(request, timeout=self._timeout)
+            except urllib.error.HTTPError as err:
+                with err:
+                    body = err.read()
+                if err.code not in _UNAVAILABLE or time.monotonic() >= deadline:
+                    raise _error_from_body(err.code, body) from None
+                failure: Exception = err
+            except (urllib.error.URLError, OSError) as err:
+                if time.monotonic() >= deadline:
+                    raise RequestError(f"{request.method} {request.full_url} failed: {err}") from err
+                failure = err
+            _logger.info("coflux: %s %s: %s; trying again", request.method, request.full_url, failure)
+            time.sleep(min(backoff.next(), max(0.0, deadline - time.monotonic())))
+            if data is not None and not isinstance(data, bytes):
+                data.seek(0)
 
 
 def _error_from_body(status: int, body: bytes) -> RequestError:

@@ -8,6 +8,7 @@ import hashlib
 import io
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 import coflux as cf
-from tests.support.harness import Server, Worker, environment, start_run, wait_for_run
+from tests.support.harness import Server, Worker, environment, start_run, wait_for_run, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -223,3 +224,22 @@ def test_an_execution_result_over_rest_is_its_tagged_value_and_bad_ids_are_refus
     other = cf.Client(server.url, token=client.create_token("submit")["token"], project="other")
     with pytest.raises((cf.Unauthorized, cf.Forbidden, cf.NotFound)):
         other.execution_result(pickled)
+
+
+def test_an_asset_persisted_while_the_server_restarts_waits_for_it_and_is_kept(
+    server: Server, workers: list[Worker], client: cf.Client, tmp_path: Path
+) -> None:
+    go, started = tmp_path / "go", tmp_path / "started"
+    run_id = start_run(server, f"{MODULE}:late_asset", str(go), str(started))
+    wait_until(started.exists, 60, "the task to start")
+    server.kill()
+    go.touch()  # the task uploads and posts its listing now, to a server that is down
+    time.sleep(1.0)
+    server.start()
+    data = wait_for_run(server, run_id, timeout=90)
+    assert data["status"] == "succeeded", data["error"]
+    asset = client.get_run(run_id).result(timeout=30)
+    assert asset.name == "late"
+    restored = asset.restore(at=tmp_path / "out")
+    assert restored["late.txt"].read_text() == "persisted while the server restarted\n"
+    assert [a["asset_id"] for a in execution_of(data, "persist_when")["assets"]] == [asset.id]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from pathlib import Path
 
 from PIL import Image
@@ -111,3 +112,18 @@ def opaque() -> object:
 @cf.workflow()
 def handles() -> list[cf.Execution[object]]:
     return [broken.submit(), opaque.submit()]
+
+
+@cf.task()
+def persist_when(go: str, started: str) -> cf.Asset:
+    """Persists once ``go`` exists: the test kills the server in between."""
+    Path(started).write_text("started")
+    while not Path(go).exists():
+        time.sleep(0.02)
+    Path("late.txt").write_text("persisted while the server restarted\n")
+    return cf.asset("late.txt", name="late")
+
+
+@cf.workflow()
+def late_asset(go: str, started: str) -> cf.Asset:
+    return persist_when(go, started)
