@@ -61,9 +61,9 @@ function saveDownload(content, buffers) {
   const blob = new Blob(buffers, { type: content.media_type || "application/octet-stream" });
   const url = URL.createObjectURL(blob);
   const link = h("a", { href: url, download: baseName(content.download), style: "display: none" });
-  document.body.append(link);
+  if (document.body) document.body.append(link);
   link.click();
-  link.remove();
+  if (typeof link.remove === "function") link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
   return true;
 }
