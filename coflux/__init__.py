@@ -4,6 +4,7 @@
 ``Workflow.run`` or :class:`Client`. Importing this package never imports Jupyter.
 """
 
+from coflux.assets import Asset, AssetEntry
 from coflux.client import Client, Run
 from coflux.errors import (
     BadRequest,
@@ -35,6 +36,8 @@ from coflux.worker import (
     task,
     workflow,
 )
+from coflux.worker.assets import asset
+from coflux.worker.workdir import execution_dir
 
 
 def load_ipython_extension(shell: object) -> None:
@@ -45,6 +48,8 @@ def load_ipython_extension(shell: object) -> None:
 
 
 __all__ = [
+    "Asset",
+    "AssetEntry",
     "BadRequest",
     "Cache",
     "Client",
@@ -66,6 +71,8 @@ __all__ = [
     "Unauthorized",
     "Worker",
     "Workflow",
+    "asset",
+    "execution_dir",
     "group",
     "load_ipython_extension",
     "log_debug",

@@ -14,10 +14,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from typing import Any
 
 from coflux import address
+from coflux.assets import Asset
 from coflux.errors import (
     TERMINATED_BY_STATE,
     CofluxError,
@@ -30,6 +30,7 @@ from coflux.errors import (
     execution_error_from_data,
     request_error,
 )
+from coflux.handles import ClientAssets, ExecutionReference
 from coflux.models import JSON, ExecutionId, RunId
 from coflux.render import text_tree as text_tree  # re-exported: `Run.text_tree` and the widgets use it
 from coflux.serialization import deserialize, serialize
@@ -64,25 +65,6 @@ def _record_started(project: str, run_id: str) -> None:
         _started.append((project, run_id))
 
 
-@dataclass(frozen=True)
-class ExecutionReference:
-    """An execution found in a value read by the client: just its id. It can be passed back as an
-    argument, where it is sent as the same reference."""
-
-    id: str
-
-    def __coflux_reference__(self) -> tuple[str, str]:
-        return ("execution", self.id)
-
-
-@dataclass(frozen=True)
-class AssetReference:
-    id: str
-
-    def __coflux_reference__(self) -> tuple[str, str]:
-        return ("asset", self.id)
-
-
 def _quote(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
 
@@ -105,6 +87,7 @@ class Client:
         self.project = settings.project
         self.workspace = settings.workspace
         self.timeout = timeout
+        self._assets = ClientAssets(self)
 
     def __repr__(self) -> str:
         return f"Client({self.url!r}, project={self.project!r}, workspace={self.workspace!r})"
@@ -314,12 +297,27 @@ class Client:
         Returns ``{"project", "scope", "token"}``."""
         return dict(self._request("POST", self._project_path("tokens"), {"scope": scope}))
 
-    def asset(self, asset_id: str) -> dict[str, Any]:
+    def asset(self, asset_id: str) -> Asset:
+        """The asset ``asset_id`` (its listing read now): ``.entries``, ``.restore(at=...)``."""
+        Asset(asset_id)  # a malformed id is refused before any request
+        return Asset.from_listing(self._assets.asset_listing(asset_id), self._assets)
+
+    def asset_data(self, asset_id: str) -> dict[str, Any]:
+        """The asset as the server describes it: listing, who persisted it and who restored it."""
         return dict(self._request("GET", self._project_path("assets", asset_id)))
 
-    def decode(self, value: JSON) -> Any:
-        """The Python value of tagged JSON read from the server (pickles are unpickled)."""
-        return deserialize(value, self.get_blob, execution=ExecutionReference, asset=AssetReference)
+    def asset_handle(self, asset_id: str) -> Asset:
+        """An asset whose listing is read when first needed."""
+        return Asset(asset_id, source=self._assets)
+
+    def decode(self, value: JSON, run_id: str | None = None) -> Any:
+        """The Python value of tagged JSON read from the server (pickles are unpickled). Executions
+        it refers to (of run ``run_id``, when known) and assets can be resolved here."""
+
+        def execution(execution_id: str) -> ExecutionReference:
+            return ExecutionReference(execution_id, self, run_id)
+
+        return deserialize(value, self.get_blob, execution=execution, asset=self.asset_handle)
 
 
 def _error_from_response(answer: address.Answer, url: str) -> RequestError:
@@ -397,7 +395,7 @@ class Run:
             remaining = LONG_POLL if deadline is None else min(LONG_POLL, deadline - time.monotonic())
             data = self.client.run_data(self.id, self._view, wait=max(remaining, 0.0), steps=False)
             if data["status"] == "succeeded":
-                return self.client.decode(data.get("result_value", data.get("result")))
+                return self.client.decode(data.get("result_value", data.get("result")), run_id=self.id)
             if data["status"] != "running":
                 raise self._error(data)
             if deadline is not None and time.monotonic() >= deadline:

@@ -90,8 +90,7 @@ class _Encoder:
             return self._container(value)
         reference = _reference_of(value)
         if reference is not None:
-            tag, ident = reference
-            return {TAG: tag, _REFERENCE_TAGS[tag]: ident}
+            return reference
         scalar = _encode_scalar(value)
         if scalar is not None:
             return scalar
@@ -161,19 +160,25 @@ def _encode_scalar(value: Any) -> JSON:
     return None
 
 
-def _reference_of(value: Any) -> tuple[str, str] | None:
+def _reference_of(value: Any) -> dict[str, JSON] | None:
+    """The tag of an object with ``__coflux_reference__``: ``(tag, id)`` or ``(tag, id, fields)``
+    (extra JSON fields merged into the tag)."""
     method = getattr(type(value), "__coflux_reference__", None)
     if method is None:
         return None
     reference = method(value)
     if (
         not isinstance(reference, tuple)
-        or len(reference) != 2
+        or len(reference) not in (2, 3)
         or reference[0] not in _REFERENCE_TAGS
         or not isinstance(reference[1], str)
+        or (len(reference) == 3 and not isinstance(reference[2], dict))
     ):
         raise BadRequest(f"__coflux_reference__ of {_class_name(type(value))} returned {reference!r}")
-    return reference[0], reference[1]
+    tag, ident = reference[0], reference[1]
+    fields = reference[2] if len(reference) == 3 else {}
+    extra = {k: v for k, v in fields.items() if k not in (TAG, _REFERENCE_TAGS[tag])}
+    return {**extra, TAG: tag, _REFERENCE_TAGS[tag]: ident}
 
 
 # -- checking tagged JSON -------------------------------------------------------------------------

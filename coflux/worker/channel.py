@@ -10,10 +10,12 @@ import itertools
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
+from coflux.assets import Asset
 from coflux.errors import CofluxError
 from coflux.models import JSON, ExecutionId
 from coflux.protocol import Message
 from coflux.worker import context, outbox
+from coflux.worker.assets import WorkerAssets
 from coflux.worker.blobclient import BlobClient
 from coflux.worker.context import ExecutionContext, log_entry
 from coflux.worker.execution import Execution
@@ -39,7 +41,7 @@ class SessionChannel:
         leases: Leases,
         outcomes: Outcomes,
         blobs: BlobClient,
-        asset_factory: Callable[[str], Any],
+        asset_factory: Callable[[str], Any] | None = None,
     ) -> None:
         self._settings = settings
         self._outbox = box
@@ -48,6 +50,7 @@ class SessionChannel:
         self.blobs = blobs
         """Replaced by the loop when the API is found at another URL."""
         self._asset_factory = asset_factory
+        self._assets = WorkerAssets(lambda: self.blobs)
         self._request_ids = itertools.count(1)
 
     def next_request_id(self) -> int:
@@ -117,4 +120,10 @@ class SessionChannel:
         return Execution(self, execution_id=execution_id, owner=ctx.execution_id if ctx else None)
 
     def asset(self, asset_id: str) -> Any:
-        return self._asset_factory(asset_id)
+        """An asset read from a value: restorable here, its listing fetched when first needed."""
+        if self._asset_factory is not None:
+            return self._asset_factory(asset_id)
+        return Asset(asset_id, source=self._assets)
+
+    def asset_source(self) -> WorkerAssets:
+        return self._assets

@@ -23,6 +23,7 @@ from coflux.models import JSON, ExecutionId, RunId, StepId
 from coflux.protocol import Message
 
 if TYPE_CHECKING:
+    from coflux.worker.assets import WorkerAssets
     from coflux.worker.execution import Execution
     from coflux.worker.leases import Lease
     from coflux.worker.requests import PendingRequest
@@ -62,6 +63,8 @@ class Channel(Protocol):
     def execution(self, execution_id: str) -> Execution[Any]: ...
 
     def asset(self, asset_id: str) -> Any: ...
+
+    def asset_source(self) -> WorkerAssets: ...
 
 
 @dataclass(eq=False)

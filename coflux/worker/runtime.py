@@ -17,7 +17,7 @@ from typing import Any
 
 from coflux.errors import ExecutionCancelled, error_to_data
 from coflux.models import JSON
-from coflux.worker import context, values
+from coflux.worker import context, values, workdir
 from coflux.worker.context import ExecutionContext
 from coflux.worker.options import TargetOptions
 from coflux.worker.targets import Target
@@ -48,18 +48,28 @@ class Runner:
             threading.Thread(target=self._serve, name="coflux-execution", daemon=True).start()
 
     def _serve(self) -> None:
-        while True:
-            try:
-                ctx, target, arguments = self._work.get(timeout=self._idle_timeout)
-            except queue.Empty:
+        """A runner thread: its own working directory (see :mod:`coflux.worker.workdir`), entered
+        for each execution and emptied after it."""
+        folder = workdir.WorkDir()
+        try:
+            while True:
+                try:
+                    ctx, target, arguments = self._work.get(timeout=self._idle_timeout)
+                except queue.Empty:
+                    with self._lock:
+                        if self._idle > 0 and self._work.empty():
+                            self._idle -= 1
+                            return
+                    continue
+                folder.enter()
+                try:
+                    run(ctx, target, arguments)
+                finally:
+                    folder.leave()
                 with self._lock:
-                    if self._idle > 0 and self._work.empty():
-                        self._idle -= 1
-                        return
-                continue
-            run(ctx, target, arguments)
-            with self._lock:
-                self._idle += 1
+                    self._idle += 1
+        finally:
+            folder.close()
 
 
 def run(ctx: ExecutionContext, target: Target[..., Any], arguments: list[JSON]) -> None:

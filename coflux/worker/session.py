@@ -48,7 +48,6 @@ from coflux.worker.settings import WorkerSettings
 from coflux.worker.status import StatusBoard, WorkerStatus
 from coflux.worker.targets import Target
 from coflux.worker.transport import Connection
-from coflux.worker.values import AssetReference
 
 if sys.version_info >= (3, 11):
     from typing import assert_never
@@ -105,7 +104,7 @@ class Session:
             self.leases,
             self._outcomes,
             BlobClient(url, settings.project, settings.token),
-            asset_factory or AssetReference,
+            asset_factory,
         )
         self._handlers: dict[str, Callable[[Message], None]] = {
             "execute": self._on_execute,

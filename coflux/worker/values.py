@@ -3,7 +3,6 @@ transport and its handles for referenced executions and assets."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from coflux import serialization
@@ -29,14 +28,3 @@ def decode(data: JSON, channel: Channel) -> Any:
     if type(data) in _PLAIN:
         return data
     return serialization.deserialize(data, channel.get_blob, execution=channel.execution, asset=channel.asset)
-
-
-@dataclass(frozen=True)
-class AssetReference:
-    """An asset passed through a worker whose asset support isn't installed: it round-trips as
-    the same reference, so passing it on or returning it keeps working."""
-
-    asset_id: str
-
-    def __coflux_reference__(self) -> tuple[str, str]:
-        return ("asset", self.asset_id)

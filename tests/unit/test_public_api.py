@@ -8,6 +8,8 @@ import sys
 import coflux
 
 PUBLIC = {
+    "Asset",
+    "AssetEntry",
     "BadRequest",
     "Cache",
     "Client",
@@ -29,6 +31,8 @@ PUBLIC = {
     "Unauthorized",
     "Worker",
     "Workflow",
+    "asset",
+    "execution_dir",
     "group",
     "load_ipython_extension",
     "log_debug",

@@ -1,0 +1,152 @@
+"""What a value read by :class:`coflux.Client` refers to, resolvable where it was read: an execution
+(``.result()``, from the REST run view) and assets (``.restore()``, blobs streamed over REST)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from coflux.errors import (
+    TERMINATED_BY_STATE,
+    CofluxError,
+    RequestError,
+    execution_error_from_data,
+    request_error,
+)
+
+if TYPE_CHECKING:
+    from coflux.client import Client
+
+CHUNK: Final = 1024 * 1024
+_SUCCEEDED: Final = ("succeeded", "cached")
+_LIVE: Final = ("queued", "assigned", "running", "deferred", "suspended")
+
+
+@dataclass(frozen=True)
+class ExecutionReference:
+    """An execution found in a value read by the client. ``.id``; ``.result()`` waits for it and
+    returns its value as the run view gives it (JSON values, assets, executions; a pickled value
+    is only described there, so it raises). Passed back as an argument, it is the same
+    reference. Compares by id."""
+
+    id: str
+    client: Client | None = field(default=None, compare=False, repr=False)
+    run_id: str | None = field(default=None, compare=False, repr=False)
+
+    def __coflux_reference__(self) -> tuple[str, str]:
+        return ("execution", self.id)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait until the execution is final; its value, or raise its error (as ``Run.result``)."""
+        if self.client is None:
+            raise CofluxError(f"execution {self.id} was not read through a cf.Client: it has no server")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.1
+        while True:
+            execution, data = self._find()
+            state = execution["state"] if execution else "queued"
+            if execution is not None and state not in _LIVE:
+                return self._outcome(execution, data)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"execution {self.id} still {state} after {timeout} s")
+            time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
+            pause = min(pause * 1.5, 2.0)
+
+    def _find(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        assert self.client is not None
+        run_id = self.run_id or self.id.split(":", 1)[0]
+        data = self.client.run_data(run_id)
+        for step in data.get("steps") or []:
+            for execution in step["executions"]:
+                if execution["execution_id"] == self.id:
+                    return execution, data
+        return None, data
+
+    def _outcome(self, execution: dict[str, Any], data: dict[str, Any]) -> Any:
+        assert self.client is not None
+        state = execution["state"]
+        if state in _SUCCEEDED:
+            if execution["execution_id"] == data.get("root_execution_id") and "result_value" in data:
+                return self.client.decode(data["result_value"], run_id=self.run_id)
+            return from_descriptor(execution.get("result"), self.client, self.id)
+        error = execution.get("error") or {}
+        terminated = TERMINATED_BY_STATE.get(state)
+        if terminated is not None:
+            raise terminated(self.id, error.get("message"))
+        raise execution_error_from_data(error, execution_id=self.id)
+
+
+def from_descriptor(value: Any, client: Client, execution_id: str) -> Any:
+    """A value from its REST descriptor: JSON as it is, assets and executions as handles."""
+    if isinstance(value, list):
+        return [from_descriptor(item, client, execution_id) for item in value]
+    if not isinstance(value, dict):
+        return value
+    kind = value.get("type")
+    if kind == "asset" and isinstance(value.get("asset_id"), str):
+        return client.asset_handle(value["asset_id"])
+    if kind == "execution" and isinstance(value.get("execution_id"), str):
+        return ExecutionReference(value["execution_id"], client)
+    if kind in ("object", "dict", "ndarray", "dataframe", "series") and "items" not in value:
+        raise CofluxError(
+            f"the value of execution {execution_id} is a {value.get('class') or kind}: the server only "
+            "describes it; return it from the workflow (Run.result) to get it whole"
+        )
+    return {key: from_descriptor(item, client, execution_id) for key, item in value.items()}
+
+
+class ClientAssets:
+    """A :class:`Client` as an :class:`~coflux.assets.AssetSource`: listings and blobs over REST."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._listings: dict[str, dict[str, Any]] = {}
+
+    def asset_listing(self, asset_id: str) -> dict[str, Any]:
+        if asset_id not in self._listings:
+            self._listings[asset_id] = self._client.asset_data(asset_id)
+        return self._listings[asset_id]
+
+    def copy_blob(self, key: str, size: int, target: Path) -> None:
+        """Stream the blob into a temporary file beside ``target``, check it, put it in place."""
+        client = self._client
+        request = urllib.request.Request(f"{client.url}/api/{client._project_path('blobs', key)}")
+        if client.token:
+            request.add_header("Authorization", f"token {client.token}")
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".coflux-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                digest = _stream(request, out, client.timeout)
+            if digest != key:
+                raise RequestError(f"blob {key} arrived corrupted")
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    def restored(self, asset_id: str) -> None:
+        """A client restores outside any execution: nothing to record."""
+
+
+def _stream(request: urllib.request.Request, out: Any, timeout: float) -> str:
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            while chunk := response.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+    except urllib.error.HTTPError as err:
+        with err:
+            raise request_error("not_found" if err.code == 404 else "error", f"HTTP {err.code}") from None
+    except (urllib.error.URLError, OSError) as err:
+        raise RequestError(f"downloading {request.full_url} failed: {err}") from err
+    return digest.hexdigest()
