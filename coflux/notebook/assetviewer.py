@@ -12,7 +12,6 @@ Jupyter login authenticates them); otherwise the kernel fetches the file and sen
 from __future__ import annotations
 
 import logging
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,6 +23,7 @@ import anywidget
 import traitlets
 
 from coflux import address
+from coflux.assets import ASSET_ID
 from coflux.client import Client
 from coflux.errors import BadRequest, CofluxError, ServerUnavailable, request_error
 from coflux.notebook import filepreview
@@ -31,7 +31,6 @@ from coflux.notebook import filepreview
 _logger = logging.getLogger("coflux.notebook")
 _STATIC: Final = Path(__file__).resolve().parent / "static"
 
-ASSET_ID: Final = re.compile(r"A[0-9a-f]{24}")
 PREVIEWED: Final = 24
 """Files previewed when an asset is opened; the others are previewed on demand."""
 MAX_KERNEL_DOWNLOAD: Final = 64 * 1024 * 1024
@@ -91,10 +90,8 @@ def _read(client: Client, url: str, limit: int) -> bytes:
 
 def listing(client: Client, asset_id: str) -> dict[str, Any]:
     """``GET assets/{id}``: ``{"asset_id", "name", "execution_id", "created_at", "entries"}``."""
-    import json
-
-    data = json.loads(_read(client, _url(client, asset_id), 64 * 1024 * 1024))
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+    data = client.asset_data(asset_id)
+    if not isinstance(data.get("entries"), list):
         raise BadRequest(f"the server's listing of {asset_id} is not an asset")
     return data
 

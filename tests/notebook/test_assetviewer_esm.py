@@ -118,7 +118,8 @@ const out = {
   csv: byPath["temperatures.csv"].querySelectorAll("th").map((c) => c.textContent),
   csvRows: byPath["temperatures.csv"].querySelectorAll("td").map((c) => c.textContent),
   caption: byPath["temperatures.csv"].querySelector("caption").textContent,
-  parquetHead: byPath["frame.parquet"].querySelectorAll("th").map((c) => [c.textContent, c.getAttribute("title")]),
+  parquetHead: byPath["frame.parquet"].querySelectorAll("th")
+    .map((c) => [c.textContent, c.getAttribute("title")]),
   markdown: byPath["notes.md"].querySelector(".coflux-preview-markdown").innerHTML,
   scripts: el.querySelectorAll("script").length,
   json: byPath["summary.json"].querySelector("pre").textContent,
@@ -152,7 +153,7 @@ def test_the_viewer_shows_a_preview_per_kind_and_asks_for_the_rest(tmp_path: Pat
     }
     assert out["image"] == "data:image/png;base64,"
     assert out["csv"] == ["day", "temp"] and out["csvRows"] == ["1", "9.5", "2", "11"]
-    assert out["caption"] == "2 rows × 2 columns"
+    assert out["caption"] == "2 rows \N{MULTIPLICATION SIGN} 2 columns"
     assert out["parquetHead"] == [["day", "int64"], ["temp", "double"]]
     assert "<h1>Notes</h1>" in out["markdown"] and "&lt;script&gt;" in out["markdown"]
     assert out["scripts"] == 0
@@ -210,7 +211,8 @@ const { model, cleanup } = await dom.render(viewPath, state);
 const before = made.length;
 const bytes = new TextEncoder().encode("day,temp\\n1,9.5\\n");
 for (const handler of model.handlers["msg:custom"] || []) {
-  handler({ download: "data/t.csv", asset_id: state.asset.asset_id, media_type: "text/csv" }, [new DataView(bytes.buffer)]);
+  const content = { download: "data/t.csv", asset_id: state.asset.asset_id, media_type: "text/csv" };
+  handler(content, [new DataView(bytes.buffer)]);
 }
 const link = made.slice(before).find((n) => n.tagName === "A");
 const blob = resolveObjectURL(link.getAttribute("href"));
