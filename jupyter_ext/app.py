@@ -21,8 +21,10 @@ from traitlets import Float, Int, Unicode, default
 from coflux import tokens
 from coflux.errors import CofluxError, ConfigurationError
 from coflux.orchestrator import Hub, HubSettings, Limits, Timing
+from jupyter_ext import assets
 from jupyter_ext import handlers as h
 from jupyter_ext.auth import CofluxAuthorizer
+from jupyter_ext.blobs import BlobHandler
 from jupyter_ext.notebooks import KernelNotebookHandler
 from jupyter_ext.unavailable import UnavailableHandler
 from jupyter_ext.websocket import EventsSocket, WorkerSocket
@@ -44,7 +46,11 @@ _ROUTES: list[tuple[str, Any]] = [
     (f"api/projects/({_SEGMENT})/runs/({_SEGMENT})/cancel", h.RunCancelHandler),
     (f"api/projects/({_SEGMENT})/executions/({_SEGMENT})/cancel", h.CancelHandler),
     (f"api/projects/({_SEGMENT})/executions/({_SEGMENT})/logs", h.LogsHandler),
-    (f"api/projects/({_SEGMENT})/blobs/({_SEGMENT})", h.BlobHandler),
+    (f"api/projects/({_SEGMENT})/blobs/({_SEGMENT})", BlobHandler),
+    (f"api/projects/({_SEGMENT})/assets", assets.AssetsHandler),
+    (f"api/projects/({_SEGMENT})/assets/({_SEGMENT})", assets.AssetHandler),
+    (f"api/projects/({_SEGMENT})/assets/({_SEGMENT})/files/(.+)", assets.AssetFileHandler),
+    (f"api/projects/({_SEGMENT})/assets/({_SEGMENT})/restorations", assets.RestorationsHandler),
     (f"api/projects/({_SEGMENT})/kernels/({_SEGMENT})/notebook", KernelNotebookHandler),
     ("api/.*", h.UnknownRouteHandler),  # last: what nothing above matched
     ("ws/worker", WorkerSocket),

@@ -46,6 +46,7 @@ SCOPES: Final[dict[tuple[str, str], frozenset[Scope]]] = {
     ("coflux:worker", "execute"): frozenset({WORKER}),
     ("coflux:events", "read"): frozenset({WORKER, SUBMIT}),
     ("coflux:assets", "read"): frozenset({WORKER, SUBMIT}),
+    ("coflux:assets", "write"): frozenset({WORKER}),
     ("coflux:kernels", "read"): frozenset({WORKER}),
 }
 """(resource, action) -> the project-token scopes allowed it. Anything else (projects, tokens) is
@@ -61,6 +62,7 @@ _CANNOT: Final[dict[tuple[str, str], str]] = {
         "or a worker token"
     ),
     ("coflux:blobs", "write"): "upload blobs: use a worker token",
+    ("coflux:assets", "write"): "persist assets or record their restorations: use a worker token",
     ("coflux:worker", "execute"): "open the worker socket: give workers a worker token",
     ("coflux:kernels", "read"): "look up a kernel's notebook: that is for the kernel's worker token",
 }

@@ -18,7 +18,6 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import httputil, web
 from tornado.http1connection import HTTP1Connection
 
-from coflux.blobs import BlobStore, blob_key, valid_key
 from coflux.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestError, StorageError
 from coflux.orchestrator import ProjectService
 from coflux.protocol import loads
@@ -349,33 +348,3 @@ class LogsHandler(CofluxHandler):
             self.reply({"logs": await service.logs(execution_id)})
 
         await self.guarded(action)
-
-
-class BlobHandler(CofluxHandler):
-    auth_resource = "coflux:blobs"
-
-    def max_body(self) -> int:
-        limit: int = self.serverapp.max_body_size
-        return limit
-
-    async def get(self, project: str, key: str) -> None:
-        async def action() -> None:
-            data = await self.off_loop(self.hub.blobs(project).get, key)
-            self.set_header("Content-Type", "application/octet-stream")
-            self.finish(data)
-
-        await self.guarded(action)
-
-    async def put(self, project: str, key: str) -> None:
-        async def action() -> None:
-            await self.off_loop(_put_checked, self.hub.blobs(project), key, self.raw_body())
-            self.reply({"key": key}, 201)
-
-        await self.guarded(action)
-
-
-def _put_checked(store: BlobStore, key: str, data: bytes) -> None:
-    """Store ``data`` if ``key`` is its SHA-256 (hashed here, off the loop: a blob may be large)."""
-    if not valid_key(key) or blob_key(data) != key:
-        raise BadRequest("a blob's key must be the SHA-256 (64 hex digits) of its content")
-    store.put(data)

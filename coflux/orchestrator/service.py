@@ -22,6 +22,7 @@ from coflux.models import (
     split_execution_id,
 )
 from coflux.orchestrator import invariants, keys
+from coflux.orchestrator.assets import Assets
 from coflux.orchestrator.clock import Clock, LoopClock, Timer
 from coflux.orchestrator.engine import Engine
 from coflux.orchestrator.history import StoredHistory
@@ -92,6 +93,7 @@ class ProjectService:
             self.engine, self.workspaces, self.timing.heartbeat_interval, self.limits.log_budget
         )
         self.reruns = Reruns(self.engine, self.store, self.workspaces)
+        self.assets = Assets(self.writer, self.store, self.engine, self.clock)
         restore(self.engine, self.store, self.reruns.fixed_call)
 
     async def start(self) -> None:

@@ -36,6 +36,7 @@ def run_view(
     steps, executions, results, assignments = store.run_history(run_id, only_root=not with_steps)
     by_result = {r["execution_id"]: r for r in results}
     per_step = _visible_executions(executions, by_result, assignments, visible, engine, workspaces)
+    _add_assets(store, per_step)
     shown = [_step(s, per_step.get(s["step_id"], [])) for s in steps]
     root = shown[0] if shown else None
     status, result, error = _status(root, by_result)
@@ -94,6 +95,17 @@ def _visible_executions(
             execution["blocked"] = progress.blocked(live)
         per_step.setdefault(row["step_id"], []).append(execution)
     return per_step
+
+
+def _add_assets(store: SqlStore, per_step: dict[str, list[dict[str, Any]]]) -> None:
+    """Each execution's ``assets``: those it persisted, oldest first."""
+    executions = {e["execution_id"]: e for shown in per_step.values() for e in shown}
+    for execution in executions.values():
+        execution["assets"] = []
+    for row in store.assets_of(list(executions)):
+        executions[row["execution_id"]]["assets"].append(
+            {"asset_id": row["asset_id"], "name": row["name"], "entries": row["entries"]}
+        )
 
 
 def _mark_after_end(steps: list[dict[str, Any]]) -> int:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from coflux.errors import StorageError
 from coflux.storage import tables as t
+from coflux.storage.assets import AssetQueries
 from coflux.storage.faults import storage_error
 from coflux.storage.projects import open_project
 
@@ -30,7 +31,19 @@ Row = dict[str, Any]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Built once: SQLAlchemy memoizes a statement's cache key, which a fresh insert() would recompute.
-_HISTORY = (t.runs, t.steps, t.executions, t.assignments, t.results, t.logs, t.targets, t.cache_entries)
+_HISTORY = (
+    t.runs,
+    t.steps,
+    t.executions,
+    t.assignments,
+    t.results,
+    t.logs,
+    t.targets,
+    t.cache_entries,
+    t.assets,
+    t.asset_entries,
+    t.asset_restorations,
+)
 _INSERT = {table.name: table.insert() for table in _HISTORY}
 # Nullable columns a row may leave out (the driver needs every named parameter).
 _DEFAULTS: dict[str, Row] = {
@@ -60,6 +73,9 @@ class Batch:
     results: list[Row] = field(default_factory=list)
     logs: list[Row] = field(default_factory=list)
     cache_entries: list[Row] = field(default_factory=list)
+    assets: list[Row] = field(default_factory=list)
+    asset_entries: list[Row] = field(default_factory=list)
+    asset_restorations: list[Row] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
@@ -73,6 +89,9 @@ class Batch:
             or self.results
             or self.logs
             or self.cache_entries
+            or self.assets
+            or self.asset_entries
+            or self.asset_restorations
         )
 
 
@@ -92,7 +111,7 @@ def _without_nul(row: Row) -> Row:
     return {**row, "message": message.replace("\x00", "\ufffd")} if "\x00" in message else row
 
 
-class SqlStore:
+class SqlStore(AssetQueries):
     """The storage of one project. Not thread-safe: used from the orchestrator's loop only."""
 
     def __init__(self, engine: Engine, schema: str | None) -> None:
@@ -156,6 +175,9 @@ class SqlStore:
                     ("results", batch.results),
                     ("logs", [_without_nul(row) for row in batch.logs]),
                     ("cache_entries", batch.cache_entries),
+                    ("assets", batch.assets),
+                    ("asset_entries", batch.asset_entries),
+                    ("asset_restorations", batch.asset_restorations),
                 ):
                     if rows:
                         self._insert(name, rows)

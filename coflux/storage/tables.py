@@ -2,12 +2,15 @@
 
 History is append-only: a run, its steps, executions, assignments and results are inserted once and
 never updated, so the state of every execution can be rebuilt after a restart from what was committed.
-Workspaces and registered targets are the only rows that change in place.
+Workspaces and registered targets are the only rows that change in place. Assets are history too: an
+asset, its entries (each a file's path and the blob holding its bytes) and each restoration of it
+are written once.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -149,3 +152,33 @@ Index(
     cache_entries.c.workspace_id,
     cache_entries.c.created_at,
 )
+
+assets = Table(
+    "assets",
+    metadata,
+    Column("asset_id", String(32), primary_key=True),
+    Column("execution_id", String(64), ForeignKey("executions.execution_id"), nullable=False),
+    Column("name", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_assets_execution", assets.c.execution_id)
+
+asset_entries = Table(
+    "asset_entries",
+    metadata,
+    Column("asset_id", String(32), ForeignKey("assets.asset_id"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("blob_key", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", String(255), nullable=False),
+)
+
+asset_restorations = Table(
+    "asset_restorations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("asset_id", String(32), ForeignKey("assets.asset_id"), nullable=False),
+    Column("execution_id", String(64), nullable=False),
+    Column("restored_at", Float, nullable=False),
+)
+Index("ix_asset_restorations_asset", asset_restorations.c.asset_id)

@@ -38,7 +38,7 @@ class Gate:
 
 
 class GatedFileSystem(MemoryFileSystem):
-    """An in-memory store (its own files) whose ``cat_file``/``pipe_file`` wait at the gate."""
+    """An in-memory store (its own files) whose reads and writes wait at the gate."""
 
     protocol = "gated"
     store: dict[str, Any] = {}
@@ -56,6 +56,11 @@ class GatedFileSystem(MemoryFileSystem):
     def pipe_file(self, path: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
         self.gate.pass_through("write")
         return super().pipe_file(path, value, *args, **kwargs)
+
+    def _open(self, path: Any, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
+        """Where blobs are streamed from and filed into."""
+        self.gate.pass_through("read" if "r" in mode else "write")
+        return super()._open(path, mode, *args, **kwargs)
 
 
 @pytest.fixture
