@@ -25,6 +25,7 @@ from coflux.notebook.filepreview import MAX_BYTES, TABLE_ROWS
 from coflux.notebook.widgets import RunTree
 from tests.support.harness import Server, Worker, start_run, wait_for_run
 from tests.support.notebook import FakeSession
+from tests.support.views import NODE, render_in_node
 
 pytestmark = pytest.mark.e2e
 
@@ -174,3 +175,62 @@ def test_the_run_tree_lists_the_asset_a_step_persisted_and_views_it_inline(
         tree.close()
     finally:
         watcher.close()
+
+
+TREE_ASSETS = """
+const { model, el, cleanup } = await dom.render(viewPath, state);
+const item = () => el.querySelector(".coflux-asset-item");
+const out = { before: el.querySelectorAll(".coflux-asset-item").length };
+el.querySelectorAll(".coflux-step").find((row) => row.textContent.includes("asset_files:persist")).click();
+out.items = el.querySelectorAll(".coflux-asset-item")
+  .map((i) => [i.getAttribute("data-asset-id"), i.getAttribute("data-how")]);
+out.row = item().querySelector(".coflux-asset-row").textContent;
+item().querySelector("button.coflux-asset-view").click();
+out.loading = item().querySelectorAll(".coflux-loading").length;
+out.sent = model.sent;
+model.set("assets", state.loaded);
+out.paths = item().querySelectorAll(".coflux-asset-entry").map((e) => e.getAttribute("data-path"));
+out.images = item().querySelectorAll("img.coflux-preview-image").length;
+out.tables = item().querySelectorAll("table.coflux-preview-table").length;
+item().querySelector("button.coflux-asset-view").click();
+out.hidden = item().querySelectorAll(".coflux-asset-entry").length;
+out.sentAfter = model.sent.length;
+cleanup();
+return out;
+"""
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_the_run_trees_view_lists_a_steps_asset_and_shows_it_on_view(
+    tmp_path: Path, samples: str, asset: Asset, session: FakeSession, frontend: Frontend
+) -> None:
+    watcher = live.Watcher()
+    try:
+        tree = RunTree(samples, session=session, watcher=watcher)
+        frontend(tree, {"action": "asset", "asset_id": asset.id})
+        names = (
+            "run",
+            "spawned",
+            "view",
+            "workspace",
+            "workspaces",
+            "expanded",
+            "details",
+            "error",
+            "notice",
+        )
+        state: dict[str, Any] = {name: getattr(tree, name) for name in names}
+        state |= {"assets": {}, "loaded": tree.assets}  # as before "View", and what it then loads
+        tree.close()
+    finally:
+        watcher.close()
+
+    out = render_in_node(tmp_path, TREE_ASSETS, state, "runtree.js")
+
+    assert out["before"] == 0  # inside the step's details only
+    assert out["items"] == [[asset.id, "persisted"]]  # persisted and returned: listed once
+    assert out["row"].startswith(f"samples{asset.id}{len(asset)} files")
+    assert out["loading"] == 1 and out["sent"] == [{"action": "asset", "asset_id": asset.id}]
+    assert sorted(out["paths"]) == sorted(asset.entries)
+    assert out["images"] == 1 and out["tables"] == 2
+    assert out["hidden"] == 0 and out["sentAfter"] == 1

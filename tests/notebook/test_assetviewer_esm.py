@@ -7,42 +7,16 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coflux.notebook import filepreview
-from coflux.notebook.widgets import view_source
+from tests.support.views import NODE, render_in_node
 
-NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
-DOM = Path(__file__).resolve().parent / "dom.mjs"
 ASSET_ID = "A" + "0123456789abcdef01234567"
-
-
-def _node(tmp_path: Path, script: str, state: dict[str, Any], view: str, page: str = "") -> Any:
-    """Run ``script`` (with ``dom``, ``state`` and ``viewPath`` in scope) in node; ``page`` is
-    set up first (the Jupyter page's globals: ``document.body``, ``location``)."""
-    module = tmp_path / view.replace(".js", ".mjs")
-    module.write_text(view_source(view), encoding="utf-8")
-    (tmp_path / "state.json").write_text(json.dumps(state))
-    driver = tmp_path / "driver.mjs"
-    driver.write_text(
-        f"import * as dom from {json.dumps(DOM.as_uri())};\n"
-        "import { readFileSync } from 'node:fs';\n"
-        f"const state = JSON.parse(readFileSync({json.dumps(str(tmp_path / 'state.json'))}, 'utf8'));\n"
-        f"const viewPath = {json.dumps(module.as_uri())};\n"
-        f"{page}\n"
-        f"const out = await (async () => {{\n{script}\n}})();\n"
-        "console.log(JSON.stringify(out));\n"
-    )
-    assert NODE is not None
-    done = subprocess.run([NODE, str(driver)], capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def _png() -> bytes:
@@ -139,7 +113,7 @@ return out;
 
 
 def test_the_viewer_shows_a_preview_per_kind_and_asks_for_the_rest(tmp_path: Path) -> None:
-    out = _node(tmp_path, RENDER, _state(), "assetviewer.js")
+    out = render_in_node(tmp_path, RENDER, _state(), "assetviewer.js")
 
     assert out["head"].startswith(f"report{ASSET_ID}7 files")
     assert out["kinds"] == {
@@ -171,7 +145,7 @@ def test_the_viewer_shows_a_preview_per_kind_and_asks_for_the_rest(tmp_path: Pat
 def test_in_a_page_of_the_kernels_server_a_download_is_a_link_to_the_rest_api(tmp_path: Path) -> None:
     page = _page("/jupyter/", "http://localhost:8888/jupyter/lab/tree/assets.ipynb")
     state = _state(api_url="http://127.0.0.1:8888/jupyter/coflux")
-    out = _node(tmp_path, RENDER, state, "assetviewer.js", page)
+    out = render_in_node(tmp_path, RENDER, state, "assetviewer.js", page)
 
     assert out["via"] == "link"
     assert out["href"] == (
@@ -192,7 +166,7 @@ def test_in_a_page_of_the_kernels_server_a_download_is_a_link_to_the_rest_api(tm
 def test_a_page_of_another_server_downloads_through_the_kernel(
     tmp_path: Path, base_url: str, href: str
 ) -> None:
-    out = _node(tmp_path, RENDER, _state(), "assetviewer.js", _page(base_url, href))
+    out = render_in_node(tmp_path, RENDER, _state(), "assetviewer.js", _page(base_url, href))
     assert out["via"] == "kernel"
     assert out["sent"][1] == {"action": "asset_download", "asset_id": ASSET_ID, "path": "temperatures.csv"}
 
@@ -224,6 +198,6 @@ return {
   text: await blob.text(),
 };
 """
-    out = _node(tmp_path, script, _state(), "assetviewer.js", page)
+    out = render_in_node(tmp_path, script, _state(), "assetviewer.js", page)
     assert out["download"] == "t.csv" and out["href"] == "blob:"
     assert out["type"] == "text/csv" and out["text"] == "day,temp\n1,9.5\n"
