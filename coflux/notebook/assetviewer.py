@@ -177,7 +177,8 @@ class AssetViewer(anywidget.AnyWidget):
     text, Markdown, CSV and Parquet tables, JSON) and a download link.
 
     ``asset`` is a ``cf.Asset``, anything with an asset ``id``, or an asset id. ``client``
-    defaults to the kernel's session's (:func:`coflux.notebook.kernel.current`)."""
+    defaults to the client the asset was read with (``cf.Client(...).asset(id)``,
+    ``Run.result()``), else the kernel's session's (:func:`coflux.notebook.kernel.current`)."""
 
     _esm = _static("dom.js") + "\n" + _static("assets.js") + "\n" + _static("assetviewer.js")
     _css = _static("assetviewer.css")
@@ -190,7 +191,7 @@ class AssetViewer(anywidget.AnyWidget):
     def __init__(self, asset: Any, *, client: Client | None = None) -> None:
         asset_id = asset_id_of(asset)
         super().__init__()
-        self._client = client or _session_client()
+        self._client = client or _client_of(asset) or _session_client()
         self.on_msg(self._on_custom_message)
         self.asset = load(self._client, asset_id)
 
@@ -252,6 +253,14 @@ class AssetViewer(anywidget.AnyWidget):
 
     def __repr__(self) -> str:
         return f"AssetViewer({self.asset_id!r}, {len(self.asset['entries'])} files)"
+
+
+def _client_of(asset: Any) -> Client | None:
+    """The client a ``cf.Asset`` was read with, if it was read by one (its source is then the
+    client's :class:`~coflux.handles.ClientAssets`)."""
+    source = getattr(asset, "_source", None)
+    found = getattr(source, "_client", None)
+    return found if isinstance(found, Client) else None
 
 
 def _session_client() -> Client:

@@ -115,10 +115,15 @@ def test_the_viewer_shows_each_file_with_a_preview_of_its_kind(asset: Asset, ses
 
 
 def test_the_viewer_takes_an_asset_id_and_says_what_is_wrong_with_others(
-    asset: Asset, session: FakeSession
+    server: Server, asset: Asset, session: FakeSession
 ) -> None:
     viewer = AssetViewer(asset.id, client=session.client())
     assert len(viewer.asset["entries"]) == len(asset)
+    viewer.close()
+    # A cf.Asset read by a client is viewed through that client (here: no kernel session at all).
+    elsewhere = Client(server.url, server.token, "default").asset(asset.id)
+    viewer = AssetViewer(elsewhere)
+    assert viewer.asset["api_url"] == server.url and len(viewer.asset["previews"]) == len(asset)
     viewer.close()
     with pytest.raises(BadRequest, match="not an asset id"):
         AssetViewer("../etc/passwd", client=session.client())
