@@ -48,12 +48,15 @@ class AssetSource(Protocol):
 
 
 _current_source: list[Callable[[], AssetSource | None]] = []
+_working_directory: list[Callable[[], Path]] = [Path.cwd]
 
 
-def set_current_source(finder: Callable[[], AssetSource | None]) -> None:
+def set_current_source(finder: Callable[[], AssetSource | None], folder: Callable[[], Path]) -> None:
     """Install how to find a source for objects that carry none (an ``AssetEntry`` built by hand, an
-    ``Asset`` unpickled): the worker installs "the connection of the running execution"."""
+    ``Asset`` unpickled): the worker installs "the connection of the running execution"; and
+    where files are restored by default: its execution directory."""
     _current_source[:] = [finder]
+    _working_directory[:] = [folder]
 
 
 def _find_source(bound: AssetSource | None) -> AssetSource:
@@ -96,6 +99,13 @@ def matches(path: str, pattern: str | None) -> bool:
     return PurePosixPath(path).match(pattern) or fnmatch.fnmatchcase(path, pattern)
 
 
+def _folder(at: str | os.PathLike[str] | None) -> Path:
+    """Where files are restored: ``at`` (relative to the working directory), else the working
+    directory (the execution's, in a worker; else the current directory); absolute."""
+    folder = _working_directory[0]()
+    return folder / at if at is not None else folder
+
+
 def inside(root: Path, path: str) -> Path:
     """``root / path`` for a checked entry path (it can't leave ``root``)."""
     return root.joinpath(*check_path(path).split("/"))
@@ -123,9 +133,9 @@ class AssetEntry(_EntryFields):
 
     def restore(self, *, at: str | os.PathLike[str] | None = None) -> Path:
         """Write the file under ``at`` (default: the current working directory) at its entry path,
-        creating folders; returns the file's path."""
+        creating folders; returns the file's absolute path."""
         source = _find_source(getattr(self, "_origin", None))
-        target = inside(Path(at) if at is not None else Path.cwd(), self.path)
+        target = inside(_folder(at), self.path)
         target.parent.mkdir(parents=True, exist_ok=True)
         source.copy_blob(self.blob_key, self.size, target)
         asset_id = getattr(self, "_asset_id", None)
@@ -248,8 +258,8 @@ class Asset:
         self, *, match: str | None = None, at: str | os.PathLike[str] | None = None
     ) -> dict[str, Path]:
         """Write the files (those whose path matches the glob ``match``, if given) under ``at``
-        (default: the current working directory); returns their paths by entry path."""
-        root = Path(at) if at is not None else Path.cwd()
+        (default: the current working directory); returns their absolute paths by entry path."""
+        root = _folder(at)
         source = _find_source(self._source)
         restored: dict[str, Path] = {}
         for path, entry in self._load().items():

@@ -18,6 +18,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -28,6 +29,8 @@ from coflux.errors import BadRequest, NotFound, StorageError, StorageFull
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+STALE_UPLOAD = 24 * 3600.0
+"""Seconds after which a temporary upload file is taken for one a crash left behind (and deleted)."""
 
 
 def valid_key(key: object) -> bool:
@@ -55,6 +58,7 @@ class BlobStore:
         self._fs: Any = fs
         self._root: str = str(root).rstrip("/")
         self._local = isinstance(fs, LocalFileSystem)
+        self._swept = False
 
     def __repr__(self) -> str:
         return f"BlobStore({self.url!r})"
@@ -118,6 +122,9 @@ class BlobStore:
         folder = f"{self._root}/.incoming"
         with self._failures():
             os.makedirs(folder, exist_ok=True)
+        if not self._swept:
+            self._swept = True
+            _sweep(folder, time.time() - STALE_UPLOAD)
         return folder
 
     @contextlib.contextmanager
@@ -242,3 +249,13 @@ def _move_atomically(source: str, path: str) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
+
+
+def _sweep(folder: str, before: float) -> None:
+    """Delete the temporary upload files in ``folder`` last written before ``before``: a server
+    killed mid-upload leaves its file there."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                if entry.name.startswith(".upload-") and entry.stat().st_mtime < before:
+                    os.unlink(entry.path)

@@ -188,6 +188,7 @@ def run_server(
     database_url: str | None,
     token: str | None,
     exit_with_stdin: bool = False,
+    blob_store: str | None = None,
 ) -> None:
     """``coflux server``: print the URL and tokens, then serve until interrupted. If Coflux can't
     start (a full disk, a bad secret), raise the reason before anything is printed. With
@@ -204,6 +205,7 @@ def run_server(
         f"--IdentityProvider.token={token}",
         f"--Coflux.data_dir={data_dir}",
         f"--Coflux.database_url={database_url or ''}",
+        f"--Coflux.blob_store={blob_store or ''}",
         "--ServerApp.log_level=WARN",
     ]
     app = _HeadlessServer.instance(jpserver_extensions={"jupyter_ext": True})

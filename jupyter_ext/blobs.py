@@ -80,7 +80,10 @@ class BlobHandler(CofluxHandler):
         """An upload not filed by now (refused, too large, cut off) leaves nothing behind."""
         upload, self._upload = self._upload, None
         if upload is not None:
-            self.settings["coflux_blob_threads"].submit(upload.discard)
+            try:
+                self.settings["coflux_blob_threads"].submit(upload.discard)
+            except RuntimeError:  # the threads are shut down: the server is stopping
+                upload.discard()
 
     async def head(self, project: str, key: str) -> None:
         async def action() -> None:

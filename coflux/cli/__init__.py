@@ -5,7 +5,8 @@ Settings follow the same precedence as :class:`coflux.client.Client`: flags, the
 environment variables, then ``coflux.toml``, then defaults.
 
 One module per concern: ``server`` and ``worker`` (the long-running processes), ``submit``,
-``notebook`` (``coflux run``), ``runs``, ``workspaces``, ``projects`` (projects and tokens), and
+``notebook`` (``coflux run``), ``runs``, ``workspaces``, ``projects`` (projects and tokens),
+``assets``, and
 ``common`` (the options and helpers they share).
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import click
 
-from coflux.cli import notebook, projects, runs, server, submit, worker, workspaces
+from coflux.cli import assets, notebook, projects, runs, server, submit, worker, workspaces
 from coflux.errors import CofluxError
 
 
@@ -51,6 +52,7 @@ for _command in (
     projects.projects,
     workspaces.workspaces,
     projects.tokens,
+    assets.assets,
 ):
     main.add_command(_command)
 

@@ -28,6 +28,13 @@ from coflux.cli.common import lazy
     help="PostgreSQL URL (COFLUX_DATABASE_URL; default: SQLite in --data-dir).",
 )
 @click.option(
+    "--blob-store",
+    default=None,
+    envvar="COFLUX_BLOB_STORE",
+    help="Where blobs (values, asset files) go: a folder or any fsspec URL, e.g. s3://bucket/prefix "
+    "(COFLUX_BLOB_STORE; default: DATA_DIR/blobs).",
+)
+@click.option(
     "--token",
     default=None,
     envvar="COFLUX_SERVER_TOKEN",
@@ -36,7 +43,13 @@ from coflux.cli.common import lazy
 )
 @click.option("--exit-with-stdin", is_flag=True, hidden=True, help="Stop when stdin closes (embedded use).")
 def server(
-    host: str, port: int, data_dir: str, database_url: str | None, token: str | None, exit_with_stdin: bool
+    host: str,
+    port: int,
+    data_dir: str,
+    database_url: str | None,
+    blob_store: str | None,
+    token: str | None,
+    exit_with_stdin: bool,
 ) -> None:
     """Run the Coflux server (a headless Jupyter server).
 
@@ -48,6 +61,7 @@ def server(
         port=port,
         data_dir=data_dir,
         database_url=database_url,
+        blob_store=blob_store,
         token=token,
         exit_with_stdin=exit_with_stdin,
     )

@@ -127,11 +127,20 @@ def _public(entry: dict[str, Any]) -> Entry:
 class Assets:
     """A project's assets: persisted, read and restored through its orchestrator."""
 
-    def __init__(self, writer: Writer, store: SqlStore, engine: Engine, clock: Clock) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        store: SqlStore,
+        engine: Engine,
+        clock: Clock,
+        publish: Callable[[dict[str, Any]], None],
+    ) -> None:
+        """``publish``: how the project's event listeners hear of a new asset (once durable)."""
         self._writer = writer
         self._store = store
         self._engine = engine
         self._clock = clock
+        self._publish = publish
 
     async def persist(self, execution_id: object, name: object, entries: object, sizes: BlobSizes) -> Entry:
         """Record an asset of ``execution_id`` (an execution of this project) once its entries and
@@ -148,6 +157,8 @@ class Assets:
         )
         batch.asset_entries.extend({"asset_id": asset_id, **entry} for entry in checked)
         await self._writer.durable()
+        run_id, _, _ = split_execution_id(execution)
+        self._publish({"type": "asset", "run_id": run_id, "execution_id": execution, "asset_id": asset_id})
         return {
             "asset_id": asset_id,
             "name": checked_name,

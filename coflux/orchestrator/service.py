@@ -93,7 +93,7 @@ class ProjectService:
             self.engine, self.workspaces, self.timing.heartbeat_interval, self.limits.log_budget
         )
         self.reruns = Reruns(self.engine, self.store, self.workspaces)
-        self.assets = Assets(self.writer, self.store, self.engine, self.clock)
+        self.assets = Assets(self.writer, self.store, self.engine, self.clock, self._publish)
         restore(self.engine, self.store, self.reruns.fixed_call)
 
     async def start(self) -> None:

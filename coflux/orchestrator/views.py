@@ -36,7 +36,8 @@ def run_view(
     steps, executions, results, assignments = store.run_history(run_id, only_root=not with_steps)
     by_result = {r["execution_id"]: r for r in results}
     per_step = _visible_executions(executions, by_result, assignments, visible, engine, workspaces)
-    _add_assets(store, per_step)
+    if with_steps:
+        _add_assets(store, per_step)
     shown = [_step(s, per_step.get(s["step_id"], [])) for s in steps]
     root = shown[0] if shown else None
     status, result, error = _status(root, by_result)

@@ -86,7 +86,7 @@ def _running_source() -> WorkerAssets | None:
     return ctx.channel.asset_source() if ctx is not None else None
 
 
-set_current_source(_running_source)
+set_current_source(_running_source, workdir.execution_dir)
 
 
 def file_digest(path: Path) -> tuple[str, int]:

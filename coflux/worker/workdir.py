@@ -68,25 +68,29 @@ class WorkDir:
     """The directory of one runner thread: made when the thread starts, removed when it ends."""
 
     def __init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="thread-", dir=worker_temp()))
         _absolute_sys_path()
         self.isolated = isolate()
+        self.path = self._make()
+
+    def _make(self) -> Path:
+        path = Path(tempfile.mkdtemp(prefix="thread-", dir=worker_temp()))
+        if self.isolated:
+            os.chdir(path)
+        return path
 
     def enter(self) -> None:
         """Before an execution: it is this thread's execution directory (and cwd, if isolated)."""
         _local.path = self.path
-        if self.isolated:
-            os.chdir(self.path)
 
     def leave(self) -> None:
         """After an execution: empty the directory, and go back to it if the code moved."""
         _local.path = None
         try:
             clear(self.path)
-            if self.isolated:
+            if self.isolated and os.getcwd() != str(self.path):
                 os.chdir(self.path)
-        except FileNotFoundError:  # the code removed it: make a new one
-            self.path = Path(tempfile.mkdtemp(prefix="thread-", dir=worker_temp()))
+        except FileNotFoundError:  # the code removed it (or the folder it moved to): a new one
+            self.path = self._make()
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

@@ -203,3 +203,8 @@ class _Blob(tornado.web.RequestHandler):
 
     def get(self, project: str, key: str) -> None:
         self.write(self.server.blobs[key])
+
+    def head(self, project: str, key: str) -> None:
+        if key not in self.server.blobs:
+            raise tornado.web.HTTPError(404)
+        self.set_header("Content-Length", str(len(self.server.blobs[key])))
