@@ -115,7 +115,7 @@ return out;
 def test_the_viewer_shows_a_preview_per_kind_and_asks_for_the_rest(tmp_path: Path) -> None:
     out = render_in_node(tmp_path, RENDER, _state(), "assetviewer.js")
 
-    assert out["head"].startswith(f"report{ASSET_ID}7 files")
+    assert out["head"].startswith(f"report{ASSET_ID}7 files") and out["head"].endswith("persisted by R1:1:1")
     assert out["kinds"] == {
         "plots/plot one.png": "image",
         "temperatures.csv": "table",

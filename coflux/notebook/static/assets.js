@@ -159,6 +159,7 @@ function assetContent(asset, send) {
       h("span", { class: "coflux-asset-name", text: asset.name || "(unnamed asset)" }),
       h("span", { class: "coflux-asset-id", text: asset.asset_id }),
       h("span", { class: "coflux-asset-count", text: `${entries.length} file${entries.length === 1 ? "" : "s"}, ${formatSize(total)}` }),
+      asset.execution_id ? h("span", { class: "coflux-asset-origin", text: `persisted by ${asset.execution_id}` }) : null,
     ),
     entries.length ? entries.map((e) => entryNode(asset, e, send)) : h("div", { class: "coflux-empty", text: "no files" }),
   );
