@@ -42,6 +42,8 @@ def sizes(store: BlobStore, keys: list[str]) -> dict[str, int | None]:
 class BlobHandler(CofluxHandler):
     auth_resource = "coflux:blobs"
     _upload: Upload | None = None
+    _failure: RequestError | StorageError | None = None
+    """Why the upload could not take a chunk (a full disk): the answer, once the body is in."""
 
     def max_body(self) -> int:
         limit: int = self.serverapp.max_body_size
@@ -66,8 +68,13 @@ class BlobHandler(CofluxHandler):
         self._received += len(chunk)
         if self._received > self.max_body():
             self._too_large = True
-        if not self._too_large:
+        if self._too_large or self._failure is not None:
+            return
+        try:
             await self.off_loop(self._upload.write, chunk)
+        except (RequestError, StorageError) as err:
+            self._failure = err
+            self._discard()
 
     def on_finish(self) -> None:
         self._discard()
@@ -107,6 +114,8 @@ class BlobHandler(CofluxHandler):
 
     async def put(self, project: str, key: str) -> None:
         async def action() -> None:
+            if self._failure is not None:
+                raise self._failure
             upload, self._upload = self._upload, None
             assert upload is not None  # made in prepare(), or the request was answered there
             try:

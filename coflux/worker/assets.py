@@ -11,6 +11,7 @@ place; inside an execution the restoration is recorded.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import threading
@@ -28,6 +29,7 @@ from coflux.assets import (
     media_type,
     set_current_source,
 )
+from coflux.errors import RequestError
 from coflux.worker import blobcache, context, workdir
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 PathLike = str | os.PathLike[str]
 Entries = PathLike | Iterable[PathLike] | dict[str, PathLike | AssetEntry] | None
 _CHUNK = 1024 * 1024
+_logger = logging.getLogger("coflux.worker")
 
 
 class WorkerAssets:
@@ -44,6 +47,7 @@ class WorkerAssets:
     def __init__(self, blobs: Callable[[], BlobClient]) -> None:
         self._blobs = blobs
         self._listings: dict[str, dict[str, Any]] = {}
+        self._recorded: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     def asset_listing(self, asset_id: str) -> dict[str, Any]:
@@ -60,10 +64,23 @@ class WorkerAssets:
             shutil.copyfile(cached, target)
 
     def restored(self, asset_id: str) -> None:
+        """Record that the running execution restored the asset (once; best-effort: a failure to
+        record is logged, the files are restored all the same)."""
         ctx = context.current()
-        if ctx is not None:
-            body = {"execution_id": ctx.execution_id}
-            self._blobs().call("POST", f"assets/{asset_id}/restorations", body)
+        if ctx is None:
+            return
+        with self._lock:
+            if (ctx.execution_id, asset_id) in self._recorded:
+                return
+            if len(self._recorded) > 10_000:
+                self._recorded.clear()
+            self._recorded.add((ctx.execution_id, asset_id))
+        try:
+            self._blobs().call("POST", f"assets/{asset_id}/restorations", {"execution_id": ctx.execution_id})
+        except RequestError as err:
+            _logger.warning(
+                "coflux: could not record that %s restored %s: %s", ctx.execution_id, asset_id, err
+            )
 
     def upload(self, path: Path) -> dict[str, Any]:
         """Hash ``path`` and upload it unless the server has its blob; its entry fields."""

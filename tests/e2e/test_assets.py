@@ -191,3 +191,15 @@ def test_an_execution_returned_to_the_client_resolves_there_to_a_restorable_asse
     restored = asset.restore(at=tmp_path, match="*.txt")
     assert restored["handled.txt"].read_text() == "handled"
     assert restored["same.txt"].read_text() == "identical content in every execution\n"
+
+
+def test_an_execution_handle_in_a_client_raises_its_error_and_refuses_what_it_cannot_rebuild(
+    server: Server, workers: list[Worker], client: cf.Client
+) -> None:
+    data = succeeded(server, f"{MODULE}:handles")
+    failing, pickled = client.get_run(data["run_id"]).result(timeout=30)
+    with pytest.raises(ValueError, match="no files today") as raised:
+        failing.result(timeout=30)
+    assert isinstance(raised.value, cf.ExecutionError)
+    with pytest.raises(cf.CofluxError, match=r"is a builtins\.complex: the server only describes it"):
+        pickled.result(timeout=30)

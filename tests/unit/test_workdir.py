@@ -101,3 +101,25 @@ def test_a_thread_gets_back_its_directory_after_code_moved_away_or_removed_it(tm
     thread.start()
     thread.join()
     assert seen == [True, True, True, True, False]
+
+
+def test_without_unshare_nothing_moves_and_the_execution_directory_is_still_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(workdir, "isolate", lambda: False)
+    seen: list[object] = []
+    start = os.getcwd()
+
+    def serve() -> None:
+        folder = workdir.WorkDir()
+        folder.enter()
+        seen.extend([os.getcwd() == start, cf.execution_dir() == folder.path])
+        (cf.execution_dir() / "out.txt").write_text("x")
+        folder.leave()
+        seen.extend([cf.execution_dir() == Path.cwd(), list(folder.path.iterdir())])
+        folder.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join()
+    assert seen == [True, True, True, []]

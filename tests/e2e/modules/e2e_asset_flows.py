@@ -30,11 +30,13 @@ def make_files(rows: int) -> cf.Asset:
 @cf.task(requires={"role": "reader"})
 def total(asset: cf.Asset) -> dict[str, object]:
     restored = asset.restore()
+    again = asset["data.csv"].restore(at="again")  # recorded once per execution all the same
+    assert again.read_bytes() == restored["data.csv"].read_bytes()
     with open(restored["data.csv"], newline="") as handle:
         value = sum(float(row["value"]) for row in csv.DictReader(handle))
     return {
         "total": value,
-        "files": sorted(os.listdir(".")),
+        "files": sorted(set(os.listdir(".")) - {"again"}),
         "png": Image.open("plots/figure.png").size,
         "cwd_is_own": Path.cwd() == cf.execution_dir(),
     }
@@ -94,3 +96,18 @@ def composed(rows: int) -> cf.Asset:
 def handle() -> cf.Execution[cf.Asset]:
     """Returns the execution, not its value: the client resolves it."""
     return same_file.submit("handled")
+
+
+@cf.task(requires={"role": "writer"})
+def broken() -> None:
+    raise ValueError("no files today")
+
+
+@cf.task(requires={"role": "writer"})
+def opaque() -> object:
+    return complex(1, 2)  # pickled: the run view only describes it
+
+
+@cf.workflow()
+def handles() -> list[cf.Execution[object]]:
+    return [broken.submit(), opaque.submit()]
