@@ -86,6 +86,13 @@ def test_the_assets_notebook_shows_the_plot_and_the_table(
         "async (url) => { const r = await fetch(url); return [r.status, await r.text()]; }", href
     )
     assert fetched[0] == 200 and fetched[1].startswith("day,temp\n1,9.0\n"), fetched
+    with page.expect_download() as download_info:
+        link.click()
+    download = download_info.value
+    assert download.suggested_filename == "temperatures.csv"
+    saved = output_dir / "downloaded.csv"
+    download.save_as(saved)
+    assert saved.read_text() == fetched[1]
 
     # Every cell ran without an error.
     expect(page.locator(PROMPTS).last).to_have_text(NUMBERED, timeout=RUN_TIMEOUT_MS)
