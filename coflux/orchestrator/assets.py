@@ -29,6 +29,8 @@ gives it runs it away from the event loop."""
 
 MAX_ENTRIES: Final = 10_000
 MAX_PATH: Final = 1024
+MAX_PATH_BYTES: Final = 2048
+"""In UTF-8: a path is part of an index key, which PostgreSQL caps at about 2,700 bytes."""
 MAX_MEDIA_TYPE: Final = 255
 MAX_NAME: Final = 1024
 DEFAULT_MEDIA_TYPE: Final = "application/octet-stream"
@@ -48,10 +50,13 @@ def check_asset_id(value: object) -> AssetId:
 
 
 def check_path(value: object) -> str:
-    """``value`` if it is an entry's path: relative, "/"-separated, 1 to 1024 characters, with no
-    empty, "." or ".." segment, no backslash and no NUL (so it can't leave its asset)."""
+    """``value`` if it is an entry's path: relative, "/"-separated, 1 to 1024 characters (2048
+    bytes in UTF-8), with no empty, "." or ".." segment, no backslash and no NUL (so it can't
+    leave its asset)."""
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_PATH:
         raise BadRequest(f"an asset path must be a string of 1 to {MAX_PATH} characters")
+    if len(_utf8(value, "an asset path")) > MAX_PATH_BYTES:
+        raise BadRequest(f"an asset path is at most {MAX_PATH_BYTES} bytes in UTF-8: {value[:100]!r}...")
     if "\\" in value or "\x00" in value:
         raise BadRequest(f"an asset path can't hold a backslash or a NUL: {value[:200]!r}")
     if value.startswith("/"):
@@ -63,6 +68,13 @@ def check_path(value: object) -> str:
     return value
 
 
+def _utf8(value: str, what: str) -> bytes:
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise BadRequest(f"{what} must be valid Unicode text (it holds a lone surrogate)") from err
+
+
 def check_entry(value: object) -> Entry:
     """A well-formed entry: path, blob_key, size, media_type (see :func:`check_path`)."""
     if not isinstance(value, dict):
@@ -72,8 +84,8 @@ def check_entry(value: object) -> Entry:
     if not valid_key(key):
         raise BadRequest(f"entry {path!r}: blob_key must be 64 lowercase hex digits, not {str(key)[:80]!r}")
     size = value.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise BadRequest(f"entry {path!r}: size must be an integer >= 0")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 2**63:
+        raise BadRequest(f"entry {path!r}: size must be an integer >= 0 (and below 2**63)")
     media_type = value.get("media_type", DEFAULT_MEDIA_TYPE) or DEFAULT_MEDIA_TYPE
     if (
         not isinstance(media_type, str)
@@ -103,6 +115,9 @@ def check_name(value: object) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > MAX_NAME:
         raise BadRequest(f"an asset's name must be null or a string of at most {MAX_NAME} characters")
+    _utf8(value, "an asset's name")
+    if "\x00" in value:
+        raise BadRequest("an asset's name can't hold a NUL character")
     return value
 
 

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -78,21 +78,10 @@ class Batch:
     asset_restorations: list[Row] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(
-            self.workspaces
-            or self.workspace_updates
-            or self.targets
-            or self.runs
-            or self.steps
-            or self.executions
-            or self.assignments
-            or self.results
-            or self.logs
-            or self.cache_entries
-            or self.assets
-            or self.asset_entries
-            or self.asset_restorations
-        )
+        return any(getattr(self, name) for name in _BATCH_FIELDS)
+
+
+_BATCH_FIELDS = tuple(f.name for f in fields(Batch))
 
 
 @contextmanager

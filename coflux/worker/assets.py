@@ -60,8 +60,16 @@ class WorkerAssets:
         return cached
 
     def copy_blob(self, key: str, size: int, target: Path) -> None:
-        with blobcache.shared().open(key, lambda path: self._blobs().download(key, path)) as cached:
-            shutil.copyfile(cached, target)
+        cache = blobcache.shared()
+        for attempt in (1, 2):
+            with cache.open(key, lambda path: self._blobs().download(key, path)) as cached:
+                try:
+                    shutil.copyfile(cached, target)
+                    return
+                except FileNotFoundError:  # another process's cache dropped it meanwhile
+                    if attempt == 2 or not target.parent.is_dir():
+                        raise
+                    cache.forget(key)
 
     def restored(self, asset_id: str) -> None:
         """Record that the running execution restored the asset (once; best-effort: a failure to

@@ -112,6 +112,11 @@ class BlobCache:
             self._sizes.move_to_end(key)
             return True
 
+    def forget(self, key: str) -> None:
+        """The file is gone (another process dropped it): fetch it again next time."""
+        with self._lock:
+            self._sizes.pop(key, None)
+
     def _add(self, key: str, size: int) -> None:
         with self._lock:
             self._sizes[key] = size

@@ -84,7 +84,9 @@ class Project:
 
 
 def _type(path: str) -> str:
-    return {"csv": "text/csv", "png": "image/png"}.get(path.rsplit(".", 1)[-1], "application/octet-stream")
+    return {"csv": "text/csv", "png": "image/png", "html": "text/html"}.get(
+        path.rsplit(".", 1)[-1], "application/octet-stream"
+    )
 
 
 def _error(response: HTTPResponse) -> tuple[int, str, str]:
@@ -139,6 +141,16 @@ async def test_a_persisted_asset_is_listed_and_its_files_download_byte_for_byte(
     assert png.body == PNG and png.headers["Content-Type"] == "image/png"
     assert "Content-Disposition" not in png.headers
 
+    page = b"<script>fetch('/api/contents')</script>"
+    html = await project.persist(execution_id, {"page.html": page})
+    shown = await project.call(
+        "GET", "assets", html["asset_id"], "files", "page.html", params={"inline": "1"}
+    )
+    assert shown.body == page  # served, but a browser runs none of it
+    assert "default-src 'none'" in shown.headers["Content-Security-Policy"]
+    assert "sandbox" in shown.headers["Content-Security-Policy"]
+    assert shown.headers["X-Content-Type-Options"] == "nosniff"
+
 
 async def test_a_submit_token_reads_assets_but_cannot_persist_and_another_projects_token_gets_nothing(
     project: Project,
@@ -186,6 +198,8 @@ async def test_a_submit_token_reads_assets_but_cannot_persist_and_another_projec
         ("a\x00b", "NUL"),
         ("", "1 to 1024"),
         ("x" * 1025, "1 to 1024"),
+        ("\U0001f600" * 600, "at most 2048 bytes"),
+        ("a\ud800b", "valid Unicode"),
     ],
 )
 async def test_a_path_that_could_leave_its_asset_is_refused_and_nothing_is_recorded(

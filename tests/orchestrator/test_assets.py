@@ -95,6 +95,12 @@ def test_what_is_not_the_projects_or_not_in_the_store_is_refused(tmp_path: Path)
                 await service.assets.persist("x", None, [_entry()], _sizes)
             with pytest.raises(BadRequest, match="is not in the store: upload it first"):
                 await service.assets.persist(execution_id, None, [{**_entry(), "blob_key": "d" * 64}], _sizes)
+            with pytest.raises(BadRequest, match="valid Unicode"):
+                await service.assets.persist(execution_id, "a\ud800", [_entry()], _sizes)
+            with pytest.raises(BadRequest, match="NUL"):
+                await service.assets.persist(execution_id, "a\x00", [_entry()], _sizes)
+            with pytest.raises(BadRequest, match="below 2"):
+                await service.assets.persist(execution_id, None, [_entry(size=2**63)], _sizes)
             with pytest.raises(BadRequest, match="at most 10000 entries"):
                 await service.assets.persist(
                     execution_id, None, [_entry(str(n)) for n in range(10_001)], _sizes

@@ -23,6 +23,7 @@ from tests.support.storage import StoreFactory
 NOW = time.time()
 KEY_A, KEY_B = "a" * 64, "b" * 64
 HUGE = 5 * 2**31  # a file larger than a 32-bit column holds
+LONGEST = "\U0001f600" * 511 + "/xyz"  # 2,048 bytes in UTF-8: the longest path, in PostgreSQL's index too
 
 
 def _history(run_id: str = "R1") -> Batch:
@@ -81,6 +82,7 @@ def test_assets_their_entries_and_restorations_are_read_back(store_factory: Stor
                     _entry(A1, "z/late.csv", KEY_A, 3),
                     _entry(A1, "data/huge.bin", KEY_B, HUGE, "application/octet-stream"),
                     _entry(A2, "same.csv", KEY_A, 3),
+                    _entry(A2, LONGEST, KEY_B, 1),
                 ],
                 asset_restorations=[
                     {"asset_id": A1, "execution_id": "R1:1:2", "restored_at": NOW + 5},
@@ -112,12 +114,18 @@ def test_assets_their_entries_and_restorations_are_read_back(store_factory: Stor
             "media_type": "text/csv",
         }
         assert store.asset_entry(A1, "nope") is None
+        assert store.asset_entry(A2, LONGEST) == {
+            "path": LONGEST,
+            "blob_key": KEY_B,
+            "size": 1,
+            "media_type": "text/csv",
+        }
         assert [
             (r["asset_id"], r["execution_id"], r["entries"]) for r in store.assets_of(["R1:1:1", "R1:1:2"])
         ] == [
             (A3, "R1:1:2", 0),
             (A1, "R1:1:1", 2),
-            (A2, "R1:1:1", 1),
+            (A2, "R1:1:1", 2),
         ]
         assert store.assets_of(["R1:1:2"])[0]["name"] is None
         assert store.assets_of([]) == [] and store.assets_of(["R7:1:1"]) == []

@@ -245,6 +245,18 @@ def test_the_cache_fetches_each_blob_once_and_evicts_the_least_recently_used(tmp
     assert BlobCache(tmp_path / "cache", limit=250).used == 200  # a new process adopts the files
 
 
+def test_a_blob_another_process_dropped_is_fetched_again(tmp_path: Path) -> None:
+    cache = BlobCache(tmp_path / "cache")
+    key, content = blob(b"dropped")
+    fetched: list[bytes] = []
+    with cache.open(key, writer(content, fetched)):
+        pass
+    (tmp_path / "cache" / key).unlink()  # another worker process evicted it
+    with cache.open(key, writer(content, fetched)) as path:
+        assert path.read_bytes() == content
+    assert len(fetched) == 2
+
+
 def test_a_blob_larger_than_the_cache_is_readable_while_pinned(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path / "cache", limit=10)
     key, content = blob(b"x" * 100)
@@ -305,3 +317,53 @@ def test_blobs_stream_to_and_from_files_and_a_corrupted_download_leaves_nothing(
     with pytest.raises(cf.RequestError, match="arrived corrupted"):
         client.download(wrong, tmp_path / "bad.bin")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["down.bin", "up.bin"]
+
+
+class MemorySource:
+    """Blobs from a dict: what Asset.restore asks of a source, without a server."""
+
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.blobs = blobs
+        self.restorations: list[str] = []
+
+    def asset_listing(self, asset_id: str) -> dict[str, Any]:
+        raise AssertionError("the listing is known")
+
+    def copy_blob(self, key: str, size: int, target: Path) -> None:
+        target.write_bytes(self.blobs[key])
+
+    def restored(self, asset_id: str) -> None:
+        self.restorations.append(asset_id)
+
+
+def listed(source: MemorySource, paths: dict[str, bytes]) -> cf.Asset:
+    entries = []
+    for path, content in paths.items():
+        key = hashlib.sha256(content).hexdigest()
+        source.blobs[key] = content
+        entries.append({"path": path, "blob_key": key, "size": len(content), "media_type": media_type(path)})
+    return cf.Asset.from_listing({"asset_id": ASSET_ID, "name": None, "entries": entries}, source)
+
+
+def test_restore_writes_matching_files_under_a_folder_and_returns_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    source = MemorySource({})
+    asset = listed(source, {"a.csv": b"1,2", "plots/b.png": b"png", "deep/c.csv": b"3"})
+    restored = asset.restore(match="*.csv", at="out")
+    assert restored == {
+        "a.csv": tmp_path / "out" / "a.csv",
+        "deep/c.csv": tmp_path / "out" / "deep" / "c.csv",
+    }
+    assert restored["deep/c.csv"].read_bytes() == b"3" and not (tmp_path / "out" / "plots").exists()
+    assert asset["plots/b.png"].restore() == tmp_path / "plots" / "b.png"
+    assert source.restorations == [ASSET_ID, ASSET_ID]
+
+
+def test_restore_refuses_an_entry_path_that_would_leave_the_folder(tmp_path: Path) -> None:
+    source = MemorySource({})
+    asset = listed(source, {"../escaped.txt": b"x"})
+    with pytest.raises(AssetError, match=r"'\.\.'"):
+        asset.restore(at=tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists()
