@@ -1,5 +1,6 @@
-"""Notebook widgets: :class:`RunTree` (a live run tree with re-run and cancel) and
-:class:`WorkspaceSwitcher` (the project's workspaces; switch the kernel's). Both are anywidgets whose
+"""Notebook widgets: :class:`RunTree` (a live run tree with re-run and cancel, and the assets its
+steps persisted), :class:`WorkspaceSwitcher` (the project's workspaces; switch the kernel's) and
+:class:`~coflux.notebook.assetviewer.AssetViewer` (an asset's files, previewed). All are anywidgets whose
 views are plain ES modules in ``static/``; they refresh themselves through :mod:`coflux.notebook.live`
 while no cell runs. :func:`coflux.notebook.register_display` makes a :class:`coflux.Run` display as its tree.
 
@@ -22,7 +23,8 @@ import traitlets
 from coflux.client import Client, Run, text_tree
 from coflux.errors import BadRequest, CofluxError, ConfigurationError, ServerUnavailable
 from coflux.models import ExecutionId, RunId, StepId
-from coflux.notebook import live
+from coflux.notebook import assetviewer, live
+from coflux.notebook.assetviewer import AssetViewer as AssetViewer  # the third widget, beside these
 
 _logger = logging.getLogger("coflux.notebook")
 
@@ -53,9 +55,14 @@ def _static(name: str) -> str:
     return (_STATIC / name).read_text(encoding="utf-8")
 
 
+_HELPERS: Final = {"runtree.js": ("assets.js",), "assetviewer.js": ("assets.js",)}
+"""Shared rendering a view needs besides ``dom.js`` (``assets.js``: an asset's files and previews)."""
+
+
 def view_source(name: str) -> str:
-    """A view's ES module: the shared DOM helpers (``dom.js``), then the view's own file."""
-    return _static("dom.js") + "\n" + _static(name)
+    """A view's ES module: the shared DOM helpers (``dom.js``) and the other helpers it needs, then
+    the view's own file."""
+    return "\n".join(_static(part) for part in ("dom.js", *_HELPERS.get(name, ()), name))
 
 
 def _kernel_session() -> Session:
@@ -156,7 +163,7 @@ class RunTree(_ActionWidget):
     """
 
     _esm = view_source("runtree.js")
-    _css = _static("runtree.css")
+    _css = _static("runtree.css") + "\n" + _static("assetviewer.css")
 
     run = traitlets.Dict().tag(sync=True)
     """The run view (``GET runs/{id}?workspace=view``) without ``result_value``."""
@@ -170,6 +177,8 @@ class RunTree(_ActionWidget):
     """Step ids whose details are open; the view sets it, logs are then loaded for them."""
     details = traitlets.Dict().tag(sync=True)
     """Execution id -> ``{"logs": [...], "final": bool}``, loaded for expanded steps."""
+    assets = traitlets.Dict().tag(sync=True)
+    """Asset id -> its content as an ``AssetViewer`` shows it, for the assets opened with "View"."""
 
     def __init__(
         self,
@@ -233,6 +242,9 @@ class RunTree(_ActionWidget):
             "cancel": self._on_cancel,
             "cancel_run": self._on_cancel_run,
             "logs": self._on_logs,
+            "asset": self._on_asset,
+            "asset_preview": self._on_asset,
+            "asset_download": self._on_asset_download,
             "refresh": lambda _message: "",
         }
 
@@ -259,6 +271,24 @@ class RunTree(_ActionWidget):
             details[execution_id] = {**details.get(execution_id, {}), "final": False}
             self.details = details  # reloaded by the refresh that follows
         return ""
+
+    # -- assets ------------------------------------------------------------------------------------
+
+    def _on_asset(self, message: Message) -> str:
+        """Load an asset to show inline ("View"), or a preview of one of its files (``path``)."""
+        asset_id = assetviewer.asset_id_of(_required(message, "asset_id"))
+        path = message.get("path")
+        state = self.assets.get(asset_id) or assetviewer.load(self._client, asset_id)
+        if isinstance(path, str) and path:
+            state = assetviewer.with_preview(state, self._client, path)
+        with self._lock:
+            self.assets = {**self.assets, asset_id: state}
+        return ""
+
+    def _on_asset_download(self, message: Message) -> str:
+        asset_id = assetviewer.asset_id_of(_required(message, "asset_id"))
+        state = self.assets.get(asset_id) or assetviewer.load(self._client, asset_id, previewed=0)
+        return assetviewer.send_file(self, self._client, state, _required(message, "path"))
 
     # -- refreshing --------------------------------------------------------------------------------
 

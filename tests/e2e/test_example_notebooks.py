@@ -83,3 +83,27 @@ def test_a_failing_workflow_fails_the_notebook_and_names_the_step(tmp_path: Path
     assert "report:report" in result.stdout and "failed" in result.stdout
     assert "report:parse" in result.stdout, "the step where the error began"
     assert "ValueError: invalid literal for int() with base 10: 'two'" in result.stdout
+
+
+def test_the_assets_notebook_persists_a_plot_and_a_csv_and_shows_them(notebooks: Path) -> None:
+    output = notebooks / "assets.out.ipynb"
+    result = coflux_run(notebooks / "assets.ipynb", "--output", str(output))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "assets:weather(14)" in result.stdout and "succeeded" in result.stdout
+    assert "assets:report(<DataFrame (14, 2)" in result.stdout, "the DataFrame passed between the steps"
+    executed = nbformat.read(output, as_version=4)
+    texts = [
+        out["data"].get("text/plain", "")
+        for cell in executed.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if "data" in out
+    ]
+    assert "(['temperatures.csv', 'temperatures.png'], 109)" in texts
+    state = executed.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    [viewer] = [m["state"]["asset"] for m in state.values() if m["state"].get("asset")]
+    assert viewer["name"] == "report"
+    previews = viewer["previews"]
+    assert previews["temperatures.png"]["kind"] == "image" and previews["temperatures.png"]["b64"]
+    table = previews["temperatures.csv"]
+    assert table["columns"] == ["day", "temp"] and table["shape"] == [14, 2]

@@ -1,7 +1,8 @@
 // The RunTree view (anywidget ES module, no build step, no imports).
-// Model traits: run, spawned, view, workspace, workspaces, expanded, details, error, notice.
+// Model traits: run, spawned, view, workspace, workspaces, expanded, details, assets, error, notice.
 // Sends {action: "rerun", step_id, workspace?, parents?} | {action: "cancel", execution_id}
-//       | {action: "cancel_run"} | {action: "logs", execution_id} | {action: "refresh"}.
+//       | {action: "cancel_run"} | {action: "logs", execution_id} | {action: "refresh"}
+//       | {action: "asset", asset_id} | {action: "asset_preview" | "asset_download", asset_id, path}.
 
 const LIVE = new Set(["queued", "assigned", "running"]);
 
@@ -180,9 +181,61 @@ function index(run, spawned) {
   return { children, runsUnder, spawned };
 }
 
+// -- Assets: the assets an execution persisted (the run view's "assets") and those in its result.
+export function executionAssets(execution) {
+  const found = new Map();
+  for (const a of execution.assets || []) found.set(a.asset_id, { asset_id: a.asset_id, name: a.name, entries: a.entries, how: "persisted" });
+  const walk = (value, depth) => {
+    if (!value || typeof value !== "object" || depth > 6) return;
+    if (value.type === "asset" && typeof value.asset_id === "string") {
+      if (!found.has(value.asset_id)) found.set(value.asset_id, { asset_id: value.asset_id, name: value.name, entries: value.entries, how: "returned" });
+      return;
+    }
+    for (const item of Array.isArray(value) ? value : Object.values(value)) walk(item, depth + 1);
+  };
+  walk(execution.result, 0);
+  return [...found.values()];
+}
+
+function assetsSection(execution, model, state, send) {
+  const found = executionAssets(execution);
+  if (!found.length) return null;
+  const loaded = model.get("assets") || {};
+  return h(
+    "div",
+    { class: "coflux-assets" },
+    h("span", { class: "coflux-label", text: "assets" }),
+    found.map((a) => {
+      const open = state.openAssets.has(a.asset_id);
+      const toggle = () => {
+        if (open) state.openAssets.delete(a.asset_id);
+        else state.openAssets.add(a.asset_id);
+        if (!open && !loaded[a.asset_id]) send({ action: "asset", asset_id: a.asset_id });
+        state.redraw();
+      };
+      const count = typeof a.entries === "number" ? `${a.entries} file${a.entries === 1 ? "" : "s"}` : "";
+      return h(
+        "div",
+        { class: "coflux-asset-item", "data-asset-id": a.asset_id, "data-how": a.how },
+        h(
+          "div",
+          { class: "coflux-asset-row" },
+          h("span", { class: "coflux-asset-name", text: a.name || "(unnamed asset)" }),
+          h("span", { class: "coflux-asset-id", text: a.asset_id }),
+          h("span", { class: "coflux-asset-count", text: count }),
+          h("span", { class: "coflux-asset-how", text: a.how }),
+          h("button", { class: "coflux-asset-view", "aria-expanded": open ? "true" : "false", text: open ? "hide" : "View", onclick: toggle }),
+        ),
+        open ? (loaded[a.asset_id] ? assetContent(loaded[a.asset_id], send) : h("div", { class: "coflux-loading", text: "loading asset…" })) : null,
+      );
+    }),
+  );
+}
+// -- end of assets
+
 export default {
   render({ model, el }) {
-    const state = { choice: new Map(), scroll: 0 };
+    const state = { choice: new Map(), scroll: 0, openAssets: new Set() };
     const root = h("div", { class: "coflux-runtree" });
     el.append(root);
 
@@ -288,6 +341,7 @@ export default {
         "result" in execution
           ? h("div", { class: "coflux-result" }, h("span", { class: "coflux-label", text: "result" }), renderValue(execution.result, execution.result_preview))
           : null,
+        assetsSection(execution, model, state, send),
         error
           ? h(
               "div",
@@ -445,11 +499,15 @@ export default {
         node.textContent = formatDuration(Date.now() / 1000 - Number(node.dataset.since));
       }
     }, 1000);
-    const names = ["run", "spawned", "view", "workspace", "workspaces", "expanded", "details", "error", "notice"];
+    state.redraw = draw;
+    const received = (content, buffers) => saveDownload(content, buffers); // an asset's file the kernel sent
+    const names = ["run", "spawned", "view", "workspace", "workspaces", "expanded", "details", "assets", "error", "notice"];
     for (const name of names) model.on(`change:${name}`, draw);
+    model.on("msg:custom", received);
     draw();
     return () => {
       clearInterval(tick);
+      model.off("msg:custom", received);
       for (const name of names) model.off(`change:${name}`, draw);
     };
   },
