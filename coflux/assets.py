@@ -190,6 +190,11 @@ class Asset:
         if entries is not None:
             self._set(name, entries)
 
+    @property
+    def source(self) -> AssetSource | None:
+        """Where its listing and files come from (a worker's connection, a client), if known."""
+        return self._source
+
     @classmethod
     def from_listing(cls, data: dict[str, Any], source: AssetSource | None) -> Asset:
         asset_id = str(data["asset_id"])

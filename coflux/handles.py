@@ -75,17 +75,17 @@ class ClientAssets:
     """A :class:`Client` as an :class:`~coflux.assets.AssetSource`: listings and blobs over REST."""
 
     def __init__(self, client: Client) -> None:
-        self._client = client
+        self.client = client
         self._listings: dict[str, dict[str, Any]] = {}
 
     def asset_listing(self, asset_id: str) -> dict[str, Any]:
         if asset_id not in self._listings:
-            self._listings[asset_id] = self._client.asset_data(asset_id)
+            self._listings[asset_id] = self.client.asset_data(asset_id)
         return self._listings[asset_id]
 
     def copy_blob(self, key: str, size: int, target: Path) -> None:
         """Stream the blob into a temporary file beside ``target``, check it, put it in place."""
-        client = self._client
+        client = self.client
         request = urllib.request.Request(f"{client.url}/api/{client._project_path('blobs', key)}")
         if client.token:
             request.add_header("Authorization", f"token {client.token}")

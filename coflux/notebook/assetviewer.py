@@ -16,7 +16,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Final, Protocol
 
 import anywidget
@@ -27,9 +26,9 @@ from coflux.assets import ASSET_ID
 from coflux.client import Client
 from coflux.errors import BadRequest, CofluxError, ServerUnavailable, request_error
 from coflux.notebook import filepreview
+from coflux.notebook.widgetbase import static, view_source
 
 _logger = logging.getLogger("coflux.notebook")
-_STATIC: Final = Path(__file__).resolve().parent / "static"
 
 PREVIEWED: Final = 24
 """Files previewed when an asset is opened; the others are previewed on demand."""
@@ -168,10 +167,6 @@ def required(message: Message, key: str) -> str:
     return value
 
 
-def _static(name: str) -> str:
-    return (_STATIC / name).read_text(encoding="utf-8")
-
-
 class AssetViewer(anywidget.AnyWidget):
     """An asset's name, id and files (path, size, media type), each with a preview (images,
     text, Markdown, CSV and Parquet tables, JSON) and a download link.
@@ -180,8 +175,8 @@ class AssetViewer(anywidget.AnyWidget):
     defaults to the client the asset was read with (``cf.Client(...).asset(id)``,
     ``Run.result()``), else the kernel's session's (:func:`coflux.notebook.kernel.current`)."""
 
-    _esm = _static("dom.js") + "\n" + _static("assets.js") + "\n" + _static("assetviewer.js")
-    _css = _static("assetviewer.css")
+    _esm = view_source("assetviewer.js")
+    _css = static("assetviewer.css")
 
     asset = traitlets.Dict().tag(sync=True)
     """What :func:`load` returns, with previews added as the view asks for them."""
@@ -258,8 +253,8 @@ class AssetViewer(anywidget.AnyWidget):
 def _client_of(asset: Any) -> Client | None:
     """The client a ``cf.Asset`` was read with, if it was read by one (its source is then the
     client's :class:`~coflux.handles.ClientAssets`)."""
-    source = getattr(asset, "_source", None)
-    found = getattr(source, "_client", None)
+    source = getattr(asset, "source", None)
+    found = getattr(source, "client", None)
     return found if isinstance(found, Client) else None
 
 

@@ -212,6 +212,9 @@ def test_an_execution_result_over_rest_is_its_tagged_value_and_bad_ids_are_refus
     failing, pickled = (
         e["execution_id"] for e in (execution_of(data, "broken"), execution_of(data, "opaque"))
     )
+    for execution_id in (failing, pickled):  # the workflow returned their handles: they may still run
+        final = lambda e=execution_id: client.execution_result(e)["state"] in ("succeeded", "failed")  # noqa: E731
+        wait_until(final, 60, f"{execution_id} to finish")
     value = client.execution_result(pickled)
     assert value["state"] == "succeeded" and value["value"]["$c"] == "pickle"
     assert client.decode(value["value"]) == complex(1, 2)

@@ -90,7 +90,9 @@ def test_the_assets_notebook_persists_a_plot_and_a_csv_and_shows_them(notebooks:
     result = coflux_run(notebooks / "assets.ipynb", "--output", str(output))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "assets:weather(14)" in result.stdout and "succeeded" in result.stdout
-    assert "assets:report(<DataFrame (14, 2)" in result.stdout, "the DataFrame passed between the steps"
+    assert "assets:report(DataFrame 14\u00d72 (day: int64, temp: float64))" in result.stdout, (
+        "the DataFrame passed between the steps"
+    )
     executed = nbformat.read(output, as_version=4)
     texts = [
         out["data"].get("text/plain", "")

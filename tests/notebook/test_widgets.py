@@ -11,7 +11,7 @@ import pytest
 from IPython.core.formatters import DisplayFormatter
 
 from coflux.client import Client
-from coflux.notebook import live, register_display, widgets
+from coflux.notebook import live, register_display, widgetbase
 from coflux.notebook.widgets import RunTree, WorkspaceSwitcher
 from tests.support.harness import Server, free_port, start_run, wait_for_run, wait_until
 from tests.support.notebook import FakeSession
@@ -253,7 +253,7 @@ def test_switcher_creates_a_child_of_the_current_workspace_and_switches_to_it(
 def test_a_run_displays_as_its_tree(
     server: Server, session: FakeSession, watcher: live.Watcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(widgets, "_kernel_session", lambda: session)
+    monkeypatch.setattr(widgetbase, "kernel_session", lambda: session)
     monkeypatch.setattr(live, "watcher", lambda: watcher)
     ip = type("Shell", (), {"display_formatter": DisplayFormatter()})()
     register_display(ip)

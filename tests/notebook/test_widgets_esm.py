@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from coflux.notebook import live
-from coflux.notebook.widgets import _STATIC, RunTree, view_source
+from coflux.notebook.widgetbase import _STATIC
+from coflux.notebook.widgets import RunTree, view_source
 from tests.support.harness import Server, start_run, wait_for_run, wait_until
 from tests.support.notebook import FakeSession
 
