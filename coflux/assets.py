@@ -277,7 +277,8 @@ class Asset:
         return restored
 
     def __coflux_reference__(self) -> tuple[str, str, dict[str, Any]]:
-        fields: dict[str, Any] = {"name": self._name, "entries": len(self)}
+        count = len(self)  # first: an asset read from a value learns its name with its listing
+        fields: dict[str, Any] = {"name": self._name, "entries": count}
         if self._entries is not None:
             fields["preview"] = {"text": preview_text(self._name, list(self._entries))}
         return ("asset", self.id, fields)

@@ -95,6 +95,7 @@ class ClientAssets:
                 digest = _stream(request, out, client.timeout)
             if digest != key:
                 raise RequestError(f"blob {key} arrived corrupted")
+            os.chmod(temporary, 0o666 & ~_umask())  # as a new file would be (mkstemp made it 0600)
             os.replace(temporary, target)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -103,6 +104,18 @@ class ClientAssets:
 
     def restored(self, asset_id: str) -> None:
         """A client restores outside any execution: nothing to record."""
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (``os.umask`` sets it
+    while it reads it, which another thread creating a file at that moment would suffer)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _stream(request: urllib.request.Request, out: Any, timeout: float) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import subprocess
 import sys
 import time
@@ -110,6 +111,18 @@ def test_files_persisted_on_one_worker_are_restored_on_another_and_download_byte
         assert hashlib.sha256(body).hexdigest() == entry.blob_key  # the bytes the writer hashed
         assert restored[path].read_bytes() == body == (tmp_path / "cli" / path).read_bytes()
     assert str(tmp_path / "cli" / "plots" / "figure.png") in downloaded.stdout
+    mode = 0o666 & ~_umask()  # as any new file of this process: readable by others under umask 022
+    assert {
+        (restored[p].stat().st_mode & 0o777, (tmp_path / "cli" / p).stat().st_mode & 0o777) for p in restored
+    } == {(mode, mode)}
+    # the workflow passed the asset on in its result: the run view names it as the writer did
+    assert data["result"]["asset"] == {
+        "type": "asset",
+        "asset_id": asset.id,
+        "name": "table and plot",
+        "entries": 2,
+        "preview": {"text": "<asset table and plot: 2 files: data.csv, plots/figure.png>"},
+    }
 
     # who persisted it and who restored it
     reader = execution_of(data, "total")["execution_id"]
@@ -246,3 +259,9 @@ def test_an_asset_persisted_while_the_server_restarts_waits_for_it_and_is_kept(
     restored = asset.restore(at=tmp_path / "out")
     assert restored["late.txt"].read_text() == "persisted while the server restarted\n"
     assert [a["asset_id"] for a in execution_of(data, "persist_when")["assets"]] == [asset.id]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
