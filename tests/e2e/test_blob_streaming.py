@@ -132,3 +132,25 @@ def test_an_upload_cut_off_midway_leaves_nothing(server: Server, tmp_path: Path)
         wait_until(lambda: any(incoming.glob(".upload-*")), 10, "the upload to be spooled")
     wait_until(lambda: not any(incoming.glob(".upload-*")), 10, "the cut-off upload to be deleted")
     assert server.request("HEAD", f"api/projects/default/blobs/{key}").status == 404
+
+
+def test_a_50_mb_value_travels_between_tasks_as_a_blob_without_the_server_holding_it(
+    server: Server, tmp_path: Path
+) -> None:
+    assert server.process is not None
+    pid = server.process.pid
+    worker = Worker(server, "big_values").start()
+    try:
+        warm = wait_for_run(server, start_run(server, "big_values:carry", 1))  # routes and imports
+        assert warm["status"] == "succeeded", warm["error"]
+        before = _reset_peak(pid)
+        run = wait_for_run(server, start_run(server, "big_values:carry", SIZE // PIECE), timeout=90)
+        risen = _memory(pid, "VmHWM") - before
+    finally:
+        worker.stop()
+    assert run["status"] == "succeeded", run["error"]
+    assert run["result"] == [SIZE, hashlib.sha256(_body()).hexdigest()]  # arrived whole in the next task
+    [produced] = [s for s in run["steps"] if s["target"] == "produce"]
+    value = produced["executions"][-1]["result"]
+    assert value["type"] == "object" and value["size"] == SIZE  # it went as a blob, not in a message
+    assert risen < SIZE * 0.5, f"the server's peak memory rose by {risen / 2**20:.1f} MB for a 50 MB value"
