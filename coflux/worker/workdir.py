@@ -5,7 +5,8 @@ current directory of its own; it then keeps a folder under the worker's temporar
 ``chdir``s there, so ``Path.cwd()`` inside an execution is that folder and relative paths (in
 ``open``, ``cf.asset``...) resolve in it, while the process's other threads (a notebook's own
 code, the worker's loop) keep theirs. An execution starts with the folder empty and it is emptied
-after it (a ``scandir`` of an empty folder when nothing was written: cheap enough for fan-outs).
+after it. An emptied folder's modification time is set to 0, so one ``stat`` tells that an
+execution wrote nothing (any entry made sets the time to the clock's): fan-outs pay only that.
 
 Elsewhere (no ``unshare``), threads share one current directory, so nothing ``chdir``s: the
 folder exists all the same and :func:`execution_dir` returns it; ``cf.asset()`` and restores
@@ -76,6 +77,7 @@ class WorkDir:
         path = Path(tempfile.mkdtemp(prefix="thread-", dir=worker_temp()))
         if self.isolated:
             os.chdir(path)
+        self._stamped = _stamp(path)
         return path
 
     def enter(self) -> None:
@@ -86,14 +88,27 @@ class WorkDir:
         """After an execution: empty the directory, and go back to it if the code moved."""
         _local.path = None
         try:
-            clear(self.path)
             if self.isolated and os.getcwd() != str(self.path):
                 os.chdir(self.path)
+            if not self._stamped or os.stat(self.path).st_mtime_ns != 0:  # something was written
+                clear(self.path)
+                self._stamped = _stamp(self.path)
         except FileNotFoundError:  # the code removed it (or the folder it moved to): a new one
             self.path = self._make()
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _stamp(folder: Path) -> bool:
+    """Set the empty folder's modification time to 0, so that any entry made in it later shows
+    (its time becomes the clock's, never 0: no window, whatever the clock's granularity) and an
+    execution that wrote nothing costs one ``stat``. False where the time can't be set."""
+    try:
+        os.utime(folder, ns=(0, 0))
+    except OSError:
+        return False
+    return os.stat(folder).st_mtime_ns == 0
 
 
 def clear(folder: Path) -> None:

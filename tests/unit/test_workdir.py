@@ -80,6 +80,28 @@ def test_clearing_an_empty_directory_leaves_it(tmp_path: Path) -> None:
     assert tmp_path.is_dir()
 
 
+def test_whatever_an_execution_writes_is_gone_before_the_next_even_right_after_a_clear() -> None:
+    found: list[list[str]] = []
+
+    def serve() -> None:
+        folder = workdir.WorkDir()
+        for i in range(300):  # writes within the same tick of a coarse clock as the last clear
+            folder.enter()
+            found.append(sorted(os.listdir(folder.path)))
+            if i % 3 == 0:
+                Path(f"f{i}").write_text("x")
+            elif i % 3 == 1:
+                Path(f"d{i}").mkdir()
+                Path(f"d{i}/inner").write_text("y")
+            folder.leave()
+        folder.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join()
+    assert found == [[]] * 300
+
+
 def test_a_thread_gets_back_its_directory_after_code_moved_away_or_removed_it(tmp_path: Path) -> None:
     seen: list[object] = []
 
