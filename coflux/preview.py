@@ -126,16 +126,16 @@ class _Writer:
 
 
 def _asset(data: dict[str, JSON]) -> str:
-    """``<asset NAME: 3 files: a.csv, b.png, …>``: its name (else its id), the number of its files
-    and the list the worker wrote in its preview, as much of it as the tag has."""
+    """``<asset NAME: 3 files: a.csv, b.png, …>``: the line the worker wrote in its preview (it has
+    the listing), else built from the tag: its name (else its id) and the number of its files."""
+    worker = valuepreviews.checked(data.get("preview"))
+    if worker is not None and worker["text"]:
+        return str(worker["text"])
     name = data.get("name")
     parts = [f"asset {name if isinstance(name, str) and name else data['asset_id']}"]
     entries = data.get("entries")
     if type(entries) is int and entries >= 0:
         parts.append(f"{entries:,} file{'' if entries == 1 else 's'}")
-    worker = valuepreviews.checked(data.get("preview"))
-    if worker is not None and worker["text"]:
-        parts.append(str(worker["text"]))
     return f"<{': '.join(parts)}>"
 
 

@@ -115,6 +115,12 @@ def test_files_persisted_on_one_worker_are_restored_on_another_and_download_byte
     assert {
         (restored[p].stat().st_mode & 0o777, (tmp_path / "cli" / p).stat().st_mode & 0o777) for p in restored
     } == {(mode, mode)}
+    # `coflux runs show` reads the asset as its file list, in the writer's step and in the result
+    shown = cli(server, "runs", "show", data["run_id"])
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("<asset table and plot: 2 files: data.csv, plots/figure.png>") >= 2, (
+        shown.stdout
+    )
     # the workflow passed the asset on in its result: the run view names it as the writer did
     assert data["result"]["asset"] == {
         "type": "asset",
