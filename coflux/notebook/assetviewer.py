@@ -26,7 +26,7 @@ from coflux.assets import ASSET_ID
 from coflux.client import Client
 from coflux.errors import BadRequest, CofluxError, ServerUnavailable, request_error
 from coflux.notebook import filepreview
-from coflux.notebook.widgetbase import static, view_source
+from coflux.notebook.widgetbase import run_action, static, view_source
 
 _logger = logging.getLogger("coflux.notebook")
 
@@ -214,18 +214,7 @@ class AssetViewer(anywidget.AnyWidget):
         return ""
 
     def _on_custom_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        action = content.get("action") if isinstance(content, dict) else None
-        handler = self._handlers().get(str(action))
-        error = notice = ""
-        try:
-            if handler is None:
-                raise BadRequest(f"unknown action {action!r}")
-            notice = handler(content)
-        except CofluxError as err:
-            error = f"{action}: {err}"
-        except Exception as err:  # a bug of ours: say so in the widget, not only in the kernel log
-            _logger.exception("coflux: asset viewer action %r failed", action)
-            error = f"{action} failed unexpectedly: {type(err).__name__}: {err}"
+        error, notice = run_action(self._handlers(), content)
         with self.hold_sync():
             self.error, self.notice = error, notice
 

@@ -70,6 +70,23 @@ def lineage(workspaces: list[dict[str, Any]], name: str) -> list[str]:
     return chain
 
 
+def run_action(handlers: dict[str, Callable[[Message], str]], content: Any) -> tuple[str, str]:
+    """What a view's custom message ``{"action": ...}`` asked, done: ``(error, notice)`` for the
+    widget to show. Our errors read as themselves; anything else is a bug of ours, logged and
+    said in the widget too, never raised in the kernel."""
+    action = content.get("action") if isinstance(content, dict) else None
+    handler = handlers.get(str(action))
+    try:
+        if handler is None:
+            raise BadRequest(f"unknown action {action!r}")
+        return "", handler(content)
+    except CofluxError as err:
+        return f"{action}: {err}", ""
+    except Exception as err:
+        _logger.exception("coflux: widget action %r failed", action)
+        return f"{action} failed unexpectedly: {type(err).__name__}: {err}", ""
+
+
 class ActionWidget(anywidget.AnyWidget):
     """Shared plumbing: custom messages to handlers, errors into the ``error`` trait, and live
     updates from the watcher (the widget is its listener, held weakly)."""
@@ -89,18 +106,7 @@ class ActionWidget(anywidget.AnyWidget):
         raise NotImplementedError
 
     def _on_custom_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        action = content.get("action") if isinstance(content, dict) else None
-        handler = self._handlers().get(str(action))
-        error = notice = ""
-        try:
-            if handler is None:
-                raise BadRequest(f"unknown action {action!r}")
-            notice = handler(content)
-        except CofluxError as err:
-            error = f"{action}: {err}"
-        except Exception as err:  # a bug of ours: say so in the widget, not only in the kernel log
-            _logger.exception("coflux: widget action %r failed", action)
-            error = f"{action} failed unexpectedly: {type(err).__name__}: {err}"
+        error, notice = run_action(self._handlers(), content)
         with self._lock, self.hold_sync():  # the watcher's thread may be syncing too
             self._refresh_failed = False  # this message stays until the next action
             self.error, self.notice = error, notice

@@ -4,6 +4,7 @@ restored one. Written as history through :class:`~coflux.storage.Batch` (``asset
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,8 +17,8 @@ Row = dict[str, Any]
 class AssetQueries:
     """Mixed into :class:`~coflux.storage.SqlStore`, which reads through ``_all``."""
 
-    def _all(self, statement: Any) -> list[Row]:
-        raise NotImplementedError
+    _all: Callable[[Any], list[Row]]
+    """The store's reader of a statement's rows (:meth:`SqlStore._all`)."""
 
     def asset(self, asset_id: str) -> Row | None:
         """asset_id, execution_id, name, created_at."""

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,14 +17,13 @@ import pytest
 from PIL import Image
 
 from coflux.notebook import live
-from coflux.notebook.widgets import RunTree, view_source
+from coflux.notebook.widgets import RunTree
 from tests.support.harness import Server, Worker, environment, start_run, wait_for_run, wait_until
 from tests.support.notebook import FakeSession
+from tests.support.views import NODE, render_in_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-NODE = shutil.which("node")
-DOM = Path(__file__).resolve().parents[1] / "notebook" / "dom.mjs"
 SYNCED = ("run", "spawned", "view", "workspace", "workspaces", "expanded", "details", "error", "notice")
 X = "\u00d7"
 
@@ -143,22 +140,7 @@ def render_tree(tmp_path: Path, server: Server, run_id: str) -> Any:
         tree.close()
     finally:
         watcher.close()
-    module = tmp_path / "runtree.mjs"
-    module.write_text(view_source("runtree.js"), encoding="utf-8")
-    (tmp_path / "state.json").write_text(json.dumps(state))
-    driver = tmp_path / "driver.mjs"
-    driver.write_text(
-        f"import * as dom from {json.dumps(DOM.as_uri())};\n"
-        "import { readFileSync } from 'node:fs';\n"
-        f"const state = JSON.parse(readFileSync({json.dumps(str(tmp_path / 'state.json'))}, 'utf8'));\n"
-        f"const viewPath = {json.dumps(module.as_uri())};\n"
-        f"const out = await (async () => {{\n{WIDGET}\n}})();\n"
-        "console.log(JSON.stringify(out));\n"
-    )
-    assert NODE is not None
-    done = subprocess.run([NODE, str(driver)], capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return render_in_node(tmp_path, WIDGET, state, "runtree.js")
 
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
