@@ -13,3 +13,8 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from jupyter_ext.app import Coflux
 
     return [{"module": "jupyter_ext", "app": Coflux}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension (built from ``labextension/`` into this package)."""
+    return [{"src": "labextension", "dest": "jupyter-coflux"}]
