@@ -236,7 +236,7 @@ class Parameter:
             name=str(data["name"]),
             kind=str(data.get("kind", "positional_or_keyword")),
             has_default=bool(data.get("has_default", False)),
-            default=data["default"] if "default" in data else NO_DEFAULT,
+            default=data.get("default", NO_DEFAULT),
             annotation=str(annotation) if annotation is not None else None,
         )
 

@@ -25,7 +25,7 @@ from tests.support.lab import LAB_LOAD_TIMEOUT_MS, RUN_TIMEOUT_MS, LabServer
 
 pytestmark = pytest.mark.e2e
 
-FLOWS = '''
+FLOWS = """
 import coflux as cf
 
 
@@ -37,7 +37,7 @@ def greet(name: str, times: int = 2, punctuation: str = "!") -> str:
 @cf.workflow()
 def total(values: list[int], scale: float = 1.5) -> float:
     return sum(values) * scale
-'''
+"""
 
 PANEL = "#coflux-panel"
 WORKSPACE_ROW = f"{PANEL} .coflux-WorkspaceTree-row"
@@ -231,7 +231,9 @@ def test_panel_recovers_after_the_server_restarts(
     expect(page.locator(FEED)).to_be_visible()
     expect(page.locator(FEED)).to_contain_text("Can't reach the Coflux server: reconnecting")
     page.locator(f"{PANEL} .jp-ToolbarButtonComponent").first.click()  # a refresh fails readably
-    expect(page.locator(f"{PANEL} .coflux-RecentRuns .coflux-Panel-error")).to_contain_text("can't be reached")
+    expect(page.locator(f"{PANEL} .coflux-RecentRuns .coflux-Panel-error")).to_contain_text(
+        "can't be reached"
+    )
     page.screenshot(path=str(output_dir / "reconnecting.png"))
 
     lab.restart()

@@ -16,6 +16,8 @@ const PROJECT_KEY = 'coflux:panel:project';
 const WORKSPACE_KEY = 'coflux:panel:workspace:';
 export const RUNS_LIMIT = 50;
 const REFETCH_DELAY = 250;
+const LAG_DELAY = 1000;
+const LAG_RETRIES = 5;
 
 function load(key: string): string | null {
   try {
@@ -188,7 +190,15 @@ export class PanelStore {
     await this.fetch('runs', async () => {
       const { runs } = await this.ctx.api.runs(project, workspace, { workflow, limit: RUNS_LIMIT });
       if (project === this._project && workspace === this._workspace && workflow === this._workflowFilter) {
-        this._runs = runs;
+        this._runs = runs.map(r => this.withEventStatus(r));
+        // the list may lag the feed by a moment (an end the feed told not stored yet): ask again
+        const lagging = this._runs.some(r => r.status !== 'running' && r.completed_at === null);
+        if (lagging && this._lagRetries < LAG_RETRIES) {
+          this._lagRetries += 1;
+          this.scheduleRefetch(LAG_DELAY);
+        } else if (!lagging) {
+          this._lagRetries = 0;
+        }
       }
     });
   }
@@ -257,7 +267,18 @@ export class PanelStore {
     }
   }
 
+  /** A run as listed, with the end the feed told of if the list doesn't know it yet. */
+  private withEventStatus(run: RunSummary): RunSummary {
+    const told = this._ended.get(run.run_id);
+    return told && run.status === 'running' ? { ...run, status: told } : run;
+  }
+
   private onRun(runId: string, status: RunStatus): void {
+    if (status === 'running') {
+      this._ended.delete(runId);
+    } else {
+      this._ended.set(runId, status);
+    }
     const known = this._runs.find(r => r.run_id === runId);
     if (known) {
       if (known.status !== status) {
@@ -272,11 +293,11 @@ export class PanelStore {
     this.scheduleRefetch();
   }
 
-  private scheduleRefetch(): void {
+  private scheduleRefetch(delay: number = REFETCH_DELAY): void {
     window.clearTimeout(this._refetchTimer);
     this._refetchTimer = window.setTimeout(() => {
       void this.refreshRuns();
-    }, REFETCH_DELAY);
+    }, delay);
   }
 
   private _project: string;
@@ -291,5 +312,8 @@ export class PanelStore {
   private _feed: ProjectEvents | null = null;
   private _wasOpen = false;
   private _refetchTimer = 0;
+  private _lagRetries = 0;
+  /** Runs the feed told have ended (a re-run may make one run again: then the feed says so). */
+  private _ended = new Map<string, RunStatus>();
   private _changed = new Signal<this, Part>(this);
 }
