@@ -83,6 +83,8 @@ def test_defaults_json_cannot_carry_are_left_out_but_still_counted() -> None:
     class Count(int):
         pass
 
+    three = Count(3)  # JSON would carry 3, but the worker's default is a Count
+
     def flow(  # and no annotations at all
         path=Path("."),
         nan=math.nan,
@@ -90,7 +92,7 @@ def test_defaults_json_cannot_carry_are_left_out_but_still_counted() -> None:
         keys={1: "one"},  # noqa: B006
         nested=[{"ok": 1}, {2}],  # noqa: B006
         cycle=loop,
-        subclass=Count(3),  # JSON would carry 3, and the worker's default is a Count
+        subclass=three,
         plain=True,
     ) -> None: ...
 
