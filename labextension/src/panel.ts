@@ -46,7 +46,7 @@ class PanelHeader extends Widget {
       state === 'connecting'
         ? `Connecting to Coflux's live updates...${why}`
         : `Can't reach the Coflux server: reconnecting...${why}`;
-    const error = store.error('projects');
+    const error = store.unreachable ?? store.error('projects');
     this.error.textContent = error ?? '';
     this.error.hidden = !error;
   }

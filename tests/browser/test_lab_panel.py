@@ -86,8 +86,8 @@ def open_panel(lab: LabServer, page: Page) -> Locator:
     page.wait_for_selector("#jp-main-dock-panel")
     page.click("div.lm-MenuBar-itemLabel:text-is('View')")
     page.click("li.lm-Menu-item:has-text('Activate Command Palette')")
-    page.keyboard.type("Coflux: show panel")
-    page.keyboard.press("Enter")
+    page.locator(".lm-CommandPalette-input").fill("Coflux: show panel")
+    page.locator(".lm-CommandPalette-item:has-text('Coflux: show panel')").click()
     panel = page.locator(PANEL)
     expect(panel).to_be_visible()
     return panel
@@ -149,6 +149,13 @@ def test_panel_lists_workspaces_workflows_and_creates_a_child(
     expect(workflow(page, "greet")).to_be_visible()
     page.screenshot(path=str(output_dir / "panel.png"))
 
+    # Archived workspaces hide behind "Show archived".
+    lab.api("POST", "coflux/api/projects/default/workspaces/feature/archive", {})
+    expect(child).to_have_count(0)
+    page.locator(f"{PANEL} .coflux-WorkspaceTree-archived").check()
+    expect(child).to_have_attribute("data-state", "archived")
+    expect(child).to_have_attribute("data-depth", "1")
+
 
 def test_run_form_starts_a_run_that_goes_live_to_succeeded(
     lab: LabServer, worker: subprocess.Popen[bytes], page: Page, output_dir: Path
@@ -187,6 +194,13 @@ def test_run_form_starts_a_run_that_goes_live_to_succeeded(
     expect(page.locator(RUN_ROW)).to_have_count(0)
     status.select_option("succeeded")
     expect(page.locator(RUN_ROW)).to_have_count(1)
+    # The workflow filter asks the server: no run of `total`, then all runs again.
+    workflows = page.locator(f"{PANEL} .coflux-RecentRuns-workflow")
+    workflows.select_option("panel_flows:total")
+    expect(page.locator(f"{PANEL} .coflux-RecentRuns .coflux-Panel-empty")).to_have_text("No runs yet.")
+    workflows.select_option("")
+    expect(page.locator(RUN_ROW)).to_have_count(1)
+    expect(page.locator(RUN_ROW)).to_have_attribute("data-run-id", run_id)
     page.screenshot(path=str(output_dir / "run-started.png"))
 
 
@@ -230,10 +244,11 @@ def test_panel_recovers_after_the_server_restarts(
     lab.stop()
     expect(page.locator(FEED)).to_be_visible()
     expect(page.locator(FEED)).to_contain_text("Can't reach the Coflux server: reconnecting")
-    page.locator(f"{PANEL} .jp-ToolbarButtonComponent").first.click()  # a refresh fails readably
-    expect(page.locator(f"{PANEL} .coflux-RecentRuns .coflux-Panel-error")).to_contain_text(
-        "can't be reached"
-    )
+    page.locator(f"{PANEL} .jp-ToolbarButtonComponent").first.click()  # a refresh fails readably, once
+    unreachable = page.locator(f"{PANEL} .coflux-Panel-header .coflux-Panel-error")
+    expect(unreachable).to_contain_text("The Jupyter server can't be reached")
+    expect(page.locator(f"{PANEL} .coflux-Panel-error:visible")).to_have_count(1)
+    expect(workflow(page, "greet")).to_be_visible()  # what it showed stays
     page.screenshot(path=str(output_dir / "reconnecting.png"))
 
     lab.restart()
@@ -246,5 +261,5 @@ def test_panel_recovers_after_the_server_restarts(
     expect(page.locator(FEED)).to_be_hidden(timeout=RUN_TIMEOUT_MS)
     row = page.locator(f'{RUN_ROW}[data-run-id="{run_id}"]')
     expect(row).to_have_attribute("data-status", "succeeded", timeout=RUN_TIMEOUT_MS)
-    expect(page.locator(f"{PANEL} .coflux-RecentRuns .coflux-Panel-error")).to_be_hidden()
+    expect(unreachable).to_be_hidden()
     page.screenshot(path=str(output_dir / "recovered.png"))

@@ -5,7 +5,7 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { describe } from '../api';
+import { CofluxError, describe } from '../api';
 import type { CofluxContext } from '../context';
 import type { ConnectionState, ProjectEvents } from '../events';
 import type { CofluxEvent, RunStatus, RunSummary, Workflow, Workspace } from '../types';
@@ -75,9 +75,14 @@ export class PanelStore {
   get feedError(): string | null {
     return this._feed?.lastError ?? null;
   }
-  /** The last failure of fetching a part, as one readable line (null once it worked again). */
+  /** The last failure of fetching a part, as one readable line (null once it worked again). A
+   * server that can't be reached at all is told once, by `unreachable`, not by every part. */
   error(part: Part): string | null {
     return this._errors.get(part) ?? null;
+  }
+  /** Why the last request could not reach the server (null once one did). */
+  get unreachable(): string | null {
+    return this._unreachable;
   }
   /** Whether a part is being fetched for the first time (after a selection change). */
   loading(part: Part): boolean {
@@ -228,12 +233,26 @@ export class PanelStore {
     try {
       await body();
       this._errors.delete(part);
+      this.setUnreachable(null);
     } catch (err) {
-      this._errors.set(part, describe(err));
+      if (err instanceof CofluxError && err.code === 'network') {
+        this._errors.delete(part);
+        this.setUnreachable(err.message);
+      } else {
+        this._errors.set(part, describe(err));
+        this.setUnreachable(null);
+      }
     } finally {
       this._loading.delete(part);
     }
     this._changed.emit(part);
+  }
+
+  private setUnreachable(message: string | null): void {
+    if (message !== this._unreachable) {
+      this._unreachable = message;
+      this._changed.emit('feed');
+    }
   }
 
   /** Listens to the feed of the current project (and no other). */
@@ -308,6 +327,7 @@ export class PanelStore {
   private _runs: RunSummary[] = [];
   private _workflowFilter = '';
   private _errors = new Map<Part, string>();
+  private _unreachable: string | null = null;
   private _loading = new Set<Part>();
   private _feed: ProjectEvents | null = null;
   private _wasOpen = false;
