@@ -2,6 +2,7 @@
 import type { ILayoutRestorer } from '@jupyterlab/application';
 import type { ICommandPalette } from '@jupyterlab/apputils';
 import { SidePanel, ToolbarButton, refreshIcon } from '@jupyterlab/ui-components';
+import type { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { CommandIds, type CofluxContext } from './context';
@@ -18,6 +19,7 @@ class PanelHeader extends Widget {
     super();
     this.addClass('coflux-Panel-header');
     this.select.addEventListener('change', () => store.selectProject(this.select.value));
+    this.select.addEventListener('focus', () => void store.refreshProjects());
     this.node.append(
       h('h2', { className: 'coflux-Panel-title' }, 'Coflux'),
       h('label', { className: 'coflux-Panel-project' }, h('span', {}, 'Project'), this.select),
@@ -76,6 +78,13 @@ export class CofluxPanel extends SidePanel {
     this.addWidget(new WorkspaceTree(ctx, this.store));
     this.addWidget(new WorkflowList(ctx, this.store));
     this.addWidget(new RecentRuns(ctx, this.store));
+  }
+
+  /** Shown again: workers may have declared workflows since (no event tells), projects been made. */
+  protected override onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    void this.store.refreshProjects();
+    void this.store.refreshWorkflows();
   }
 
   override dispose(): void {

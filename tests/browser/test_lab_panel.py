@@ -37,6 +37,11 @@ def greet(name: str, times: int = 2, punctuation: str = "!") -> str:
 @cf.workflow()
 def total(values: list[int], scale: float = 1.5) -> float:
     return sum(values) * scale
+
+
+@cf.workflow()
+def labelled(value: int, *, label: str) -> str:
+    return f"{label}: {value}"
 """
 
 PANEL = "#coflux-panel"
@@ -61,7 +66,11 @@ def worker(lab: LabServer, tmp_path: Path, output_dir: Path) -> Iterator[subproc
     with open(output_dir / "worker.log", "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: _workflows(lab) >= {"greet", "total"}, 60, "the worker to register its workflows")
+        wait_until(
+            lambda: _workflows(lab) >= {"greet", "total", "labelled"},
+            60,
+            "the worker to register its workflows",
+        )
         yield process
     finally:
         process.terminate()
@@ -232,6 +241,12 @@ def test_bad_json_shows_an_inline_error_and_starts_nothing(
     run.click()
     expect(form.locator(".coflux-RunForm-server")).to_contain_text("unknown tag")
     assert lab.api("GET", "coflux/api/projects/default/workspaces/default/runs")["runs"] == []
+
+    # A required keyword-only parameter can't be passed by the REST body: the form says so.
+    labelled = workflow(page, "labelled")
+    labelled.locator(".coflux-WorkflowList-row").click()
+    expect(labelled.locator(".coflux-RunForm")).to_contain_text("required keyword-only parameter label")
+    expect(labelled.get_by_role("button", name="Run")).to_be_disabled()
 
 
 def test_panel_recovers_after_the_server_restarts(
