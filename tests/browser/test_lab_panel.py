@@ -165,6 +165,14 @@ def test_panel_lists_workspaces_workflows_and_creates_a_child(
     expect(child).to_have_attribute("data-state", "archived")
     expect(child).to_have_attribute("data-depth", "1")
 
+    # The dark theme: the panel follows it (theme variables only), to look at.
+    page.click("div.lm-MenuBar-itemLabel:text-is('Settings')")
+    page.click("li.lm-Menu-item:has-text('Theme')")
+    page.click("li.lm-Menu-item:has-text('JupyterLab Dark')")
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
+    expect(page.locator("#jupyterlab-splash")).to_have_count(0)  # the theme's splash is gone
+    page.screenshot(path=str(output_dir / "panel-dark.png"))
+
 
 def test_run_form_starts_a_run_that_goes_live_to_succeeded(
     lab: LabServer, worker: subprocess.Popen[bytes], page: Page, output_dir: Path
