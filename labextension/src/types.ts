@@ -45,7 +45,8 @@ export interface TargetOptions {
   [option: string]: unknown;
 }
 
-export type ParameterKind = 'positional_only' | 'positional_or_keyword' | 'var_positional' | 'keyword_only' | 'var_keyword';
+export type ParameterKind =
+  'positional_only' | 'positional_or_keyword' | 'var_positional' | 'keyword_only' | 'var_keyword';
 
 export interface Parameter {
   name: string;
