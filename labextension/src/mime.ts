@@ -94,7 +94,7 @@ class RunOutputRenderer extends Widget implements IRenderMime.IRenderer {
     });
     bar.append(open);
     layout.addWidget(new Widget({ node: bar }));
-    layout.addWidget(new RunTreeWidget(this.ctx, { project, runId, view, workspace }));
+    layout.addWidget(new RunTreeWidget(this.ctx, { project, runId, view, workspace, remember: true }));
   }
 
   private _key: string | null = null;

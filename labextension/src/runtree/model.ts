@@ -52,6 +52,11 @@ export interface RunModelOptions {
   view?: string;
   /** Where a plain re-run goes (the kernel's workspace when the run was displayed); default: the view. */
   workspace?: string;
+  /**
+   * Remember the open steps in this browser (localStorage, per project and run), so that they are
+   * open again after the page reloads, as a kernel's widget keeps them in its model.
+   */
+  remember?: boolean;
 }
 
 type Message = { [key: string]: unknown };
@@ -107,6 +112,10 @@ export class RunModel {
       error: '',
       notice: ''
     };
+    if (options.remember) {
+      this._fields.expanded = this.remembered();
+      this._savedExpanded = this._fields.expanded.join('\n');
+    }
     this.feed = ctx.events.project(options.project);
     this.feed.received.connect(this.onEvent, this);
     this.feed.stateChanged.connect(this.onFeedState, this);
@@ -177,7 +186,37 @@ export class RunModel {
     const expanded = this._fields.expanded.join('\n');
     if (expanded !== this._savedExpanded) {
       this._savedExpanded = expanded;
+      this.remember();
       this.schedule(0);
+    }
+  }
+
+  private get storageKey(): string {
+    return `coflux:runtree:expanded:${this.project}/${this.runId}`;
+  }
+
+  private remembered(): string[] {
+    try {
+      const found: unknown = JSON.parse(window.localStorage.getItem(this.storageKey) ?? '[]');
+      return Array.isArray(found) ? found.filter((s): s is string => typeof s === 'string') : [];
+    } catch {
+      return []; // storage refused (private mode) or spoiled: nothing remembered
+    }
+  }
+
+  private remember(): void {
+    if (!this.options.remember) {
+      return;
+    }
+    try {
+      const expanded = this._fields.expanded;
+      if (expanded.length) {
+        window.localStorage.setItem(this.storageKey, JSON.stringify(expanded));
+      } else {
+        window.localStorage.removeItem(this.storageKey);
+      }
+    } catch {
+      // storage refused or full: the steps are open for this page only
     }
   }
 
