@@ -70,7 +70,8 @@ def squares(n: int) -> int:
 '''
 
 CELLS = [
-    "from coflux.notebook import current\nfrom coflux.notebook.widgets import RunTree\n\nclient = current().client()",
+    "from coflux.notebook import current\nfrom coflux.notebook.widgets import RunTree\n\n"
+    "client = current().client()",
     'run = client.start_run("reopen_flows:squares", 3)\nrun',  # a Run as the cell's value
     'other = client.start_run("reopen_flows:squares", 4)\nRunTree(other)',  # an explicit RunTree
     "[run.result(timeout=60), other.result(timeout=60)]",
