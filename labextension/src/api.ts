@@ -10,6 +10,7 @@ import type {
   ErrorAnswer,
   ExecutionStarted,
   JSONValue,
+  KernelWorker,
   LogList,
   ProjectList,
   Run,
@@ -167,6 +168,11 @@ export class CofluxApi {
 
   asset(project: string, assetId: string): Promise<Asset> {
     return this.request('GET', `projects/${seg(project)}/assets/${seg(assetId)}`);
+  }
+
+  /** Which project and workspace a notebook kernel's worker serves (404: it has no worker session). */
+  kernelWorker(kernelId: string, signal?: AbortSignal): Promise<KernelWorker> {
+    return this.request('GET', `kernels/${seg(kernelId)}`, undefined, signal);
   }
 }
 

@@ -284,7 +284,7 @@ export interface WorkspaceEvent {
 }
 
 /** One message of `coflux/ws/events?project=P`. */
-export type CofluxEvent = RunEvent | ExecutionEvent | AssetEvent | WorkspaceEvent;
+export type CofluxEvent = RunEvent | ExecutionEvent | AssetEvent | WorkspaceEvent | WorkerEvent;
 
 /** The MIME bundle a Run displayed in a notebook carries (`application/vnd.coflux.run+json`). */
 export interface RunOutput {
@@ -293,4 +293,21 @@ export interface RunOutput {
   workspace: string;
   /** The Coflux API's URL as the kernel knew it (for a front-end of another server: shown, not used). */
   url: string;
+}
+
+/** `GET kernels/{kernel_id}`: the worker session of a notebook kernel, in the project it said hello to last. */
+export interface KernelWorker {
+  kernel_id: string;
+  project: string;
+  workspace: string;
+  connected: boolean;
+  session: string;
+}
+
+/** A notebook kernel's worker session connected or disconnected (a switch sends one of each). */
+export interface WorkerEvent {
+  type: 'worker';
+  kernel_id: string;
+  workspace: string;
+  connected: boolean;
 }

@@ -1,0 +1,148 @@
+"""The status bar item and the workspace switcher, in JupyterLab, in Chromium.
+
+A notebook of the test's own opens with its kernel, a worker of project ``default``: the status bar
+says ``Coflux: main`` with the events feed's dot connected. Clicking it lists the project's
+workspaces as a tree (``dev`` under ``main``, ``main`` marked current); choosing ``dev`` switches the
+kernel: the status bar says ``Coflux: dev``, the server's ``GET kernels/{id}`` says so, and the
+kernel's own ``%coflux workspace`` prints it. The palette's "Coflux: switch workspace" opens the same
+chooser, whose "New workspace…" creates a child of ``dev`` and switches the kernel to it.
+Screenshots: ``test-output/<test name>/statusbar.png`` and ``switcher.png``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+if not os.environ.get("CI"):  # in CI a missing playwright is an error, not a skip
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+from playwright.sync_api import Page, expect
+
+from tests.support.lab import KERNEL_STATUS, LAB_LOAD_TIMEOUT_MS, NOTEBOOK, RUN_TIMEOUT_MS, LabServer
+
+pytestmark = pytest.mark.e2e
+
+NOTEBOOK_FILE = "status-check.ipynb"
+ITEM = "#jp-main-statusbar .coflux-StatusItem"
+LABEL = f"{ITEM} .coflux-StatusItem-label"
+DOT = f"{ITEM} .coflux-StatusItem-dot"
+CHOOSER = ".jp-Dialog .coflux-WorkspaceChooser"
+ROWS = f"{CHOOSER} .coflux-WorkspaceChooser-item"
+
+
+def _write_notebook(path: Path) -> None:
+    cell = {
+        "cell_type": "code",
+        "execution_count": None,
+        "metadata": {},
+        "outputs": [],
+        "source": "%coflux workspace",
+    }
+    notebook = {
+        "cells": [cell],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(notebook))
+
+
+def _kernel_id(lab: LabServer) -> str:
+    sessions = [s for s in lab.api("GET", "api/sessions") if s["path"] == NOTEBOOK_FILE]
+    assert len(sessions) == 1, sessions
+    kernel_id: str = sessions[0]["kernel"]["id"]
+    return kernel_id
+
+
+def _kernel_worker(lab: LabServer, kernel_id: str) -> dict[str, Any]:
+    answer: dict[str, Any] = lab.api("GET", f"coflux/api/kernels/{kernel_id}")
+    return answer
+
+
+def _open_chooser_from_status_bar(page: Page) -> None:
+    page.click(ITEM)
+    expect(page.locator(CHOOSER)).to_be_visible()
+
+
+def _run_first_cell(page: Page) -> str:
+    """Run the notebook's one cell (``%coflux workspace``, not run before); what it printed."""
+    cell = page.locator(f"{NOTEBOOK} .jp-Cell").first
+    cell.locator(".jp-InputPrompt").click()
+    page.click("div.lm-MenuBar-itemLabel:text-is('Run')")
+    page.click("li.lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Run Selected Cell and Do not Advance'))")
+    expect(cell.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[1\]:"), timeout=RUN_TIMEOUT_MS)
+    output = cell.locator(".jp-OutputArea-output")
+    expect(output).to_have_count(1)
+    return output.inner_text().strip()
+
+
+def test_the_status_bar_shows_and_switches_the_kernels_workspace(
+    lab: LabServer, page: Page, output_dir: Path
+) -> None:
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    page.set_default_timeout(LAB_LOAD_TIMEOUT_MS)
+    _write_notebook(lab.root_dir / NOTEBOOK_FILE)
+
+    page.goto(f"{lab.url}/lab/tree/{NOTEBOOK_FILE}?token={lab.token}")
+    page.wait_for_selector(f"{NOTEBOOK} .jp-Cell")
+    expect(page.locator(KERNEL_STATUS)).to_have_text(re.compile(r"\| Idle$"), timeout=LAB_LOAD_TIMEOUT_MS)
+
+    # The kernel's workspace, as the server knows it, and the events feed connected.
+    expect(page.locator(LABEL)).to_have_text("Coflux: main", timeout=LAB_LOAD_TIMEOUT_MS)
+    expect(page.locator(DOT)).to_have_attribute("data-state", "connected")
+    kernel_id = _kernel_id(lab)
+    assert _kernel_worker(lab, kernel_id)["workspace"] == "main"
+    assert "workspace 'main' of project 'default'" in (page.locator(ITEM).get_attribute("title") or "")
+    page.locator("#jp-main-statusbar").screenshot(path=str(output_dir / "statusbar.png"))
+    lab.api("POST", "coflux/api/projects/default/workspaces", {"name": "dev", "base": "main"})
+
+    # The chooser: the project's workspaces as a tree, the kernel's current one marked.
+    _open_chooser_from_status_bar(page)
+    rows = page.locator(ROWS)
+    expect(rows).to_have_count(2)
+    main, dev = rows.nth(0), rows.nth(1)
+    expect(main).to_have_attribute("data-workspace", "main")
+    expect(main).to_have_attribute("aria-current", "true")
+    expect(main.locator(".coflux-WorkspaceChooser-current")).to_have_text("current")
+    expect(dev).to_have_attribute("data-workspace", "dev")
+    expect(dev.locator(".coflux-WorkspaceChooser-base")).to_have_text("base: main")
+    assert dev.evaluate("e => getComputedStyle(e).getPropertyValue('--coflux-depth').trim()") == "1"
+    dev.click()
+    expect(dev).to_have_attribute("aria-selected", "true")
+    page.screenshot(path=str(output_dir / "switcher.png"))
+    page.click(".jp-Dialog button:has-text('Switch')")
+
+    # The kernel switched: the status bar, the server and the kernel itself say so.
+    expect(page.locator(LABEL)).to_have_text("Coflux: dev", timeout=RUN_TIMEOUT_MS)
+    answer = _kernel_worker(lab, kernel_id)
+    assert (answer["workspace"], answer["connected"], answer["project"]) == ("dev", True, "default")
+    assert _run_first_cell(page) == "dev"
+    expect(page.locator(".jp-Dialog")).to_have_count(0)
+
+    # The palette's command opens the same chooser; "New workspace…" makes a child and switches.
+    page.click("div.lm-MenuBar-itemLabel:text-is('View')")
+    page.click("li.lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Activate Command Palette'))")
+    palette = page.locator("#command-palette .lm-CommandPalette-input")
+    expect(palette).to_be_focused()
+    palette.fill("Coflux: switch workspace")
+    page.click("#command-palette .lm-CommandPalette-item:has-text('Coflux: switch workspace')")
+    expect(page.locator(CHOOSER)).to_be_visible()
+    expect(page.locator(f"{ROWS}[aria-current='true']")).to_have_attribute("data-workspace", "dev")
+    page.click(".jp-Dialog button:has-text('New workspace')")
+    name_input = page.locator(".jp-Dialog input")
+    expect(name_input).to_be_visible()
+    name_input.fill("dev-feature")
+    page.click(".jp-Dialog button:has-text('Create and switch')")
+    expect(page.locator(LABEL)).to_have_text("Coflux: dev-feature", timeout=RUN_TIMEOUT_MS)
+    assert _kernel_worker(lab, kernel_id)["workspace"] == "dev-feature"
+    workspaces = lab.api("GET", "coflux/api/projects/default/workspaces")["workspaces"]
+    assert {"name": "dev-feature", "base": "dev", "state": "active"} in workspaces
+    page.locator("#jp-main-statusbar").screenshot(path=str(output_dir / "statusbar-new.png"))
+
+    assert not page_errors, page_errors
