@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from tests.support.lab import KERNEL_STATUS, LAB_LOAD_TIMEOUT_MS, NOTEBOOK, RUN_
 pytestmark = pytest.mark.e2e
 
 NOTEBOOK_FILE = "status-check.ipynb"
+OTHER_FILE = "other.ipynb"
 ITEM = "#jp-main-statusbar .coflux-StatusItem"
 LABEL = f"{ITEM} .coflux-StatusItem-label"
 DOT = f"{ITEM} .coflux-StatusItem-dot"
@@ -36,7 +38,7 @@ ROWS = f"{CHOOSER} .coflux-WorkspaceChooser-item"
 
 
 def _write_notebook(path: Path) -> None:
-    cell = {
+    cell: dict[str, Any] = {
         "cell_type": "code",
         "execution_count": None,
         "metadata": {},
@@ -52,8 +54,8 @@ def _write_notebook(path: Path) -> None:
     path.write_text(json.dumps(notebook))
 
 
-def _kernel_id(lab: LabServer) -> str:
-    sessions = [s for s in lab.api("GET", "api/sessions") if s["path"] == NOTEBOOK_FILE]
+def _kernel_id(lab: LabServer, path: str = NOTEBOOK_FILE) -> str:
+    sessions = [s for s in lab.api("GET", "api/sessions") if s["path"] == path]
     assert len(sessions) == 1, sessions
     kernel_id: str = sessions[0]["kernel"]["id"]
     return kernel_id
@@ -88,6 +90,7 @@ def test_the_status_bar_shows_and_switches_the_kernels_workspace(
     page.on("pageerror", lambda error: page_errors.append(str(error)))
     page.set_default_timeout(LAB_LOAD_TIMEOUT_MS)
     _write_notebook(lab.root_dir / NOTEBOOK_FILE)
+    _write_notebook(lab.root_dir / OTHER_FILE)
 
     page.goto(f"{lab.url}/lab/tree/{NOTEBOOK_FILE}?token={lab.token}")
     page.wait_for_selector(f"{NOTEBOOK} .jp-Cell")
@@ -145,4 +148,50 @@ def test_the_status_bar_shows_and_switches_the_kernels_workspace(
     assert {"name": "dev-feature", "base": "dev", "state": "active"} in workspaces
     page.locator("#jp-main-statusbar").screenshot(path=str(output_dir / "statusbar-new.png"))
 
+    # Another notebook, its kernel in main: the item follows the active notebook.
+    page.locator(f".jp-DirListing-item:has-text('{OTHER_FILE}')").dblclick()
+    expect(page.locator(".lm-TabBar-tab.jp-mod-current")).to_contain_text(OTHER_FILE)
+    expect(page.locator(LABEL)).to_have_text("Coflux: main", timeout=LAB_LOAD_TIMEOUT_MS)
+    page.click(f".lm-TabBar-tab:has-text('{NOTEBOOK_FILE}')")
+    expect(page.locator(LABEL)).to_have_text("Coflux: dev-feature")
+    page.click(f".lm-TabBar-tab:has-text('{OTHER_FILE}')")
+    expect(page.locator(LABEL)).to_have_text("Coflux: main")
+
     assert not page_errors, page_errors
+
+
+def test_the_status_bar_follows_the_server_going_away_and_coming_back(
+    lab: LabServer, page: Page, output_dir: Path
+) -> None:
+    page.set_default_timeout(LAB_LOAD_TIMEOUT_MS)
+    _write_notebook(lab.root_dir / NOTEBOOK_FILE)
+    page.goto(f"{lab.url}/lab/tree/{NOTEBOOK_FILE}?token={lab.token}")
+    page.wait_for_selector(f"{NOTEBOOK} .jp-Cell")
+    expect(page.locator(LABEL)).to_have_text("Coflux: main", timeout=LAB_LOAD_TIMEOUT_MS)
+    expect(page.locator(DOT)).to_have_attribute("data-state", "connected")
+
+    # JupyterLab says so too, in a dialog of its own, whenever one of its requests fails: closed.
+    lost = page.locator(".jp-Dialog:has-text('Server Connection Error')")
+    page.add_locator_handler(lost, lambda dialog: dialog.locator("button:has-text('Close')").click())
+    lab.stop()
+    expect(page.locator(DOT)).to_have_attribute("data-state", "unreachable", timeout=RUN_TIMEOUT_MS)
+    tooltip = page.locator(DOT).get_attribute("title") or ""
+    assert "the server is unreachable" in tooltip, tooltip
+    page.locator("#jp-main-statusbar").screenshot(path=str(output_dir / "unreachable.png"))
+
+    shutil.rmtree(lab.root_dir)
+    lab.start()
+    _write_notebook(lab.root_dir / NOTEBOOK_FILE)
+    expect(page.locator(DOT)).to_have_attribute("data-state", "connected", timeout=RUN_TIMEOUT_MS)
+    page.screenshot(path=str(output_dir / "back.png"))
+    # The kernel went down with the server (the item says so, a 404 of the new server); the
+    # notebook opened again gets a new kernel, and the item follows it.
+    expect(page.locator(LABEL)).to_have_text(re.compile("^Coflux: (not connected|no kernel)$"))
+    save = page.locator(".jp-Dialog:has-text('Save your work')")  # Lab may find the notebook changed
+    page.add_locator_handler(save, lambda dialog: dialog.locator("button:has-text('Discard')").click())
+    page.locator(f".lm-TabBar-tab:has-text('{NOTEBOOK_FILE}') .lm-TabBar-tabCloseIcon").click()
+    expect(page.locator(NOTEBOOK)).to_have_count(0)
+    expect(page.locator(LABEL)).to_have_text("Coflux")
+    page.locator(f".jp-DirListing-item:has-text('{NOTEBOOK_FILE}')").dblclick()
+    expect(page.locator(LABEL)).to_have_text("Coflux: main", timeout=RUN_TIMEOUT_MS)
+    assert _kernel_worker(lab, _kernel_id(lab))["connected"] is True
