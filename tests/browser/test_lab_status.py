@@ -140,6 +140,16 @@ def test_the_status_bar_shows_and_switches_the_kernels_workspace(
     page.click(".jp-Dialog button:has-text('New workspace')")
     name_input = page.locator(".jp-Dialog input")
     expect(name_input).to_be_visible()
+    name_input.fill("main")  # taken: the server's refusal, word for word
+    page.click(".jp-Dialog button:has-text('Create and switch')")
+    refusal = page.locator(".jp-Dialog:has-text('New workspace')")
+    expect(refusal).to_contain_text("Workspace 'main' could not be created: workspace 'main' already exists")
+    refusal.locator("button").last.click()
+    expect(page.locator(".jp-Dialog")).to_have_count(0)
+    expect(page.locator(LABEL)).to_have_text("Coflux: dev")
+
+    page.click(ITEM)
+    page.click(".jp-Dialog button:has-text('New workspace')")
     name_input.fill("dev-feature")
     page.click(".jp-Dialog button:has-text('Create and switch')")
     expect(page.locator(LABEL)).to_have_text("Coflux: dev-feature", timeout=RUN_TIMEOUT_MS)
@@ -155,6 +165,16 @@ def test_the_status_bar_shows_and_switches_the_kernels_workspace(
     page.click(f".lm-TabBar-tab:has-text('{NOTEBOOK_FILE}')")
     expect(page.locator(LABEL)).to_have_text("Coflux: dev-feature")
     page.click(f".lm-TabBar-tab:has-text('{OTHER_FILE}')")
+    expect(page.locator(LABEL)).to_have_text("Coflux: main")
+
+    # In the dark theme, the chooser and the item keep to the theme's colours.
+    page.click("div.lm-MenuBar-itemLabel:text-is('Settings')")
+    page.click("li.lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Theme'))")
+    page.click("li.lm-Menu-item:has(.lm-Menu-itemLabel:text-is('JupyterLab Dark'))")
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
+    _open_chooser_from_status_bar(page)
+    page.screenshot(path=str(output_dir / "switcher-dark.png"))
+    page.click(".jp-Dialog button:has-text('Cancel')")
     expect(page.locator(LABEL)).to_have_text("Coflux: main")
 
     assert not page_errors, page_errors
