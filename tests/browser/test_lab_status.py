@@ -37,16 +37,21 @@ CHOOSER = ".jp-Dialog .coflux-WorkspaceChooser"
 ROWS = f"{CHOOSER} .coflux-WorkspaceChooser-item"
 
 
-def _write_notebook(path: Path) -> None:
-    cell: dict[str, Any] = {
-        "cell_type": "code",
-        "execution_count": None,
-        "metadata": {},
-        "outputs": [],
-        "source": "%coflux workspace",
-    }
+def _write_notebook(path: Path, *sources: str) -> None:
+    """A notebook of code cells (by default one, ``%coflux workspace``) for a python3 kernel."""
+    cells: list[dict[str, Any]] = [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": f"cell-{n}",
+            "metadata": {},
+            "outputs": [],
+            "source": source,
+        }
+        for n, source in enumerate(sources or ("%coflux workspace",))
+    ]
     notebook = {
-        "cells": [cell],
+        "cells": cells,
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
         "nbformat": 4,
         "nbformat_minor": 5,
@@ -71,12 +76,17 @@ def _open_chooser_from_status_bar(page: Page) -> None:
     expect(page.locator(CHOOSER)).to_be_visible()
 
 
-def _run_first_cell(page: Page) -> str:
-    """Run the notebook's one cell (``%coflux workspace``, not run before); what it printed."""
-    cell = page.locator(f"{NOTEBOOK} .jp-Cell").first
-    cell.locator(".jp-InputPrompt").click()
+def _run_cell(page: Page, index: int = 0) -> None:
+    """Run the notebook's cell ``index``."""
+    page.locator(f"{NOTEBOOK} .jp-Cell").nth(index).locator(".jp-InputPrompt").click()
     page.click("div.lm-MenuBar-itemLabel:text-is('Run')")
     page.click("li.lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Run Selected Cell and Do not Advance'))")
+
+
+def _run_first_cell(page: Page) -> str:
+    """Run the notebook's first cell (``%coflux workspace``, not run before); what it printed."""
+    cell = page.locator(f"{NOTEBOOK} .jp-Cell").first
+    _run_cell(page)
     expect(cell.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[1\]:"), timeout=RUN_TIMEOUT_MS)
     output = cell.locator(".jp-OutputArea-output")
     expect(output).to_have_count(1)
@@ -215,3 +225,35 @@ def test_the_status_bar_follows_the_server_going_away_and_coming_back(
     page.locator(f".jp-DirListing-item:has-text('{NOTEBOOK_FILE}')").dblclick()
     expect(page.locator(LABEL)).to_have_text("Coflux: main", timeout=RUN_TIMEOUT_MS)
     assert _kernel_worker(lab, _kernel_id(lab))["connected"] is True
+
+
+def test_a_busy_kernel_switches_once_its_cell_ends(lab: LabServer, page: Page, output_dir: Path) -> None:
+    release = lab.root_dir / "release"
+    wait = f"import os, time\nwhile not os.path.exists({str(release)!r}):\n    time.sleep(0.05)\n"
+    wait += "print('released')"
+    _write_notebook(lab.root_dir / NOTEBOOK_FILE, "%coflux workspace", wait)
+    page.set_default_timeout(LAB_LOAD_TIMEOUT_MS)
+    page.goto(f"{lab.url}/lab/tree/{NOTEBOOK_FILE}?token={lab.token}")
+    page.wait_for_selector(f"{NOTEBOOK} .jp-Cell")
+    expect(page.locator(LABEL)).to_have_text("Coflux: main", timeout=LAB_LOAD_TIMEOUT_MS)
+    lab.api("POST", "coflux/api/projects/default/workspaces", {"name": "dev", "base": "main"})
+
+    _run_cell(page, 1)  # runs until the test releases it
+    expect(page.locator(KERNEL_STATUS)).to_have_text(re.compile(r"\| Busy$"))
+    _open_chooser_from_status_bar(page)
+    page.locator(f"{ROWS}[data-workspace='dev']").click()
+    page.click(".jp-Dialog button:has-text('Switch')")
+    expect(page.locator(LABEL)).to_have_text("Coflux: switching to dev…")
+    notice = page.locator(".jp-Notification-Toast-warning", has_text="The kernel is busy")
+    expect(notice).to_contain_text(
+        "it switches to workspace 'dev' once what it runs now has finished", timeout=RUN_TIMEOUT_MS
+    )
+    page.locator("#jp-main-statusbar").screenshot(path=str(output_dir / "switching.png"))
+    assert _kernel_worker(lab, _kernel_id(lab))["workspace"] == "main"  # not yet
+
+    release.touch()
+    expect(page.locator(LABEL)).to_have_text("Coflux: dev", timeout=RUN_TIMEOUT_MS)
+    assert _kernel_worker(lab, _kernel_id(lab))["workspace"] == "dev"
+    expect(page.locator(f"{NOTEBOOK} .jp-Cell").nth(1).locator(".jp-OutputArea-output")).to_have_text(
+        "released"
+    )
