@@ -10,6 +10,7 @@ import type {
   ErrorAnswer,
   ExecutionStarted,
   JSONValue,
+  KernelWorker,
   LogList,
   ProjectList,
   Run,
@@ -230,6 +231,11 @@ export class CofluxApi {
       offset += chunk.length;
     }
     return data;
+  }
+
+  /** Which project and workspace a notebook kernel's worker serves (404: it has no worker session). */
+  kernelWorker(kernelId: string, signal?: AbortSignal): Promise<KernelWorker> {
+    return this.request('GET', `kernels/${seg(kernelId)}`, undefined, signal);
   }
 }
 
