@@ -52,6 +52,10 @@ export interface Parameter {
   name: string;
   kind: ParameterKind;
   has_default: boolean;
+  /** The default as plain JSON, when it has one JSON can represent. */
+  default?: JSONValue;
+  /** The annotation as written (`int`, `list[str]`), if any. */
+  annotation?: string;
 }
 
 export interface Workflow {
