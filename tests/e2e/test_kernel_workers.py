@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.jupyter import wait_for
+from tests.support.labtypes import Checker
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
@@ -30,6 +31,7 @@ async def _answer(jp_fetch: Any, kernel_id: str) -> dict[str, Any] | None:
 async def test_the_server_knows_which_workspace_a_kernel_serves(
     jp_fetch: Any, jp_ws_fetch: Any, start_kernel: Callable[[], Any]
 ) -> None:
+    types = Checker()  # the JupyterLab extension's types.ts must agree with these answers and events
     async with start_kernel() as kernel:
 
         async def connected() -> dict[str, Any] | None:
@@ -45,6 +47,7 @@ async def test_the_server_knows_which_workspace_a_kernel_serves(
             "connected": True,
             "session": status["session_id"],
         }
+        types.check("KernelWorker", first)
 
         events = await jp_ws_fetch("coflux", "ws", "events", params={"project": "default"})
         try:
@@ -61,9 +64,12 @@ async def test_the_server_knows_which_workspace_a_kernel_serves(
             while ("dev", True) not in seen:
                 event = json.loads(await asyncio.wait_for(events.read_message(), 30))
                 if event["type"] == "worker":
+                    types.check("CofluxEvent", event)
+                    types.check("WorkerEvent", event)
                     assert event["kernel_id"] == kernel.id
                     seen.append((event["workspace"], event["connected"]))
             assert seen == [("main", False), ("dev", True)]
+            assert not types.unseen({"KernelWorker", "WorkerEvent"})
         finally:
             events.close()
 
