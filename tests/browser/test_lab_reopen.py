@@ -25,6 +25,8 @@ from typing import Any
 import nbformat
 import pytest
 
+from coflux.notebook import filepreview
+
 if not os.environ.get("CI"):  # in CI a missing playwright is an error, not a skip
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
@@ -54,7 +56,8 @@ WIDGET_TROUBLE = re.compile(r"Loading widget|Error displaying widget|Model not f
 OUTPUT = f"{NOTEBOOK} .coflux-RunOutput"
 DEADLINE_S = RUN_TIMEOUT_MS / 1000
 
-FLOWS = '''"""Targets served by a `coflux worker` process, not by the notebook's kernel."""
+MARKDOWN = "# Notes\n\n*measured* daily <script>alert('x')</script> [a](javascript:alert(1))\n"
+FLOWS = r'''"""Targets served by a `coflux worker` process, not by the notebook's kernel."""
 import coflux as cf
 
 
@@ -67,7 +70,26 @@ def square(x: int) -> int:
 @cf.workflow()
 def squares(n: int) -> int:
     return sum(square(i) for i in range(n))
-'''
+
+
+@cf.workflow()
+def samples() -> cf.Asset:
+    """Files of each kind a preview is made of, in the browser or (Parquet) by a kernel only."""
+    files = {
+        "notes.md": NOTES,
+        "summary.json": '{"rows": 4, "mean": 10.75, "days": [1, 2, 3, 4]}',
+        "table.csv": 'day,temp\n1,10.0\n2,"10,5"\n3,11.0\n',
+        "readme.txt": "plain text\n",
+    }
+    for name, text in files.items():
+        with open(name, "w") as file:
+            file.write(text)
+    with open("table.parquet", "wb") as file:
+        file.write(b"PAR1" + bytes(64) + b"PAR1")
+    with open("weights.bin", "wb") as file:
+        file.write(bytes(range(256)))
+    return cf.asset(name="samples")
+'''.replace("NOTES", repr(MARKDOWN))
 
 CELLS = [
     "from coflux.notebook import current\nfrom coflux.notebook.widgets import RunTree\n\n"
@@ -75,6 +97,7 @@ CELLS = [
     'run = client.start_run("reopen_flows:squares", 3)\nrun',  # a Run as the cell's value
     'other = client.start_run("reopen_flows:squares", 4)\nRunTree(other)',  # an explicit RunTree
     "[run.result(timeout=60), other.result(timeout=60)]",
+    'client.start_run("reopen_flows:samples")',  # a run whose result is an asset
 ]
 
 
@@ -176,10 +199,10 @@ def test_run_outputs_render_live_after_the_kernel_is_gone(
     expect(page.locator(PROMPTS).last).to_have_text(NUMBERED, timeout=RUN_TIMEOUT_MS)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
     expect(page.locator(f"{NOTEBOOK} {ERROR_OUTPUT}")).to_have_count(0)
-    expect(page.locator(TREE)).to_have_count(2)
+    expect(page.locator(TREE)).to_have_count(3)
     run_ids = page.locator(f"{TREE} .coflux-run-header > .coflux-run-id").all_inner_texts()
-    assert len(run_ids) == 2 and all(run_ids), run_ids
-    first, second = run_ids
+    assert len(run_ids) == 3 and all(run_ids), run_ids
+    first, second, _samples = run_ids
     expect_run_shown(page, first, 3)
     expect_run_shown(page, second, 4)
     counters = prompts(page)
@@ -208,7 +231,7 @@ def test_run_outputs_render_live_after_the_kernel_is_gone(
 
     page.goto(notebook_url)
     page.wait_for_selector(f"{NOTEBOOK} .jp-Cell")
-    expect(page.locator(OUTPUT)).to_have_count(2)
+    expect(page.locator(OUTPUT)).to_have_count(3)
     second_output = expect_run_shown(page, second, 4)
     first_output = expect_run_shown(page, first, 3)
     expect(page.locator(f"{NOTEBOOK} .jp-OutputArea-output", has_text=WIDGET_TROUBLE)).to_have_count(0)
@@ -238,6 +261,78 @@ def test_run_outputs_render_live_after_the_kernel_is_gone(
         0
     )  # the other run is untouched
 
+    # 4. The asset a run persisted, opened with View: previewed in the browser as the kernel does.
+    samples = page.locator(OUTPUT).nth(2)
+    expect(samples.locator(".coflux-run-status")).to_have_attribute("data-status", "succeeded")
+    samples.locator(".coflux-step").first.click()
+    item = samples.locator(".coflux-asset-item")
+    expect(item.locator(".coflux-asset-name")).to_have_text("samples")
+    item.locator("button.coflux-asset-view").click()
+    entries = item.locator(".coflux-asset-entry")
+    expect(entries).to_have_count(6, timeout=RUN_TIMEOUT_MS)
+    expect_previews_as_the_kernel_makes_them(page, item)
+
     page.locator(OUTPUT).first.scroll_into_view_if_needed()
     page.screenshot(path=str(output_dir / "reopened.png"), full_page=True)
+    item.scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "asset.png"), full_page=True)
     assert not page_errors, page_errors
+
+
+def expect_previews_as_the_kernel_makes_them(page: Page, item: Locator) -> None:
+    """Each file of the ``samples`` asset shows what coflux.notebook.filepreview makes of it."""
+
+    def entry(path: str) -> Locator:
+        return item.locator(f".coflux-asset-entry[data-path='{path}']")
+
+    def kernel(path: str, media_type: str, data: bytes) -> dict[str, Any]:
+        return filepreview.preview(path, media_type, data)
+
+    # Markdown: the same HTML as the kernel's markdown-it, the file's own markup escaped.
+    notes = entry("notes.md")
+    expect(notes).to_have_attribute("data-kind", "markdown")
+    rendered = notes.locator(".coflux-preview-markdown")
+    expect(rendered.locator("h1")).to_have_text("Notes")
+    expect(rendered.locator("em")).to_have_text("measured")
+    expect(rendered.locator("script")).to_have_count(0)
+    expect(rendered.locator("a")).to_have_count(0)  # javascript: links are refused
+    expect(rendered).to_contain_text("<script>alert('x')</script>")
+    expected = kernel("notes.md", "text/markdown", MARKDOWN.encode())["html"]
+    normalised = page.evaluate(
+        "(html) => { const d = document.createElement('div'); d.innerHTML = html; return d.innerHTML; }",
+        expected,
+    )
+    assert rendered.inner_html() == normalised
+
+    # JSON, pretty-printed; text as it is.
+    summary = entry("summary.json")
+    expect(summary).to_have_attribute("data-kind", "json")
+    json_text = b'{"rows": 4, "mean": 10.75, "days": [1, 2, 3, 4]}'
+    assert (
+        summary.locator(".coflux-preview-text").text_content()
+        == kernel("s.json", "application/json", json_text)["text"]
+    )
+    expect(entry("readme.txt")).to_have_attribute("data-kind", "text")
+    assert entry("readme.txt").locator(".coflux-preview-text").text_content() == "plain text\n"
+
+    # CSV: a table (a quoted comma stays in its cell).
+    table = entry("table.csv").locator("table.coflux-preview-table")
+    csv = kernel("table.csv", "text/csv", b'day,temp\n1,10.0\n2,"10,5"\n3,11.0\n')
+    expect(table.locator("thead th")).to_have_text(csv["columns"])
+    expect(table.locator("tbody tr")).to_have_count(3)
+    for i, row in enumerate(csv["rows"]):
+        expect(table.locator("tbody tr").nth(i).locator("td")).to_have_text(row)
+    expect(table.locator("caption")).to_have_text("3 rows \N{MULTIPLICATION SIGN} 2 columns")
+
+    # Parquet needs a kernel (pyarrow): said, with its download link; a binary file has no preview.
+    parquet = entry("table.parquet")
+    expect(parquet).to_have_attribute("data-kind", "none")
+    expect(parquet.locator(".coflux-preview-message")).to_contain_text("download it")
+    link = parquet.locator("a.coflux-asset-download")
+    expect(link).to_have_attribute("data-via", "link")
+    assert (link.get_attribute("href") or "").endswith("/files/table.parquet")
+    weights = entry("weights.bin")
+    media_type = weights.locator(".coflux-asset-type").inner_text()
+    expect(weights.locator(".coflux-preview-message")).to_have_text(
+        filepreview.without_bytes("weights.bin", media_type, 256)["message"]
+    )
