@@ -231,7 +231,7 @@ def test_run_outputs_render_live_after_the_kernel_is_gone(
 
     page.goto(notebook_url)
     page.wait_for_selector(f"{NOTEBOOK} .jp-Cell")
-    expect(page.locator(OUTPUT)).to_have_count(3)
+    expect(page.locator(OUTPUT)).to_have_count(3, timeout=LAB_LOAD_TIMEOUT_MS)
     second_output = expect_run_shown(page, second, 4)
     first_output = expect_run_shown(page, first, 3)
     expect(page.locator(f"{NOTEBOOK} .jp-OutputArea-output", has_text=WIDGET_TROUBLE)).to_have_count(0)
@@ -336,3 +336,49 @@ def expect_previews_as_the_kernel_makes_them(page: Page, item: Locator) -> None:
     expect(weights.locator(".coflux-preview-message")).to_have_text(
         filepreview.without_bytes("weights.bin", media_type, 256)["message"]
     )
+
+
+def test_a_saved_output_of_another_server_or_an_unknown_run_says_so(
+    lab: LabServer, page: Page, output_dir: Path
+) -> None:
+    """A notebook saved elsewhere: its run output names the other server instead of showing a run
+    of this one; an output of this server whose run it doesn't know shows the server's message."""
+
+    def output(run_id: str, url: str) -> Any:
+        data = {
+            RUN_MIME: {
+                "run_id": run_id,
+                "project": "default",
+                "url": url,
+                "view": "main",
+                "workspace": "main",
+            },
+            "text/plain": f"Run {run_id}",
+        }
+        return nbformat.v4.new_output("display_data", data=data)
+
+    elsewhere, unknown = nbformat.v4.new_code_cell("run"), nbformat.v4.new_code_cell("run")
+    elsewhere.outputs = [output("Rfaraway1", "http://coflux.example.com:8888/coflux")]
+    unknown.outputs = [output("Rnosuchrun", f"{lab.url}/coflux")]
+    notebook = nbformat.v4.new_notebook(cells=[elsewhere, unknown])
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nbformat.write(notebook, lab.root_dir / "saved.ipynb")
+    page.set_default_timeout(LAB_LOAD_TIMEOUT_MS)
+    page.goto(f"{lab.url}/lab/tree/saved.ipynb?token={lab.token}")
+    page.wait_for_selector(f"{NOTEBOOK} .jp-Cell")
+    outputs = page.locator(OUTPUT)
+    expect(outputs).to_have_count(2, timeout=LAB_LOAD_TIMEOUT_MS)
+
+    expect(outputs.nth(0).locator(".coflux-RunOutput-elsewhere")).to_contain_text(
+        "Run Rfaraway1 (project default) is on another Coflux server, http://coflux.example.com:8888/coflux"
+    )
+    expect(outputs.nth(0).locator(".coflux-runtree")).to_have_count(0)
+
+    error = outputs.nth(1).locator(".coflux-runtree .coflux-error")
+    expect(error).to_have_text(re.compile(r"^cannot refresh: .*Rnosuchrun"), timeout=RUN_TIMEOUT_MS)
+    expect(outputs.nth(1).locator(".coflux-run-header > .coflux-run-status")).to_have_text("loading")
+    page.screenshot(path=str(output_dir / "saved.png"), full_page=True)
