@@ -55,6 +55,7 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_TROUBLE = re.compile(r"Loading widget|Error displaying widget|Model not found", re.IGNORECASE)
 OUTPUT = f"{NOTEBOOK} .coflux-RunOutput"
 DEADLINE_S = RUN_TIMEOUT_MS / 1000
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 MARKDOWN = "# Notes\n\n*measured* daily <script>alert('x')</script> [a](javascript:alert(1))\n"
 FLOWS = r'''"""Targets served by a `coflux worker` process, not by the notebook's kernel."""
@@ -182,11 +183,7 @@ def test_run_outputs_render_live_after_the_kernel_is_gone(
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
+    notebook.metadata["kernelspec"] = KERNELSPEC
     nbformat.write(notebook, lab.root_dir / NOTEBOOK_FILE)
     page.set_default_timeout(LAB_LOAD_TIMEOUT_MS)
     notebook_url = f"{lab.url}/lab/tree/{NOTEBOOK_FILE}"
@@ -361,11 +358,7 @@ def test_a_saved_output_of_another_server_or_an_unknown_run_says_so(
     elsewhere.outputs = [output("Rfaraway1", "http://coflux.example.com:8888/coflux")]
     unknown.outputs = [output("Rnosuchrun", f"{lab.url}/coflux")]
     notebook = nbformat.v4.new_notebook(cells=[elsewhere, unknown])
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
+    notebook.metadata["kernelspec"] = KERNELSPEC
     nbformat.write(notebook, lab.root_dir / "saved.ipynb")
     page.set_default_timeout(LAB_LOAD_TIMEOUT_MS)
     page.goto(f"{lab.url}/lab/tree/saved.ipynb?token={lab.token}")
@@ -382,3 +375,90 @@ def test_a_saved_output_of_another_server_or_an_unknown_run_says_so(
     expect(error).to_have_text(re.compile(r"^cannot refresh: .*Rnosuchrun"), timeout=RUN_TIMEOUT_MS)
     expect(outputs.nth(1).locator(".coflux-run-header > .coflux-run-status")).to_have_text("loading")
     page.screenshot(path=str(output_dir / "saved.png"), full_page=True)
+
+
+def restart(lab: LabServer) -> None:
+    """Stop the Lab server and start it again on the same port, with the same data and login."""
+    lab.stop()
+    with open(lab.log_path, "ab") as log:
+        log.write(b"\n--- restarted by the test ---\n")
+        log.flush()
+        lab.process = subprocess.Popen(
+            lab.command(),
+            env=lab.environment(),
+            cwd=lab.home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_until("the Lab server to answer again", lab._ready)
+
+
+def test_an_output_recovers_after_the_server_restarts(
+    lab: LabServer, worker: subprocess.Popen[bytes], page: Page, output_dir: Path
+) -> None:
+    """A saved run output keeps working across a restart of the server, with no page reload: while
+    the server is away, a refresh says it can't reach it; once it is back the message goes by
+    itself, and a re-run from the output appears in it."""
+    started = lab.api(
+        "POST",
+        f"{API}/workspaces/main/runs",
+        {"module": "reopen_flows", "target": "squares", "arguments": [2]},
+    )
+    run_id = started["run_id"]
+    wait_until(
+        f"{run_id} to succeed", lambda: lab.api("GET", f"{API}/runs/{run_id}")["status"] == "succeeded"
+    )
+    cell = nbformat.v4.new_code_cell("run")
+    bundle = {
+        "run_id": run_id,
+        "project": "default",
+        "url": f"{lab.url}/coflux",
+        "view": "main",
+        "workspace": "main",
+    }
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={RUN_MIME: bundle, "text/plain": f"Run {run_id}"})
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    notebook.metadata["kernelspec"] = KERNELSPEC
+    nbformat.write(notebook, lab.root_dir / "restart.ipynb")
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(f"{error} {error.stack}"))
+    page.set_default_timeout(LAB_LOAD_TIMEOUT_MS)
+    page.goto(f"{lab.url}/lab/tree/restart.ipynb?token={lab.token}")
+    page.wait_for_selector(f"{NOTEBOOK} .jp-Cell")
+    output = expect_run_shown(page, run_id, 2)
+
+    # JupyterLab says it lost its server in a dialog; a user dismisses it (it may come again).
+    lost = page.locator(".jp-Dialog", has_text="Server Connection Error")
+    page.add_locator_handler(lost, lambda dialog: dialog.get_by_role("button", name="Close").click())
+    restart_done = False
+    try:
+        lab.stop()
+        output.locator("button.coflux-refresh").click()
+        error = output.locator(".coflux-error")
+        expect(error).to_contain_text("cannot refresh: ", timeout=RUN_TIMEOUT_MS)
+        page.screenshot(path=str(output_dir / "away.png"), full_page=True)
+        restart(lab)
+        restart_done = True
+    finally:
+        if not restart_done and (lab.process is None or lab.process.poll() is not None):
+            restart(lab)  # the fixture stops it: leave it running
+
+    expect(error).to_have_count(0, timeout=RUN_TIMEOUT_MS)  # the feed reconnected: refetched
+    step = output.locator(".coflux-step").filter(has=page.locator(".coflux-call-args", has_text="(1)"))
+    step.click()
+    step_id = step.get_attribute("data-step-id")
+    details = output.locator(f'.coflux-details[data-step-id="{step_id}"]')
+    details.locator("button.coflux-rerun").click()
+    attempts = details.locator(".coflux-execution")
+    expect(attempts).to_have_count(2, timeout=RUN_TIMEOUT_MS)
+    expect(attempts.last).to_have_attribute("data-state", "succeeded", timeout=RUN_TIMEOUT_MS)
+    page.screenshot(path=str(output_dir / "back.png"), full_page=True)
+    # JupyterLab's own requests fail while its server is away (TypeError "Failed to fetch" from
+    # ServerConnection.handleRequest in jlab_core, unhandled there); nothing else may fail.
+    lab_core = re.compile(
+        r"^Failed to fetch TypeError: Failed to fetch\s+at \S+ \(\S+/static/lab/jlab_core\."
+    )
+    assert not [e for e in page_errors if not lab_core.match(e)], page_errors
