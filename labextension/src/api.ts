@@ -10,6 +10,7 @@ import type {
   ErrorAnswer,
   ExecutionStarted,
   JSONValue,
+  KernelWorker,
   LogList,
   ProjectList,
   Run,
@@ -110,7 +111,11 @@ export class CofluxApi {
     return this.request('POST', `projects/${seg(project)}/workspaces`, { name, base });
   }
 
-  changeWorkspace(project: string, workspace: string, action: 'pause' | 'resume' | 'archive'): Promise<Workspace> {
+  changeWorkspace(
+    project: string,
+    workspace: string,
+    action: 'pause' | 'resume' | 'archive'
+  ): Promise<Workspace> {
     return this.request('POST', `projects/${seg(project)}/workspaces/${seg(workspace)}/${action}`, {});
   }
 
@@ -118,7 +123,11 @@ export class CofluxApi {
     return this.request('GET', `projects/${seg(project)}/workspaces/${seg(workspace)}/workflows`);
   }
 
-  runs(project: string, workspace: string, options: { workflow?: string; limit?: number } = {}): Promise<RunList> {
+  runs(
+    project: string,
+    workspace: string,
+    options: { workflow?: string; limit?: number } = {}
+  ): Promise<RunList> {
     const query = new URLSearchParams();
     if (options.workflow) {
       query.set('workflow', options.workflow);
@@ -127,11 +136,20 @@ export class CofluxApi {
       query.set('limit', String(options.limit));
     }
     const qs = query.toString();
-    return this.request('GET', `projects/${seg(project)}/workspaces/${seg(workspace)}/runs${qs ? `?${qs}` : ''}`);
+    return this.request(
+      'GET',
+      `projects/${seg(project)}/workspaces/${seg(workspace)}/runs${qs ? `?${qs}` : ''}`
+    );
   }
 
   /** Starts a run; `args` are tagged JSON (plain JSON values are their own tagged form). */
-  startRun(project: string, workspace: string, module: string, target: string, args: JSONValue[]): Promise<RunStarted> {
+  startRun(
+    project: string,
+    workspace: string,
+    module: string,
+    target: string,
+    args: JSONValue[]
+  ): Promise<RunStarted> {
     return this.request('POST', `projects/${seg(project)}/workspaces/${seg(workspace)}/runs`, {
       module,
       target,
@@ -213,6 +231,11 @@ export class CofluxApi {
       offset += chunk.length;
     }
     return data;
+  }
+
+  /** Which project and workspace a notebook kernel's worker serves (404: it has no worker session). */
+  kernelWorker(kernelId: string, signal?: AbortSignal): Promise<KernelWorker> {
+    return this.request('GET', `kernels/${seg(kernelId)}`, undefined, signal);
   }
 }
 
