@@ -220,7 +220,11 @@ export class CofluxApi {
       received += value.length;
       if (received > limit) {
         await reader.cancel();
-        throw new CofluxError(`${path} sent more than ${limit} bytes, more than its listing says`, 400, 'bad_request');
+        throw new CofluxError(
+          `${path} sent more than ${limit} bytes, more than its listing says`,
+          400,
+          'bad_request'
+        );
       }
       chunks.push(value);
     }
