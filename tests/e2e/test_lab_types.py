@@ -19,12 +19,15 @@ import jsonschema
 import pytest
 from tornado.websocket import websocket_connect
 
+from coflux.worker import Worker as CofluxWorker
+from coflux.worker.settings import WorkerSettings
 from tests.support.harness import ROOT, Server, Worker, start_run, wait_for_run
 
 pytestmark = pytest.mark.e2e
 
 LAB = ROOT / "labextension"
 GENERATOR = LAB / "node_modules" / ".bin" / "ts-json-schema-generator"
+KERNEL_ID = "3f2c9a4e-8b1d-4c6f-9e2a-5d7b0c1e4f68"
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +200,16 @@ def test_the_labextension_types_mirror_the_rest_answers(server: Server, schema: 
             assert [b["reason"] for b in blocked["blocked"]] == ["no_worker"], blocked["blocked"]
             _check_run(checker, blocked)
             checker.check("RunCancelled", _post(server, f"{project}/runs/{run_id}/cancel", {}))
+            # A notebook kernel's worker (its hello names the kernel): its session, and its events.
+            kernel = CofluxWorker(
+                settings=WorkerSettings(server.url, token=server.token, kernel_id=KERNEL_ID)
+            )
+            kernel.start()
+            try:
+                kernel.wait_connected(30)
+                checker.check("KernelWorker", _get(server, f"kernels/{KERNEL_ID}"))
+            finally:
+                kernel.stop()
     finally:
         worker.stop()
 
@@ -238,12 +251,13 @@ def test_the_labextension_types_mirror_the_rest_answers(server: Server, schema: 
     checker.check("ErrorAnswer", missing.json())
 
     kinds = {message["type"]: message for message in events.messages}
-    assert set(kinds) == {"run", "execution", "asset", "workspace"}, sorted(kinds)
+    assert set(kinds) == {"run", "execution", "asset", "workspace", "worker"}, sorted(kinds)
     names = {
         "run": "RunEvent",
         "execution": "ExecutionEvent",
         "asset": "AssetEvent",
         "workspace": "WorkspaceEvent",
+        "worker": "WorkerEvent",
     }
     for message in events.messages:
         checker.check("CofluxEvent", message)

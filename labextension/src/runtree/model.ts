@@ -495,6 +495,9 @@ export class RunModel {
   }
 
   private onEvent(_feed: ProjectEvents, event: CofluxEvent): void {
+    if (event.type === 'worker') {
+      return; // a kernel's session: nothing of a run
+    }
     if (event.type === 'workspace') {
       this.schedule(DEBOUNCE_MS);
     } else if (this.watches(event.run_id) || (event.type === 'run' && !this.finished)) {
