@@ -45,7 +45,8 @@ export interface TargetOptions {
   [option: string]: unknown;
 }
 
-export type ParameterKind = 'positional_only' | 'positional_or_keyword' | 'var_positional' | 'keyword_only' | 'var_keyword';
+export type ParameterKind =
+  'positional_only' | 'positional_or_keyword' | 'var_positional' | 'keyword_only' | 'var_keyword';
 
 export interface Parameter {
   name: string;
@@ -288,7 +289,7 @@ export interface WorkspaceEvent {
 }
 
 /** One message of `coflux/ws/events?project=P`. */
-export type CofluxEvent = RunEvent | ExecutionEvent | AssetEvent | WorkspaceEvent;
+export type CofluxEvent = RunEvent | ExecutionEvent | AssetEvent | WorkspaceEvent | WorkerEvent;
 
 /** The MIME bundle a Run displayed in a notebook carries (`application/vnd.coflux.run+json`). */
 export interface RunOutput {
@@ -297,4 +298,23 @@ export interface RunOutput {
   workspace: string;
   /** The Coflux API's URL as the kernel knew it (for a front-end of another server: shown, not used). */
   url: string;
+  /** The workspace the run was seen from when displayed (`workspace`: where a plain re-run goes). */
+  view: string;
+}
+
+/** `GET kernels/{kernel_id}`: the worker session of a notebook kernel, in the project it said hello to last. */
+export interface KernelWorker {
+  kernel_id: string;
+  project: string;
+  workspace: string;
+  connected: boolean;
+  session: string;
+}
+
+/** A notebook kernel's worker session connected or disconnected (a switch sends one of each). */
+export interface WorkerEvent {
+  type: 'worker';
+  kernel_id: string;
+  workspace: string;
+  connected: boolean;
 }
