@@ -30,11 +30,11 @@ class PanelHeader extends Widget {
     this.render();
   }
 
-  private onChanged(_: PanelStore, part: Part): void {
+  private readonly onChanged = (_: PanelStore, part: Part): void => {
     if (part === 'projects' || part === 'feed' || part === 'selection' || part === 'workspaces') {
       this.render();
     }
-  }
+  };
 
   private render(): void {
     const { store } = this;
@@ -95,7 +95,11 @@ export class CofluxPanel extends SidePanel {
   readonly store: PanelStore;
 }
 
-export function activatePanel(ctx: CofluxContext, palette: ICommandPalette, restorer: ILayoutRestorer | null): void {
+export function activatePanel(
+  ctx: CofluxContext,
+  palette: ICommandPalette,
+  restorer: ILayoutRestorer | null
+): void {
   const panel = new CofluxPanel(ctx);
   // the file browser has rank 100, running sessions 200, the table of contents 400
   ctx.app.shell.add(panel, 'left', { rank: 150 });

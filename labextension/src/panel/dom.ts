@@ -1,5 +1,7 @@
 /** A small helper to build DOM nodes: `h('div', { className: 'x' }, 'text', child)`. */
-type Props<K extends keyof HTMLElementTagNameMap> = Partial<Omit<HTMLElementTagNameMap[K], 'style' | 'dataset'>> & {
+type Props<K extends keyof HTMLElementTagNameMap> = Partial<
+  Omit<HTMLElementTagNameMap[K], 'style' | 'dataset'>
+> & {
   dataset?: { [key: string]: string };
   attrs?: { [key: string]: string };
 };

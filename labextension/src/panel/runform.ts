@@ -60,7 +60,10 @@ export class RunForm extends Widget {
 
   private field(parameter: Parameter, disabled: boolean): Field {
     const required = !parameter.has_default && parameter.kind !== 'var_positional';
-    const id = `coflux-run-${this.workflow.module}-${this.workflow.name}-${parameter.name}`.replace(/[^\w-]/g, '_');
+    const id = `coflux-run-${this.workflow.module}-${this.workflow.name}-${parameter.name}`.replace(
+      /[^\w-]/g,
+      '_'
+    );
     const input = h('input', {
       className: 'jp-mod-styled coflux-RunForm-input',
       id,
@@ -83,13 +86,24 @@ export class RunForm extends Widget {
       'label',
       { className: 'coflux-RunForm-label', htmlFor: id },
       parameter.kind === 'var_positional' ? `*${parameter.name}` : parameter.name,
-      parameter.annotation ? h('span', { className: 'coflux-RunForm-annotation' }, `: ${parameter.annotation}`) : null,
+      parameter.annotation
+        ? h('span', { className: 'coflux-RunForm-annotation' }, `: ${parameter.annotation}`)
+        : null,
       required ? h('span', { className: 'coflux-RunForm-required', title: 'required' }, ' *') : null
     );
-    h('div', { className: 'coflux-RunForm-field', dataset: { parameter: parameter.name } }, label, input, error);
+    h(
+      'div',
+      { className: 'coflux-RunForm-field', dataset: { parameter: parameter.name } },
+      label,
+      input,
+      error
+    );
     const f = { parameter, input, error };
     input.addEventListener('input', () => {
-      this.showError(f, readField(parameter, input.value).kind === 'error' ? this.check().get(parameter.name) : undefined);
+      this.showError(
+        f,
+        readField(parameter, input.value).kind === 'error' ? this.check().get(parameter.name) : undefined
+      );
     });
     return f;
   }
@@ -128,7 +142,13 @@ export class RunForm extends Widget {
     const project = this.store.project;
     this.submitButton.disabled = true;
     try {
-      const { run_id } = await this.ctx.api.startRun(project, workspace, this.workflow.module, this.workflow.name, args);
+      const { run_id } = await this.ctx.api.startRun(
+        project,
+        workspace,
+        this.workflow.module,
+        this.workflow.name,
+        args
+      );
       this.store.addRun({
         run_id,
         workspace,
@@ -149,6 +169,13 @@ export class RunForm extends Widget {
   }
 
   private readonly fields: Field[];
-  private readonly serverError = h('div', { className: 'coflux-Panel-error coflux-RunForm-server', attrs: { role: 'alert' } });
-  private readonly submitButton = h('button', { type: 'submit', className: 'jp-Button jp-mod-styled jp-mod-accept' }, 'Run');
+  private readonly serverError = h('div', {
+    className: 'coflux-Panel-error coflux-RunForm-server',
+    attrs: { role: 'alert' }
+  });
+  private readonly submitButton = h(
+    'button',
+    { type: 'submit', className: 'jp-Button jp-mod-styled jp-mod-accept' },
+    'Run'
+  );
 }

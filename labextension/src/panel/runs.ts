@@ -38,11 +38,11 @@ export class RecentRuns extends Widget {
     super.dispose();
   }
 
-  private onChanged(_: PanelStore, part: Part): void {
+  private readonly onChanged = (_: PanelStore, part: Part): void => {
     if (part === 'runs' || part === 'workflows' || part === 'selection') {
       this.render();
     }
-  }
+  };
 
   private render(): void {
     const names = new Set([

@@ -266,7 +266,7 @@ export class PanelStore {
     this._wasOpen = this._feed.state === 'open';
   }
 
-  private onFeedState(_: ProjectEvents, state: ConnectionState): void {
+  private readonly onFeedState = (_: ProjectEvents, state: ConnectionState): void => {
     this._changed.emit('feed');
     if (state === 'open') {
       if (!this._wasOpen) {
@@ -277,15 +277,15 @@ export class PanelStore {
     } else if (state === 'closed') {
       this._wasOpen = false;
     }
-  }
+  };
 
-  private onEvent(_: ProjectEvents, event: CofluxEvent): void {
+  private readonly onEvent = (_: ProjectEvents, event: CofluxEvent): void => {
     if (event.type === 'workspace') {
       this.putWorkspace({ name: event.name, base: event.base, state: event.state }, event.renamed_from);
     } else if (event.type === 'run') {
       this.onRun(event.run_id, event.status);
     }
-  }
+  };
 
   /** A run as listed, with the end the feed told of if the list doesn't know it yet. */
   private withEventStatus(run: RunSummary): RunSummary {

@@ -23,11 +23,11 @@ export class WorkflowList extends Widget {
     this.render();
   }
 
-  private onChanged(_: PanelStore, part: Part): void {
+  private readonly onChanged = (_: PanelStore, part: Part): void => {
     if (part === 'workflows' || part === 'selection') {
       this.render();
     }
-  }
+  };
 
   private render(): void {
     // keep what is typed in an open form when the list is fetched again, if that workflow is unchanged

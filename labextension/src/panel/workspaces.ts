@@ -30,11 +30,11 @@ export class WorkspaceTree extends Widget {
     this.render();
   }
 
-  private onChanged(_: PanelStore, part: Part): void {
+  private readonly onChanged = (_: PanelStore, part: Part): void => {
     if (part === 'workspaces' || part === 'selection') {
       this.render();
     }
-  }
+  };
 
   private render(): void {
     const error = this.actionError ?? this.store.error('workspaces');
