@@ -36,6 +36,9 @@ _logger = logging.getLogger("coflux.notebook")
 MAX_SPAWNED: Final = 50
 """Spawned runs shown inside one tree (transitively), at most."""
 _LIVE_STATES: Final = frozenset({"queued", "assigned", "running"})
+RUN_MIME_TYPE: Final = "application/vnd.coflux.run+json"
+"""A displayed run's MIME type beside the widget's view: ``RunTree.output()``, which JupyterLab's
+extension renders live from the server (no kernel needed; see docs/widgets.md)."""
 
 
 class RunTree(ActionWidget):
@@ -244,14 +247,30 @@ class RunTree(ActionWidget):
     # -- display -----------------------------------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """The widget, with the text tree as the plain-text fallback (nbclient output, logs)."""
+        """The widget, with the run's :meth:`output` (JupyterLab renders it live from the server,
+        also once the kernel is gone) and the text tree as the plain-text fallback (nbclient
+        output, logs)."""
         bundle = super()._repr_mimebundle_(**kwargs)
         if bundle is None:
             return None
         data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        data = {**data, RUN_MIME_TYPE: self.output()}
         if self.run:
             data = {**data, "text/plain": self.text()}
         return data, metadata
+
+    def output(self) -> dict[str, str]:
+        """What a front-end needs to show this tree without the kernel (``RUN_MIME_TYPE``): the
+        run, its project, the server (``url``, the Coflux API as the kernel reaches it), the
+        workspace it is seen from (``view``) and the session's (``workspace``, where a plain
+        re-run goes)."""
+        return {
+            "run_id": self._run_id,
+            "project": self._client.project,
+            "url": self._client.url,
+            "view": self._view or self.view,
+            "workspace": self._session.workspace,
+        }
 
     def text(self) -> str:
         """The tree as text: the run's, then each spawned run's, indented."""
@@ -333,6 +352,7 @@ class WorkspaceSwitcher(ActionWidget):
 
 
 def run_bundle(run: Run) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """A run's MIME bundle: a new :class:`RunTree`'s view, with the text tree as ``text/plain``
-    (what :func:`coflux.notebook.register_display` shows for a ``Run``)."""
+    """A run's MIME bundle: a new :class:`RunTree`'s view and its ``RUN_MIME_TYPE`` output, with
+    the text tree as ``text/plain`` (what :func:`coflux.notebook.register_display` shows for a
+    ``Run``)."""
     return RunTree(run)._repr_mimebundle_()

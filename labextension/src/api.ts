@@ -110,7 +110,11 @@ export class CofluxApi {
     return this.request('POST', `projects/${seg(project)}/workspaces`, { name, base });
   }
 
-  changeWorkspace(project: string, workspace: string, action: 'pause' | 'resume' | 'archive'): Promise<Workspace> {
+  changeWorkspace(
+    project: string,
+    workspace: string,
+    action: 'pause' | 'resume' | 'archive'
+  ): Promise<Workspace> {
     return this.request('POST', `projects/${seg(project)}/workspaces/${seg(workspace)}/${action}`, {});
   }
 
@@ -118,7 +122,11 @@ export class CofluxApi {
     return this.request('GET', `projects/${seg(project)}/workspaces/${seg(workspace)}/workflows`);
   }
 
-  runs(project: string, workspace: string, options: { workflow?: string; limit?: number } = {}): Promise<RunList> {
+  runs(
+    project: string,
+    workspace: string,
+    options: { workflow?: string; limit?: number } = {}
+  ): Promise<RunList> {
     const query = new URLSearchParams();
     if (options.workflow) {
       query.set('workflow', options.workflow);
@@ -127,11 +135,20 @@ export class CofluxApi {
       query.set('limit', String(options.limit));
     }
     const qs = query.toString();
-    return this.request('GET', `projects/${seg(project)}/workspaces/${seg(workspace)}/runs${qs ? `?${qs}` : ''}`);
+    return this.request(
+      'GET',
+      `projects/${seg(project)}/workspaces/${seg(workspace)}/runs${qs ? `?${qs}` : ''}`
+    );
   }
 
   /** Starts a run; `args` are tagged JSON (plain JSON values are their own tagged form). */
-  startRun(project: string, workspace: string, module: string, target: string, args: JSONValue[]): Promise<RunStarted> {
+  startRun(
+    project: string,
+    workspace: string,
+    module: string,
+    target: string,
+    args: JSONValue[]
+  ): Promise<RunStarted> {
     return this.request('POST', `projects/${seg(project)}/workspaces/${seg(workspace)}/runs`, {
       module,
       target,
@@ -167,6 +184,52 @@ export class CofluxApi {
 
   asset(project: string, assetId: string): Promise<Asset> {
     return this.request('GET', `projects/${seg(project)}/assets/${seg(assetId)}`);
+  }
+
+  /**
+   * The bytes of an asset's file, if it has at most `limit` (a longer answer is refused while it
+   * streams: previews ask only for files the listing says are small enough).
+   */
+  async assetFileBytes(project: string, assetId: string, path: string, limit: number): Promise<Uint8Array> {
+    const url = this.assetFileUrl(project, assetId, path, true);
+    let response: Response;
+    try {
+      response = await ServerConnection.makeRequest(url, { method: 'GET' }, this.settings);
+    } catch (err) {
+      throw new CofluxError(`The Jupyter server can't be reached (${describe(err)})`, 0, 'network');
+    }
+    if (!response.ok) {
+      let answer: Partial<ErrorAnswer> | null = null;
+      try {
+        answer = (await response.json()) as Partial<ErrorAnswer>;
+      } catch {
+        answer = null;
+      }
+      const message = answer?.error?.message ?? `${response.status} ${response.statusText || 'error'}`;
+      throw new CofluxError(message, response.status, answer?.error?.code ?? 'error');
+    }
+    const chunks: Uint8Array[] = [];
+    let received = 0;
+    const reader = response.body?.getReader();
+    while (reader) {
+      const { done, value } = await reader.read();
+      if (done) {
+        break;
+      }
+      received += value.length;
+      if (received > limit) {
+        await reader.cancel();
+        throw new CofluxError(`${path} sent more than ${limit} bytes, more than its listing says`, 400, 'bad_request');
+      }
+      chunks.push(value);
+    }
+    const data = new Uint8Array(received);
+    let offset = 0;
+    for (const chunk of chunks) {
+      data.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return data;
   }
 }
 

@@ -45,7 +45,8 @@ export interface TargetOptions {
   [option: string]: unknown;
 }
 
-export type ParameterKind = 'positional_only' | 'positional_or_keyword' | 'var_positional' | 'keyword_only' | 'var_keyword';
+export type ParameterKind =
+  'positional_only' | 'positional_or_keyword' | 'var_positional' | 'keyword_only' | 'var_keyword';
 
 export interface Parameter {
   name: string;
@@ -293,4 +294,6 @@ export interface RunOutput {
   workspace: string;
   /** The Coflux API's URL as the kernel knew it (for a front-end of another server: shown, not used). */
   url: string;
+  /** The workspace the run was seen from when displayed (`workspace`: where a plain re-run goes). */
+  view: string;
 }

@@ -12,7 +12,7 @@ from IPython.core.formatters import DisplayFormatter
 
 from coflux.client import Client
 from coflux.notebook import live, register_display, widgetbase
-from coflux.notebook.widgets import RunTree, WorkspaceSwitcher
+from coflux.notebook.widgets import RUN_MIME_TYPE, RunTree, WorkspaceSwitcher
 from tests.support.harness import Server, free_port, start_run, wait_for_run, wait_until
 from tests.support.notebook import FakeSession
 
@@ -267,6 +267,35 @@ def test_a_run_displays_as_its_tree(
     [tree] = watcher.watching(live.Endpoint.of(session))
     assert isinstance(tree, RunTree) and tree.model_id == view["model_id"]
     assert tree.run["result"] == 5
+    # Beside the widget, what JupyterLab renders live from the server, also once the kernel is gone.
+    assert data[RUN_MIME_TYPE] == {
+        "run_id": run.id,
+        "project": "default",
+        "url": server.url,
+        "view": "main",
+        "workspace": "main",
+    }
+    tree.close()
+
+
+def test_a_displayed_tree_names_its_run_its_server_and_its_view(
+    server: Server, session: FakeSession, watcher: live.Watcher
+) -> None:
+    run = Client(server.url, server.token).start_run("widget_flows:plus", 2, 3)
+    wait_for_run(server, run.id)
+    session.workspace = "elsewhere"  # the kernel moved on: a plain re-run would go there
+    tree = RunTree(run.id, session=session, watcher=watcher, workspace="main")
+    bundle = tree._repr_mimebundle_()
+    assert bundle is not None
+    data, _metadata = bundle
+    assert set(data) == {"application/vnd.jupyter.widget-view+json", RUN_MIME_TYPE, "text/plain"}
+    assert data[RUN_MIME_TYPE] == {
+        "run_id": run.id,
+        "project": "default",
+        "url": server.url,
+        "view": "main",
+        "workspace": "elsewhere",
+    }
     tree.close()
 
 

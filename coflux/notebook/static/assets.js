@@ -92,7 +92,8 @@ function truncatedNote(preview, what) {
 function previewNode(entry, preview) {
   switch (preview.kind) {
     case "image":
-      return h("img", { class: "coflux-preview-image", alt: entry.path, src: `data:${preview.media_type};base64,${preview.b64}` });
+      // The kernel sends the bytes; JupyterLab's output (no kernel) gives the file's URL.
+      return h("img", { class: "coflux-preview-image", alt: entry.path, src: preview.url ?? `data:${preview.media_type};base64,${preview.b64}` });
     case "text":
     case "json":
       return [h("pre", { class: "coflux-preview-text", text: preview.text }), truncatedNote(preview, "the beginning of the file")];

@@ -1,0 +1,243 @@
+"""A notebook's runs outlive its kernel (issue 13: "Error displaying widget: model not found" after the
+kernel shut down). In JupyterLab, in Chromium, with a `coflux worker` process serving the targets:
+
+1. Run All: one cell shows a ``Run`` as its value, another an explicit ``RunTree``; both trees reach
+   `succeeded` (screenshot ``before.png``). Save the notebook.
+2. Close the page and shut the kernel down (its widget models are gone with it), then open the
+   notebook again: every run output renders live from the server (no ipywidgets trouble), with
+   the run's status and steps, as JupyterLab's own output (``application/vnd.coflux.run+json``).
+3. Re-run a step from an output: the worker runs it and the new attempt appears in that output by
+   itself, no cell executed (screenshot ``reopened.png``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+if not os.environ.get("CI"):  # in CI a missing playwright is an error, not a skip
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+from playwright.sync_api import Locator, Page, expect
+
+from tests.support.lab import (
+    ERROR_OUTPUT,
+    KERNEL_STATUS,
+    LAB_LOAD_TIMEOUT_MS,
+    NOTEBOOK,
+    NUMBERED,
+    PROMPTS,
+    RUN_TIMEOUT_MS,
+    TREE,
+    LabServer,
+    prompts,
+)
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK_FILE = "reopen.ipynb"
+API = "coflux/api/projects/default"
+RUN_MIME = "application/vnd.coflux.run+json"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_TROUBLE = re.compile(r"Loading widget|Error displaying widget|Model not found", re.IGNORECASE)
+OUTPUT = f"{NOTEBOOK} .coflux-RunOutput"
+DEADLINE_S = RUN_TIMEOUT_MS / 1000
+
+FLOWS = '''"""Targets served by a `coflux worker` process, not by the notebook's kernel."""
+import coflux as cf
+
+
+@cf.task()
+def square(x: int) -> int:
+    cf.log_info("squaring {x}", x=x)
+    return x * x
+
+
+@cf.workflow()
+def squares(n: int) -> int:
+    return sum(square(i) for i in range(n))
+'''
+
+CELLS = [
+    "from coflux.notebook import current\nfrom coflux.notebook.widgets import RunTree\n\n"
+    "client = current().client()",
+    'run = client.start_run("reopen_flows:squares", 3)\nrun',  # a Run as the cell's value
+    'other = client.start_run("reopen_flows:squares", 4)\nRunTree(other)',  # an explicit RunTree
+    "[run.result(timeout=60), other.result(timeout=60)]",
+]
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = DEADLINE_S) -> Any:
+    """``check()``'s first truthy value, polled every 0.1 s."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+    return value
+
+
+@pytest.fixture
+def worker(lab: LabServer, output_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`coflux worker reopen_flows` against the Lab server's Coflux, with a worker token."""
+    (lab.root_dir / "reopen_flows.py").write_text(FLOWS)
+    token = lab.api("POST", f"{API}/tokens", {"scope": "worker"})["token"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COFLUX_")}
+    env.update(PYTHONPATH=os.pathsep.join([str(lab.root_dir), str(ROOT)]), COFLUX_TOKEN=token)
+    command = [sys.executable, "-m", "coflux.cli", "worker", "reopen_flows", "--url", f"{lab.url}/coflux"]
+    command += ["--project", "default", "--workspace", "main", "--register"]
+    with open(output_dir / "worker.log", "wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=lab.root_dir, stdout=log, stderr=subprocess.STDOUT)
+    try:
+
+        def registered() -> bool:
+            assert process.poll() is None, f"the worker exited with {process.returncode}"
+            try:
+                listed = lab.api("GET", f"{API}/workspaces/main/workflows")["workflows"]
+            except urllib.error.HTTPError as err:
+                if err.code == 404:  # no workspace main until the worker made it
+                    return False
+                raise
+            return any(w["module"] == "reopen_flows" and w["registered"] for w in listed)
+
+        wait_until("the worker to register reopen_flows", registered)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def sessions(lab: LabServer) -> list[dict[str, Any]]:
+    return [s for s in lab.api("GET", "api/sessions") if s["path"] == NOTEBOOK_FILE]
+
+
+def wait_for_notebook(page: Page) -> None:
+    page.wait_for_selector(f"{NOTEBOOK} .jp-Cell")
+    expect(page.locator(KERNEL_STATUS)).to_have_text(re.compile(r"\| Idle$"), timeout=LAB_LOAD_TIMEOUT_MS)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+
+
+def output_of(page: Page, run_id: str) -> Locator:
+    """The run output showing ``run_id``."""
+    return page.locator(OUTPUT).filter(
+        has=page.locator(".coflux-run-header > .coflux-run-id", has_text=re.compile(f"^{run_id}$"))
+    )
+
+
+def expect_run_shown(page: Page, run_id: str, steps: int) -> Locator:
+    """The output of ``run_id`` shows it `succeeded` with the workflow and its ``steps`` squares."""
+    output = output_of(page, run_id)
+    expect(output).to_have_count(1, timeout=RUN_TIMEOUT_MS)
+    status = output.locator(".coflux-run-header > .coflux-run-status")
+    expect(status).to_have_attribute("data-status", "succeeded", timeout=RUN_TIMEOUT_MS)
+    expect(status).to_have_text("succeeded")
+    targets = output.locator(".coflux-step .coflux-target")
+    expect(targets).to_have_text(["reopen_flows:squares"] + ["reopen_flows:square"] * steps)
+    for row in output.locator(".coflux-step").all():
+        expect(row).to_have_attribute("data-state", "succeeded")
+    return output
+
+
+def test_run_outputs_render_live_after_the_kernel_is_gone(
+    lab: LabServer, worker: subprocess.Popen[bytes], page: Page, output_dir: Path
+) -> None:
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nbformat.write(notebook, lab.root_dir / NOTEBOOK_FILE)
+    page.set_default_timeout(LAB_LOAD_TIMEOUT_MS)
+    notebook_url = f"{lab.url}/lab/tree/{NOTEBOOK_FILE}"
+
+    # 1. Run All: both runs show as their trees, live, until they succeed.
+    page.goto(f"{notebook_url}?token={lab.token}")
+    wait_for_notebook(page)
+    page.click("div.lm-MenuBar-itemLabel:text-is('Run')")
+    page.click("li.lm-Menu-item:has-text('Run All Cells')")
+    expect(page.locator(PROMPTS).last).to_have_text(NUMBERED, timeout=RUN_TIMEOUT_MS)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    expect(page.locator(f"{NOTEBOOK} {ERROR_OUTPUT}")).to_have_count(0)
+    expect(page.locator(TREE)).to_have_count(2)
+    run_ids = page.locator(f"{TREE} .coflux-run-header > .coflux-run-id").all_inner_texts()
+    assert len(run_ids) == 2 and all(run_ids), run_ids
+    first, second = run_ids
+    expect_run_shown(page, first, 3)
+    expect_run_shown(page, second, 4)
+    counters = prompts(page)
+    page.screenshot(path=str(output_dir / "before.png"), full_page=True)
+
+    page.click("div.lm-MenuBar-itemLabel:text-is('File')")
+    page.click("li.lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Save Notebook'))")
+    expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+    saved = json.loads((lab.root_dir / NOTEBOOK_FILE).read_text())
+    outputs = [
+        o["data"] for c in saved["cells"] for o in c.get("outputs", []) if RUN_MIME in o.get("data", {})
+    ]
+    assert [o[RUN_MIME]["run_id"] for o in outputs] == run_ids, outputs
+    # ... beside the widget's view (classic front-ends) and the text tree.
+    assert all(WIDGET_MIME in o and "".join(o["text/plain"]).startswith("Run ") for o in outputs), outputs
+    assert all(o[RUN_MIME]["url"] == f"{lab.url}/coflux" for o in outputs), outputs
+
+    # 2. Close the page and shut the kernel down: the widgets' models go with it.
+    [session] = sessions(lab)
+    old_kernel = session["kernel"]["id"]
+    page.goto("about:blank")
+    lab.api("DELETE", f"api/sessions/{session['id']}")
+    wait_until(
+        "the kernel to shut down", lambda: all(k["id"] != old_kernel for k in lab.api("GET", "api/kernels"))
+    )
+
+    page.goto(notebook_url)
+    page.wait_for_selector(f"{NOTEBOOK} .jp-Cell")
+    expect(page.locator(OUTPUT)).to_have_count(2)
+    second_output = expect_run_shown(page, second, 4)
+    first_output = expect_run_shown(page, first, 3)
+    expect(page.locator(f"{NOTEBOOK} .jp-OutputArea-output", has_text=WIDGET_TROUBLE)).to_have_count(0)
+    expect(first_output.locator(".coflux-RunOutput-open")).to_have_text("open in the run view")
+    assert all(s["kernel"]["id"] != old_kernel for s in sessions(lab))  # whatever kernel Lab started is new
+
+    # 3. Re-run a step from the reopened output: the worker runs it, the attempt shows by itself.
+    step = first_output.locator(".coflux-step").filter(has=page.locator(".coflux-call-args", has_text="(2)"))
+    expect(step).to_have_count(1)
+    step_id = step.get_attribute("data-step-id")
+    step.click()
+    details = first_output.locator(f'.coflux-details[data-step-id="{step_id}"]')
+    expect(details.locator(".coflux-log")).to_contain_text([re.compile("squaring 2")])
+    rerun = details.locator("button.coflux-rerun")
+    expect(rerun).to_have_text("re-run in main")
+    rerun.click()
+    expect(first_output.locator(".coflux-notice")).to_contain_text(f"re-running {step_id} in main as")
+    attempts = details.locator(".coflux-execution")
+    expect(attempts).to_have_count(2, timeout=RUN_TIMEOUT_MS)
+    expect(attempts.last).to_have_attribute("data-state", "succeeded", timeout=RUN_TIMEOUT_MS)
+    expect(attempts.last.locator(".coflux-mark[data-mark='rerun']")).to_have_count(1)
+    expect(attempts.last.locator(".coflux-result")).to_contain_text("4")
+    expect(step.locator(".coflux-attempts")).to_have_text("\N{MULTIPLICATION SIGN}2")
+    expect(attempts.last.locator(".coflux-log")).to_contain_text([re.compile("squaring 2")])
+    assert prompts(page) == counters  # no cell ran
+    expect(second_output.locator(".coflux-step .coflux-attempts")).to_have_count(
+        0
+    )  # the other run is untouched
+
+    page.locator(OUTPUT).first.scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "reopened.png"), full_page=True)
+    assert not page_errors, page_errors
