@@ -3,7 +3,15 @@
  * opening it again focuses that tab), restored with the layout.
  */
 import type { ILayoutRestorer } from '@jupyterlab/application';
-import { Dialog, MainAreaWidget, showDialog, showErrorMessage, ToolbarButton, WidgetTracker, type ICommandPalette } from '@jupyterlab/apputils';
+import {
+  Dialog,
+  MainAreaWidget,
+  showDialog,
+  showErrorMessage,
+  ToolbarButton,
+  WidgetTracker,
+  type ICommandPalette
+} from '@jupyterlab/apputils';
 import { refreshIcon, stopIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
@@ -63,7 +71,10 @@ class OpenRunBody extends Widget implements Dialog.IBodyWidget<{ project: string
 }
 
 /** Asks for a run; checks it exists (a wrong id shows the server's message). */
-async function askForRun(ctx: CofluxContext, project: string): Promise<{ project: string; runId: string } | null> {
+async function askForRun(
+  ctx: CofluxContext,
+  project: string
+): Promise<{ project: string; runId: string } | null> {
   const answer = await showDialog({
     title: 'Open a Coflux run',
     body: new OpenRunBody(project),
@@ -84,42 +95,67 @@ async function askForRun(ctx: CofluxContext, project: string): Promise<{ project
   return chosen;
 }
 
+/** What reopens a tab: its run, seen from the workspace it shows now. */
 function argsOf(view: RunView): OpenRunArgs {
   const args: OpenRunArgs = { project: view.options.project, runId: view.options.runId };
-  const workspace = view.viewPicked ? view.view : view.options.workspace;
-  if (workspace) {
-    args.workspace = workspace;
+  if (view.view) {
+    args.workspace = view.view;
   }
   return args;
 }
 
-function keyOf(args: OpenRunArgs): string {
-  return `${args.project ?? 'default'}:${args.runId ?? ''}:${args.workspace ?? ''}`;
+/** A tab of this run, seen from `workspace` if one is asked for. */
+function matches(view: RunView, project: string, runId: string, workspace: string | undefined): boolean {
+  const { options } = view;
+  return (
+    options.project === project &&
+    options.runId === runId &&
+    (!workspace || view.view === workspace || options.workspace === workspace)
+  );
 }
 
-function makeWidget(ctx: CofluxContext, args: Required<Pick<OpenRunArgs, 'project' | 'runId'>> & OpenRunArgs): MainAreaWidget<RunView> {
+function makeWidget(
+  ctx: CofluxContext,
+  args: Required<Pick<OpenRunArgs, 'project' | 'runId'>> & OpenRunArgs
+): MainAreaWidget<RunView> {
   const content = new RunView(ctx, { project: args.project, runId: args.runId, workspace: args.workspace });
   const widget = new MainAreaWidget({ content });
   widget.addClass('coflux-RunView-panel');
   widget.id = `coflux-run-${Math.random().toString(36).slice(2)}`;
-  widget.title.label = `Run ${args.runId}${args.workspace ? ` (${args.workspace})` : ''}`;
-  widget.title.caption = `Coflux run ${args.runId} of project ${args.project}`;
+  content.title.label = `Run ${args.runId}${args.workspace ? ` (${args.workspace})` : ''}`;
+  content.title.caption = `Coflux run ${args.runId} of project ${args.project}`;
   widget.title.closable = true;
   widget.toolbar.addItem(
     'refresh',
-    new ToolbarButton({ icon: refreshIcon, tooltip: 'Refresh the run', className: 'coflux-RunView-refresh', onClick: () => void content.refresh() })
+    new ToolbarButton({
+      icon: refreshIcon,
+      tooltip: 'Refresh the run',
+      className: 'coflux-RunView-refresh',
+      onClick: () => void content.refresh()
+    })
   );
   widget.toolbar.addItem(
     'cancel',
-    new ToolbarButton({ icon: stopIcon, label: 'Cancel run', tooltip: 'Cancel what is still queued or running in the run', className: 'coflux-RunView-cancel', onClick: () => void content.cancel() })
+    new ToolbarButton({
+      icon: stopIcon,
+      label: 'Cancel run',
+      tooltip: 'Cancel what is still queued or running in the run',
+      className: 'coflux-RunView-cancel',
+      onClick: () => void content.cancel()
+    })
   );
   return widget;
 }
 
-export function activateRunViews(ctx: CofluxContext, palette: ICommandPalette, restorer: ILayoutRestorer | null): void {
+export function activateRunViews(
+  ctx: CofluxContext,
+  palette: ICommandPalette,
+  restorer: ILayoutRestorer | null
+): void {
   const tracker = new WidgetTracker<MainAreaWidget<RunView>>({ namespace: 'coflux-run' });
   ctx.app.commands.addCommand(CommandIds.openRun, {
-    label: args => (args.runId ? `Coflux: open run ${String(args.runId)}` : 'Coflux: open run...'),
+    label: args =>
+      typeof args.runId === 'string' && args.runId ? `Coflux: open run ${args.runId}` : 'Coflux: open run...',
     caption: 'Open a Coflux run as a live graph and tree',
     execute: async raw => {
       const given = raw as OpenRunArgs;
@@ -134,7 +170,7 @@ export function activateRunViews(ctx: CofluxContext, palette: ICommandPalette, r
       }
       rememberProject(project);
       const args = { project, runId, workspace: given.workspace || undefined };
-      const open = tracker.find(w => keyOf(argsOf(w.content)) === keyOf(args));
+      const open = tracker.find(w => matches(w.content, project, runId, args.workspace));
       if (open) {
         ctx.app.shell.activateById(open.id);
         return open;
@@ -142,11 +178,7 @@ export function activateRunViews(ctx: CofluxContext, palette: ICommandPalette, r
       const widget = makeWidget(ctx, args);
       ctx.app.shell.add(widget, 'main');
       await tracker.add(widget);
-      widget.content.header.viewChanged.connect(() => {
-        const view = widget.content.view;
-        widget.title.label = `Run ${runId}${view ? ` (${view})` : ''}`;
-        void tracker.save(widget);
-      });
+      widget.content.viewChanged.connect(() => void tracker.save(widget));
       ctx.app.shell.activateById(widget.id);
       return widget;
     }
@@ -156,7 +188,10 @@ export function activateRunViews(ctx: CofluxContext, palette: ICommandPalette, r
     void restorer.restore(tracker, {
       command: CommandIds.openRun,
       args: w => ({ ...argsOf(w.content) }),
-      name: w => keyOf(argsOf(w.content))
+      name: w => {
+        const { project, runId, workspace } = argsOf(w.content);
+        return `${project ?? ''}/${runId ?? ''}/${workspace ?? ''}`;
+      }
     });
   }
 }

@@ -28,7 +28,11 @@ const ICONS: Record<string, string> = {
   deferred: '→'
 };
 
-function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number> = {}, parent?: Element): SVGElementTagNameMap[K] {
+function svg<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | number> = {},
+  parent?: Element
+): SVGElementTagNameMap[K] {
   const el = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attrs)) {
     el.setAttribute(name, String(value));
@@ -63,7 +67,19 @@ export class RunGraph extends Widget {
     }
     this.svg = svg('svg', { class: 'coflux-RunGraph-canvas' });
     const defs = svg('defs', {}, this.svg);
-    const marker = svg('marker', { id: this.markerId, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, defs);
+    const marker = svg(
+      'marker',
+      {
+        id: this.markerId,
+        viewBox: '0 0 10 10',
+        refX: 9,
+        refY: 5,
+        markerWidth: 7,
+        markerHeight: 7,
+        orient: 'auto-start-reverse'
+      },
+      defs
+    );
     svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'coflux-RunGraph-arrow' }, marker);
     this.scene = svg('g', { class: 'coflux-RunGraph-scene' }, this.svg);
     this.empty = document.createElement('div');
@@ -90,7 +106,10 @@ export class RunGraph extends Widget {
   select(stepId: string | null): void {
     this._selected = stepId;
     this.scene.querySelectorAll('.coflux-RunGraph-node').forEach(el => {
-      el.classList.toggle('coflux-mod-selected', stepId !== null && el.getAttribute('data-step-id') === stepId);
+      el.classList.toggle(
+        'coflux-mod-selected',
+        stepId !== null && el.getAttribute('data-step-id') === stepId
+      );
     });
   }
 
@@ -142,7 +161,11 @@ export class RunGraph extends Widget {
     this.size = { width: layout.width, height: layout.height };
     const groups = svg('g', { class: 'coflux-RunGraph-groups' });
     for (const group of layout.groups) {
-      const g = svg('g', { class: `coflux-RunGraph-group${group.foldKey ? ' coflux-mod-grid' : ''}` }, groups);
+      const g = svg(
+        'g',
+        { class: `coflux-RunGraph-group${group.foldKey ? ' coflux-mod-grid' : ''}` },
+        groups
+      );
       g.setAttribute(group.foldKey ? 'data-fold' : 'data-group', group.label);
       svg('rect', { x: group.x, y: group.y, width: group.width, height: group.height, rx: 6 }, g);
       const label = svg('text', { x: group.x + 8, y: group.y + 14, class: 'coflux-RunGraph-groupLabel' }, g);
@@ -155,7 +178,11 @@ export class RunGraph extends Widget {
     const edges = svg('g', { class: 'coflux-RunGraph-edges' });
     for (const edge of layout.edges) {
       const d = edge.points.map((p, i) => `${i ? 'L' : 'M'} ${p.x} ${p.y}`).join(' ');
-      svg('path', { d, class: `coflux-RunGraph-edge coflux-mod-${edge.kind}`, 'marker-end': `url(#${this.markerId})` }, edges);
+      svg(
+        'path',
+        { d, class: `coflux-RunGraph-edge coflux-mod-${edge.kind}`, 'marker-end': `url(#${this.markerId})` },
+        edges
+      );
     }
     const nodes = svg('g', { class: 'coflux-RunGraph-nodes' });
     layout.nodes.forEach(n => nodes.appendChild(this.drawNode(n)));
@@ -178,11 +205,15 @@ export class RunGraph extends Widget {
     if (n.runId) {
       g.setAttribute('data-run-id', n.runId);
     }
-    if (n.kind === 'step' || n.kind === 'fold') {
-      g.setAttribute('data-target', n.kind === 'step' ? `${n.detail}:${n.label}` : n.label);
+    if (n.target) {
+      g.setAttribute('data-target', n.target);
     }
     svg('title', {}, g).textContent = n.title;
-    svg('rect', { width: NODE_WIDTH, height: NODE_HEIGHT, rx: n.kind === 'run' ? 14 : 4, class: 'coflux-RunGraph-box' }, g);
+    svg(
+      'rect',
+      { width: NODE_WIDTH, height: NODE_HEIGHT, rx: n.kind === 'run' ? 14 : 4, class: 'coflux-RunGraph-box' },
+      g
+    );
     svg('rect', { width: 5, height: NODE_HEIGHT, rx: 2, class: 'coflux-RunGraph-band' }, g);
     svg('text', { x: 14, y: 19, class: 'coflux-RunGraph-icon' }, g).textContent = ICONS[n.state] ?? '•';
     svg('text', { x: 30, y: 19, class: 'coflux-RunGraph-label' }, g).textContent = clip(n.label, 17);

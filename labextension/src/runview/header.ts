@@ -1,6 +1,7 @@
 /**
  * The run view's header: the run's id, workflow and live status, the workspace it is seen from
- * (a picker over the run's lineage and its descendants), why it can't progress, and errors.
+ * (a picker over the run's lineage and its descendants) and why it can't progress. Errors and
+ * notices of actions are the run tree's.
  */
 import { type ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
@@ -32,7 +33,11 @@ export function viewable(workspaces: Workspace[], own: string): string[] {
   return [...ancestors.reverse(), own, ...below];
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text = ''): HTMLElementTagNameMap[K] {
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className: string,
+  text = ''
+): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
   node.className = className;
   node.textContent = text;
@@ -54,10 +59,7 @@ export class RunHeader extends Widget {
     from.appendChild(this.picker);
     line.append(this.status, this.idNode, this.workflow, from);
     this.blocked = el('ul', 'coflux-RunView-blocked');
-    this.notice = el('div', 'coflux-RunView-notice');
-    this.error = el('div', 'coflux-RunView-error');
-    this.error.setAttribute('role', 'alert');
-    this.node.append(line, this.blocked, this.notice, this.error);
+    this.node.append(line, this.blocked);
   }
 
   /** The user picked another workspace to see the run from. */
@@ -81,25 +83,22 @@ export class RunHeader extends Widget {
     }
     const current = [...this.picker.options].map(o => o.value).join('\n');
     if (current !== names.join('\n')) {
-      this.picker.replaceChildren(...names.map(n => new Option(n === run.run_workspace ? `${n} (the run's)` : n, n)));
+      this.picker.replaceChildren(
+        ...names.map(n => new Option(n === run.run_workspace ? `${n} (the run's)` : n, n))
+      );
     }
     this.picker.value = run.workspace;
     this.blocked.replaceChildren(
       ...run.blocked.map(b => {
-        const item = el('li', 'coflux-RunView-blockedItem', `${b.steps} step${b.steps === 1 ? '' : 's'} ${b.message}`);
+        const item = el(
+          'li',
+          'coflux-RunView-blockedItem',
+          `${b.steps} step${b.steps === 1 ? '' : 's'} ${b.message}`
+        );
         item.dataset.reason = b.reason;
         return item;
       })
     );
-    this.notice.textContent =
-      run.status !== 'running' && run.still_running > 0
-        ? `${run.still_running} step${run.still_running === 1 ? '' : 's'} still queued or running after the run ended`
-        : '';
-  }
-
-  /** Shows an error (the server's message); '' clears it. */
-  setError(message: string): void {
-    this.error.textContent = message;
   }
 
   private readonly status: HTMLSpanElement;
@@ -107,7 +106,5 @@ export class RunHeader extends Widget {
   private readonly workflow: HTMLSpanElement;
   private readonly picker: HTMLSelectElement;
   private readonly blocked: HTMLUListElement;
-  private readonly notice: HTMLDivElement;
-  private readonly error: HTMLDivElement;
   private _viewChanged = new Signal<this, string>(this);
 }

@@ -20,8 +20,10 @@ export interface GraphNode {
   id: string;
   kind: NodeKind;
   label: string;
-  /** A second line: the step's module, a run's id, a fold's states. */
+  /** A second line: the step's arguments, a run's id, a fold's states. */
   detail: string;
+  /** `module:target` of a step or of a fold's steps ('' for a run). */
+  target: string;
   /** A step's latest execution's state (`cached` for a cache hit), a run's status, a fold's worst. */
   state: string;
   /** Short marks: cached, memoised, ×N (attempts), re-run, a workspace. */
@@ -70,7 +72,18 @@ export interface LayoutOptions {
 }
 
 /** Worst first: a fold shows the state that most needs attention. */
-const SEVERITY = ['failed', 'timed_out', 'abandoned', 'cancelled', 'running', 'assigned', 'queued', 'deferred', 'succeeded', 'cached'];
+const SEVERITY = [
+  'failed',
+  'timed_out',
+  'abandoned',
+  'cancelled',
+  'running',
+  'assigned',
+  'queued',
+  'deferred',
+  'succeeded',
+  'cached'
+];
 
 /** The run's root step: the one whose parent is not in the run (a spawned run's root has one). */
 export function rootStep(run: Run): Step | undefined {
@@ -95,20 +108,36 @@ function stepMarks(step: Step, view: string): GraphNode['marks'] {
   const marks: GraphNode['marks'] = [];
   const last = latest(step);
   if (last?.cached || last?.state === 'cached') {
-    marks.push({ kind: 'cached', text: 'cached', title: last.cached_from ? `result of ${last.cached_from}` : 'a cache hit' });
+    marks.push({
+      kind: 'cached',
+      text: 'cached',
+      title: last.cached_from ? `result of ${last.cached_from}` : 'a cache hit'
+    });
   }
   if (step.memoised) {
-    marks.push({ kind: 'memoised', text: 'memo', title: 'memoised: a call with the same arguments reuses it' });
+    marks.push({
+      kind: 'memoised',
+      text: 'memo',
+      title: 'memoised: a call with the same arguments reuses it'
+    });
   }
   if (step.executions.some(e => e.retry)) {
-    marks.push({ kind: 'retries', text: `×${step.executions.length}`, title: `${step.executions.length} attempts (retried)` });
+    marks.push({
+      kind: 'retries',
+      text: `×${step.executions.length}`,
+      title: `${step.executions.length} attempts (retried)`
+    });
   }
   if (step.executions.some(e => e.rerun)) {
     const reruns = step.executions.filter(e => e.rerun).map(e => `#${e.attempt} in ${e.workspace}`);
     marks.push({ kind: 'rerun', text: 're-run', title: `re-run: ${reruns.join(', ')}` });
   }
   if (last && last.workspace !== view) {
-    marks.push({ kind: 'workspace', text: last.workspace, title: `its latest execution ran in ${last.workspace}` });
+    marks.push({
+      kind: 'workspace',
+      text: last.workspace,
+      title: `its latest execution ran in ${last.workspace}`
+    });
   }
   return marks;
 }
@@ -232,7 +261,8 @@ class Parts {
       id: step.step_id,
       kind: 'step',
       label: step.target,
-      detail: step.module,
+      detail: `(${step.arguments_preview.join(', ')})`,
+      target: `${step.module}:${step.target}`,
       state: stepState(step),
       marks: stepMarks(step, this.options.view),
       title: `${step.module}:${step.target} (${step.step_id})`,
@@ -253,6 +283,7 @@ class Parts {
       kind: 'fold',
       label: `${first.target} ×${members.length}`,
       detail: counts(states),
+      target: `${first.module}:${first.target}`,
       state: worst(states),
       marks: [],
       title: `${members.length} calls of ${first.module}:${first.target}: click to show each`,
@@ -270,6 +301,7 @@ class Parts {
       kind: 'run',
       label: root ? root.target : 'spawned run',
       detail: `run ${runId}`,
+      target: '',
       state: child?.status ?? 'running',
       marks: [],
       title: `spawned run ${runId}${root ? ` (${root.module}:${root.target})` : ''}: click to open it`,
@@ -340,7 +372,14 @@ export function layoutRun(run: Run, spawned: Record<string, Run>, options: Layou
 function placeEdges(parts: Parts, graph: dagre.graphlib.Graph): Omit<GraphEdge, 'points'>[] {
   const edges: Omit<GraphEdge, 'points'>[] = [];
   const add = (from: string | undefined, to: string | undefined, kind: GraphEdge['kind']): void => {
-    if (!from || !to || from === to || !graph.hasNode(from) || !graph.hasNode(to) || graph.hasEdge(from, to)) {
+    if (
+      !from ||
+      !to ||
+      from === to ||
+      !graph.hasNode(from) ||
+      !graph.hasNode(to) ||
+      graph.hasEdge(from, to)
+    ) {
       return;
     }
     edges.push({ from, to, kind });
@@ -360,14 +399,21 @@ function placeEdges(parts: Parts, graph: dagre.graphlib.Graph): Omit<GraphEdge, 
   return edges;
 }
 
-function box(graph: dagre.graphlib.Graph, id: string): { x: number; y: number; width: number; height: number } {
+function box(
+  graph: dagre.graphlib.Graph,
+  id: string
+): { x: number; y: number; width: number; height: number } {
   const at = graph.node(id);
   const width = at?.width ?? 0;
   const height = at?.height ?? 0;
   return { x: (at?.x ?? 0) - width / 2, y: (at?.y ?? 0) - height / 2, width, height };
 }
 
-function placed(parts: Parts, graph: dagre.graphlib.Graph, edges: Omit<GraphEdge, 'points'>[]): RunGraphLayout {
+function placed(
+  parts: Parts,
+  graph: dagre.graphlib.Graph,
+  edges: Omit<GraphEdge, 'points'>[]
+): RunGraphLayout {
   const spots = new Map<string, { x: number; y: number }>();
   const boxes: GraphGroup[] = [...parts.groups].map(([id, label]) => ({ id, label, ...box(graph, id) }));
   for (const [id, grid] of parts.grids) {

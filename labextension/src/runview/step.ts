@@ -62,18 +62,34 @@ export class StepSummary extends Widget {
 
   show_(step: Step | null): void {
     if (!step) {
-      this.node.replaceChildren(Object.assign(document.createElement('div'), { className: 'coflux-RunView-hint', textContent: 'Click a step in the graph to see it here.' }));
+      this.node.replaceChildren(
+        Object.assign(document.createElement('div'), {
+          className: 'coflux-RunView-hint',
+          textContent: 'Click a step in the graph to see it here.'
+        })
+      );
       delete this.node.dataset.stepId;
       return;
     }
     this.node.dataset.stepId = step.step_id;
     const title = document.createElement('div');
     title.className = 'coflux-RunView-stepTitle';
-    const name = Object.assign(document.createElement('span'), { className: 'coflux-RunView-stepName', textContent: `${step.module}:${step.target}` });
-    const id = Object.assign(document.createElement('span'), { className: 'coflux-RunView-stepId', textContent: step.step_id });
+    const name = Object.assign(document.createElement('span'), {
+      className: 'coflux-RunView-stepName',
+      textContent: `${step.module}:${step.target}`
+    });
+    const id = Object.assign(document.createElement('span'), {
+      className: 'coflux-RunView-stepId',
+      textContent: step.step_id
+    });
     title.append(name, id);
     if (step.memoised) {
-      title.append(Object.assign(document.createElement('span'), { className: 'coflux-RunView-mark', textContent: 'memoised' }));
+      title.append(
+        Object.assign(document.createElement('span'), {
+          className: 'coflux-RunView-mark',
+          textContent: 'memoised'
+        })
+      );
     }
     const table = document.createElement('table');
     table.className = 'coflux-RunView-executions';
@@ -82,7 +98,13 @@ export class StepSummary extends Widget {
       row.dataset.executionId = e.execution_id;
       row.dataset.state = e.state;
       row.dataset.workspace = e.workspace;
-      const cells = [`#${e.attempt}`, e.cached ? 'cached' : e.state, e.workspace, timing(e), marks(e).join(', ')];
+      const cells = [
+        `#${e.attempt}`,
+        e.cached ? 'cached' : e.state,
+        e.workspace,
+        timing(e),
+        marks(e).join(', ')
+      ];
       cells.forEach((text, i) => {
         const cell = row.insertCell();
         cell.className = `coflux-RunView-col${i}`;

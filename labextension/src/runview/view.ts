@@ -1,16 +1,15 @@
 /**
- * A run in the main area: the header, the graph, and beside it the selected step's summary and
- * details, all following the run live.
+ * A run in the main area: the header, the graph, and below it the selected step's summary and the
+ * run tree (the step's details: arguments, results, logs, assets, re-run and cancel). The tree's
+ * model is the one fetch loop: the graph and the header draw what it fetched.
  */
-import { showErrorMessage } from '@jupyterlab/apputils';
 import { MessageLoop } from '@lumino/messaging';
+import { type ISignal, Signal } from '@lumino/signaling';
 import { Panel, SplitPanel, Widget } from '@lumino/widgets';
 
-import { describe } from '../api';
 import { CommandIds, type CofluxContext, type OpenRunArgs } from '../context';
-import type { ProjectEvents } from '../events';
-import type { CofluxEvent, Run, Workspace } from '../types';
-import { RunSource } from './feed';
+import { RunTreeWidget } from '../runtree';
+import type { Run, Step } from '../types';
 import { RunGraph } from './graph';
 import { RunHeader } from './header';
 import { StepSummary } from './step';
@@ -20,8 +19,6 @@ export interface RunViewOptions {
   runId: string;
   /** The workspace to see the run from (default: its own). */
   workspace?: string;
-  /** A smaller view (graph only), for a notebook's output. */
-  compact?: boolean;
 }
 
 export class RunView extends Panel {
@@ -38,6 +35,7 @@ export class RunView extends Panel {
     this.side = new Panel();
     this.side.addClass('coflux-RunView-side');
     this.side.addWidget(this.summary);
+    this.side.node.addEventListener('click', this.onTreeClick);
     const split = new SplitPanel({ orientation: 'vertical', spacing: 4 });
     split.addClass('coflux-RunView-split');
     split.addWidget(this.graph);
@@ -48,62 +46,59 @@ export class RunView extends Panel {
     // The header's height follows its content: the split below measures itself again then.
     this.resizer = new ResizeObserver(() => MessageLoop.sendMessage(split, Widget.ResizeMessage.UnknownSize));
     this.resizer.observe(split.node);
-    if (options.compact) {
-      this.addClass('coflux-mod-compact');
-      this.side.hide();
-    }
 
-    this.source = new RunSource(ctx, options.project, options.runId, options.workspace);
-    this.source.changed.connect(this.onChanged, this);
+    this._tree = this.makeTree(options.workspace);
     this.graph.stepSelected.connect((_, stepId) => this.selectStep(stepId));
     this.graph.runOpened.connect((_, runId) => void this.openRun(runId));
     this.header.viewChanged.connect((_, view) => this.setView(view));
-    this.events = ctx.events.project(options.project);
-    this.events.received.connect(this.onEvent, this);
-    void this.loadWorkspaces();
   }
 
   /** The run as last fetched. */
   get run(): Run | null {
-    return this.source.run;
+    return this.tree.run;
   }
 
-  /** The workspace the run is seen from (undefined: its own). */
+  /** The workspace the run is seen from (undefined before the first answer). */
   get view(): string | undefined {
-    return this.source.view;
+    return this.tree.run?.workspace ?? this.options.workspace;
   }
 
-  /** Refetches the run (and the workspaces). */
+  /** The workspace the run is seen from changed (picked, or followed after a re-run). */
+  get viewChanged(): ISignal<this, string> {
+    return this._viewChanged;
+  }
+
+  /** The run tree beside the graph (the selected step's details). */
+  get tree(): RunTreeWidget {
+    return this._tree;
+  }
+
+  /** Refetches the run. */
   async refresh(): Promise<void> {
-    await Promise.all([this.source.refresh(), this.loadWorkspaces()]);
+    await this.tree.model.refresh();
   }
 
-  /** Cancels what is still queued or running in the run; a refusal shows the server's message. */
+  /** Cancels what is still queued or running in the run; the tree says what was done, or the
+   * server's refusal. */
   async cancel(): Promise<void> {
-    try {
-      await this.ctx.api.cancelRun(this.options.project, this.options.runId);
-      this.header.setError('');
-    } catch (err) {
-      this.header.setError(describe(err));
-      await showErrorMessage('Coflux: cancel failed', describe(err));
-    }
-    await this.source.refresh();
+    await this.tree.model.handle({ action: 'cancel_run' });
   }
 
-  /** Selects a step: highlighted in the graph, summarised beside it. */
+  /** Selects a step: highlighted in the graph, summarised and opened in the tree. */
   selectStep(stepId: string): void {
     this.graph.select(stepId);
-    this.summary.show_(this.run?.steps?.find(s => s.step_id === stepId) ?? null);
+    this.summary.show_(this.findStep(stepId));
+    this.tree.expand(stepId);
   }
 
+  /** Sees the run from another workspace (a new tree for that view; the open steps stay open). */
   setView(view: string): void {
-    this.source.setView(view);
-    this._viewChanged = true;
-  }
-
-  /** True once the user picked another view (the tab's title and restore args follow it). */
-  get viewPicked(): boolean {
-    return this._viewChanged;
+    if (view === this.view) {
+      return;
+    }
+    this.tree.dispose();
+    this._tree = this.makeTree(view);
+    this.onChanged();
   }
 
   override dispose(): void {
@@ -111,47 +106,67 @@ export class RunView extends Panel {
       return;
     }
     this.resizer.disconnect();
-    this.source.dispose();
-    this.events.received.disconnect(this.onEvent, this);
+    Signal.clearData(this);
+    this.side.node.removeEventListener('click', this.onTreeClick);
     super.dispose();
   }
 
+  private makeTree(view: string | undefined): RunTreeWidget {
+    const { project, runId } = this.options;
+    const tree = new RunTreeWidget(this.ctx, { project, runId, view, remember: true });
+    tree.addClass('coflux-RunView-tree');
+    tree.changed.connect(() => this.onChanged());
+    this.side.addWidget(tree);
+    return tree;
+  }
+
+  private findStep(stepId: string): Step | null {
+    for (const run of [this.run, ...Object.values(this.tree.spawned)]) {
+      const step = run?.steps?.find(s => s.step_id === stepId);
+      if (step) {
+        return step;
+      }
+    }
+    return null;
+  }
+
   private onChanged(): void {
-    const run = this.source.run;
-    this.header.setError(this.source.error);
-    this.header.update_(run, this.workspaces);
-    this.graph.render(run, this.source.spawned, run?.workspace ?? '');
+    const run = this.tree.run;
+    if (run && run.workspace !== this.shownView) {
+      this.shownView = run.workspace;
+      this.title.label = `Run ${this.options.runId}${run.workspace === run.run_workspace ? '' : ` (${run.workspace})`}`;
+      this._viewChanged.emit(run.workspace);
+    }
+    this.header.update_(run, this.tree.model.get('workspaces'));
+    this.graph.render(run, this.tree.spawned, run?.workspace ?? '');
     const selected = this.graph.selected;
-    this.summary.show_(selected ? run?.steps?.find(s => s.step_id === selected) ?? null : null);
+    this.summary.show_(selected ? this.findStep(selected) : null);
   }
 
-  private onEvent(_: ProjectEvents, event: CofluxEvent): void {
-    if (event.type === 'workspace') {
-      void this.loadWorkspaces();
+  /** A step clicked in the tree is selected in the graph too. */
+  private readonly onTreeClick = (event: MouseEvent): void => {
+    const row = (event.target as Element | null)?.closest?.('.coflux-step[data-step-id]');
+    const stepId = row?.getAttribute('data-step-id');
+    if (stepId && this.findStep(stepId)) {
+      this.graph.select(stepId);
+      this.summary.show_(this.findStep(stepId));
     }
-  }
-
-  private async loadWorkspaces(): Promise<void> {
-    try {
-      this.workspaces = (await this.ctx.api.workspaces(this.options.project)).workspaces;
-      this.header.update_(this.source.run, this.workspaces);
-    } catch {
-      // the run's own fetch reports the server being away
-    }
-  }
+  };
 
   private async openRun(runId: string): Promise<void> {
-    const args: OpenRunArgs = { project: this.options.project, runId, workspace: this.source.view };
+    const args: OpenRunArgs = { project: this.options.project, runId };
+    if (this.view) {
+      args.workspace = this.view;
+    }
     await this.ctx.app.commands.execute(CommandIds.openRun, { ...args });
   }
 
   readonly header: RunHeader;
   readonly graph: RunGraph;
   readonly summary: StepSummary;
-  readonly side: Panel;
-  private readonly source: RunSource;
+  private readonly side: Panel;
   private readonly resizer: ResizeObserver;
-  private readonly events: ProjectEvents;
-  private workspaces: Workspace[] = [];
-  private _viewChanged = false;
+  private _tree: RunTreeWidget;
+  private shownView: string | null = null;
+  private _viewChanged = new Signal<this, string>(this);
 }
