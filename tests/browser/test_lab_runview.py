@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,21 @@ def start_run(lab: LabServer, workflow: str, *arguments: Any, workspace: str = "
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while (found := check()) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+    return found
+
+
+def saved_runs(lab: LabServer) -> int:
+    """How many run tabs Lab saved in its default workspace."""
+    data = lab.api("GET", "lab/api/workspaces/default")["data"]
+    return sum(1 for key in data if key.startswith("coflux-run:"))
 
 
 def open_palette_dialog(page: Page, run_id: str) -> None:
@@ -219,6 +234,19 @@ def test_a_run_opens_as_a_graph_beside_its_tree(
     spawned.click()
     expect(page.locator(f"{VIEW}[data-run-id='{spawned_id}']")).to_be_visible()
     expect(page.locator(f"{VIEW} .coflux-RunView-workflow")).to_have_text("runview_flows:double")
+
+    # Both tabs come back with the page (once Lab saved its layout), and opening a run again
+    # focuses its tab.
+    until(lambda: saved_runs(lab) == 2 or None, "Lab to save both tabs in its workspace")
+    page.reload()
+    page.wait_for_selector("#jupyterlab-splash", state="detached")
+    expect(page.locator(".coflux-RunView-panel")).to_have_count(2)
+    expect(page.locator(f"{VIEW}[data-run-id='{spawned_id}'] .coflux-RunView-status")).to_have_text(
+        "succeeded"
+    )
+    open_run(page, run_id)
+    expect(page.locator(".coflux-RunView-panel")).to_have_count(2)
+    expect(node(page, "chart")).to_have_attribute("data-state", "succeeded")
 
 
 def test_a_step_rerun_in_a_child_workspace_shows_there(

@@ -40,7 +40,7 @@ export class RunView extends Panel {
     split.addClass('coflux-RunView-split');
     split.addWidget(this.graph);
     split.addWidget(this.side);
-    split.setRelativeSizes([1, 1]);
+    split.setRelativeSizes([2, 3]);
     this.addWidget(this.header);
     this.addWidget(split);
     // The header's height follows its content: the split below measures itself again then.
