@@ -200,21 +200,44 @@ class StepOptions:
         )
 
 
+class _Absent(enum.Enum):
+    ABSENT = "absent"
+
+
+NO_DEFAULT = _Absent.ABSENT
+"""A parameter's ``default`` when it has none that JSON can carry (or no default at all)."""
+
+
 @dataclass(frozen=True)
 class Parameter:
+    """One parameter of a target as its worker declared it. ``default`` is the default as plain
+    JSON when it has one JSON can represent (else :data:`NO_DEFAULT`, ``has_default`` still tells);
+    ``annotation`` is the annotation as written (``"int"``, ``"list[str]"``), if any. Both are for
+    people and forms only: binding arguments uses ``kind`` and ``has_default``."""
+
     name: str
     kind: str = "positional_or_keyword"
     has_default: bool = False
+    default: JSON = field(default=NO_DEFAULT, hash=False)
+    annotation: str | None = None
 
     def to_json(self) -> JSON:
-        return {"name": self.name, "kind": self.kind, "has_default": self.has_default}
+        data: dict[str, JSON] = {"name": self.name, "kind": self.kind, "has_default": self.has_default}
+        if self.default is not NO_DEFAULT:
+            data["default"] = self.default
+        if self.annotation is not None:
+            data["annotation"] = self.annotation
+        return data
 
     @classmethod
     def from_json(cls, data: JSON) -> Parameter:
+        annotation = data.get("annotation")
         return cls(
             name=str(data["name"]),
             kind=str(data.get("kind", "positional_or_keyword")),
             has_default=bool(data.get("has_default", False)),
+            default=data.get("default", NO_DEFAULT),
+            annotation=str(annotation) if annotation is not None else None,
         )
 
 

@@ -9,7 +9,9 @@ Handshake: the worker sends ``hello``; the server answers ``welcome`` (or ``erro
 
 Worker -> server
     hello       protocol, workspace, session_id (to resume), concurrency, provides, targets,
-                register (list workflows in the workspace), running (execution ids it still holds)
+                register (list workflows in the workspace), running (execution ids it still holds),
+                kernel_id (optional: the Jupyter kernel the worker is, for a notebook kernel; a
+                Jupyter kernel id, at most ``KERNEL_ID_MAX`` letters, digits and dashes)
     declare     targets, register, request_id (optional: then -> ``reply`` once the server holds
                 them, so that a run started right after finds the workflow); a notebook cell re-run
                 re-declares
@@ -119,6 +121,9 @@ WORKER_MESSAGES: Final[dict[str, dict[str, type | tuple[type, ...]]]] = {
     "heartbeat": {"running": _LIST},
 }
 
+KERNEL_ID_MAX: Final = 64
+_KERNEL_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+
 SERVER_MESSAGES: Final[dict[str, dict[str, type | tuple[type, ...]]]] = {
     "welcome": {"protocol": _INT, "session_id": _STR},
     "execute": {
@@ -212,7 +217,25 @@ def _check(message: Any, schema: dict[str, dict[str, type | tuple[type, ...]]]) 
             raise ProtocolError("malformed", f"{kind}: field {name!r} is missing or of the wrong type")
     if kind == "complete":
         check_outcome(message["outcome"])
+    elif kind == "hello":
+        check_kernel_id(message.get("kernel_id"))
     return message
+
+
+def check_kernel_id(kernel_id: Any) -> None:
+    """A ``hello``'s optional ``kernel_id``: absent (null), or a Jupyter kernel id (a UUID, or
+    another server's own id of letters, digits and dashes) of at most ``KERNEL_ID_MAX`` characters."""
+    if kernel_id is None:
+        return
+    if (
+        not isinstance(kernel_id, str)
+        or len(kernel_id) > KERNEL_ID_MAX
+        or not _KERNEL_ID.fullmatch(kernel_id)
+    ):
+        raise ProtocolError(
+            "malformed",
+            f"hello: kernel_id must be a string of at most {KERNEL_ID_MAX} letters, digits and dashes",
+        )
 
 
 def check_outcome(outcome: dict[str, Any]) -> None:

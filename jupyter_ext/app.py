@@ -25,6 +25,7 @@ from jupyter_ext import assets
 from jupyter_ext import handlers as h
 from jupyter_ext.auth import CofluxAuthorizer
 from jupyter_ext.blobs import BlobHandler
+from jupyter_ext.kernels import KernelWorkerHandler
 from jupyter_ext.notebooks import KernelNotebookHandler
 from jupyter_ext.unavailable import UnavailableHandler
 from jupyter_ext.websocket import EventsSocket, WorkerSocket
@@ -53,6 +54,7 @@ _ROUTES: list[tuple[str, Any]] = [
     (f"api/projects/({_SEGMENT})/assets/({_SEGMENT})/files/(.+)", assets.AssetFileHandler),
     (f"api/projects/({_SEGMENT})/assets/({_SEGMENT})/restorations", assets.RestorationsHandler),
     (f"api/projects/({_SEGMENT})/kernels/({_SEGMENT})/notebook", KernelNotebookHandler),
+    (f"api/kernels/({_SEGMENT})", KernelWorkerHandler),
     ("api/.*", h.UnknownRouteHandler),  # last: what nothing above matched
     ("ws/worker", WorkerSocket),
     ("ws/events", EventsSocket),

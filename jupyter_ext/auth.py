@@ -65,6 +65,10 @@ _CANNOT: Final[dict[tuple[str, str], str]] = {
     ("coflux:assets", "write"): "persist assets or record their restorations: use a worker token",
     ("coflux:worker", "execute"): "open the worker socket: give workers a worker token",
     ("coflux:kernels", "read"): "look up a kernel's notebook: that is for the kernel's worker token",
+    (
+        "coflux:workers",
+        "read",
+    ): "see which workspace a kernel serves: that needs the Jupyter server's own token",
 }
 
 NO_CREDENTIAL: Final = (

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -26,6 +27,7 @@ from coflux.client import Client
 from coflux.errors import CofluxError, ConfigurationError, Conflict
 from coflux.models import valid_workspace_name
 from coflux.worker import Target, Worker
+from coflux.worker.settings import resolve_settings
 from coflux.worker.status import WorkerStatus, target_lines
 
 _logger = logging.getLogger("coflux.notebook")
@@ -274,15 +276,11 @@ class KernelSession:
         old, self._worker = self._worker, None
         if old is not None:
             old.stop(STOP_TIMEOUT)
-        worker = Worker(
-            self.targets,
-            url=self.url,
-            token=self.token,
-            project=self.project,
-            workspace=self.workspace,
-            concurrency=self.concurrency,
-            register=True,
+        resolved = resolve_settings(
+            self.url, self.token, self.project, self.workspace, concurrency=self.concurrency, register=True
         )
+        # The server learns which kernel this worker is (JupyterLab shows the kernel's workspace).
+        worker = Worker(self.targets, settings=dataclasses.replace(resolved, kernel_id=kernel_id()))
         worker.start()
         self._worker = worker
 

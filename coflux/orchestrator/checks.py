@@ -133,6 +133,29 @@ def _parameter(raw: Any) -> None:
         raise ValueError(f"a parameter's kind must be one of {', '.join(sorted(_PARAMETER_KINDS))}")
     if not isinstance(raw.get("has_default", False), bool):
         raise TypeError("a parameter's has_default must be true or false")
+    annotation = raw.get("annotation")
+    if annotation is not None and (not isinstance(annotation, str) or len(annotation) > NAME_MAX):
+        raise ValueError(f"a parameter's annotation must be text of at most {NAME_MAX} characters")
+    if "default" in raw:
+        _plain(raw["default"], "a parameter's default")
+
+
+def _plain(value: Any, what: str) -> None:
+    """``value`` is plain JSON: null, true/false, finite numbers, text, lists and objects of those
+    (walked without recursion: how deep it nests is bounded by the declaration's size only)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{what} must be finite, not {item!r}")
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                raise TypeError(f"{what} has a key that is not text")
+            pending.extend(item.values())
+        elif not (item is None or isinstance(item, bool | int | float | str)):
+            raise TypeError(f"{what} must be plain JSON, not {type(item).__name__}")
 
 
 def options(raw: Any) -> StepOptions:

@@ -28,7 +28,7 @@ from coflux.orchestrator.engine import Engine
 from coflux.orchestrator.history import StoredHistory
 from coflux.orchestrator.reruns import Reruns
 from coflux.orchestrator.restore import restore
-from coflux.orchestrator.sessions import LOG_BUDGET, Close, Send, WorkerSessions
+from coflux.orchestrator.sessions import LOG_BUDGET, Close, KernelWorker, Send, WorkerSessions
 from coflux.orchestrator.state import Session, cancellation
 from coflux.orchestrator.views import execution_result, redoing, run_view
 from coflux.orchestrator.workspaces import Workspace, Workspaces
@@ -199,6 +199,10 @@ class ProjectService:
 
     def disconnected(self, session: Session, send: Send) -> None:
         self.sessions.disconnected(session, send)
+
+    def kernel_worker(self, kernel_id: str) -> KernelWorker | None:
+        """The worker session a notebook kernel said hello with last in this project, if kept."""
+        return self.sessions.kernel(kernel_id)
 
     # -- the API -------------------------------------------------------------------------------
 

@@ -50,6 +50,17 @@ class Waiting(NamedTuple):
     caller: Execution
 
 
+class KernelWorker(NamedTuple):
+    """A kernel's latest worker session in a project (``GET kernels/{kernel_id}``)."""
+
+    kernel_id: str
+    workspace: str
+    connected: bool
+    session_id: str
+    since: float
+    """When the kernel said hello with this session: across projects, the latest is the kernel's."""
+
+
 class WorkerSessions:
     def __init__(
         self,
@@ -67,6 +78,8 @@ class WorkerSessions:
         self._waits: dict[tuple[str, int], Waiting] = {}
         """(session, request id) -> an awaited call's wait, until answered or withdrawn."""
         self.calls = Calls(engine, workspaces, self._wait)
+        self._kernels: dict[str, tuple[Session, float]] = {}
+        """Kernel id -> the session of its latest ``hello`` here, and when it was said."""
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -98,12 +111,38 @@ class WorkerSessions:
         session.send, session.close, session.flush = send, close, flush
         session.last_seen, session.disconnected_at = now, None
         session.concurrency, session.provides = concurrency, provides
+        session.kernel_id = hello.get("kernel_id")  # checked by the protocol's decoder
         welcome = {"type": "welcome", "protocol": 1, "session_id": session.session_id}
         send({**welcome, "heartbeat_interval": self.heartbeat_interval})  # first: what follows may say more
         self._declare(session, targets, bool(hello.get("register")))
         self._reconcile(session, running)
+        if session.kernel_id is not None:
+            self._kernels[session.kernel_id] = (session, now)
+            event = self._kernel_event(session)
+            self.engine.writer.after_commit(lambda: self.engine.publish(event))  # its workspace is durable
         self.engine.writer.schedule()
         return session
+
+    def kernel(self, kernel_id: str) -> KernelWorker | None:
+        """The worker session of kernel ``kernel_id``'s latest ``hello`` here, while the server
+        keeps it (until its reconnect timeout once disconnected)."""
+        found = self._kernels.get(kernel_id)
+        if found is None:
+            return None
+        session, since = found
+        if self.engine.sessions.get(session.session_id) is not session:  # gone for good
+            del self._kernels[kernel_id]
+            return None
+        workspace = self.workspaces.name_of(session.workspace_id)
+        return KernelWorker(kernel_id, workspace, session.connected, session.session_id, since)
+
+    def _kernel_event(self, session: Session) -> dict[str, Any]:
+        return {
+            "type": "worker",
+            "kernel_id": session.kernel_id,
+            "workspace": self.workspaces.name_of(session.workspace_id),
+            "connected": session.connected,
+        }
 
     def _declare(self, session: Session, targets: list[TargetDefinition], register: bool) -> None:
         declared = session.targets | {t.key for t in targets}
@@ -164,6 +203,9 @@ class WorkerSessions:
             return  # an older connection of a session that has already reconnected
         session.send = session.close = session.flush = None
         session.disconnected_at = self.clock.now()
+        kernel = self._kernels.get(session.kernel_id) if session.kernel_id is not None else None
+        if kernel is not None and kernel[0] is session:  # not an older session of a switched kernel
+            self.engine.publish(self._kernel_event(session))
 
     def check(self, reconnect_timeout: float, heartbeat_timeout: float) -> None:
         """Close silent connections; abandon the work of sessions that stayed away too long."""

@@ -168,6 +168,8 @@ class Session:
     claimed: set[ExecutionId] = field(default_factory=set)
     """Executions its worker said it holds (``hello``) that another connected worker had been
     given meanwhile: a result it re-sends for one of them is taken all the same."""
+    kernel_id: str | None = None
+    """The Jupyter kernel its worker is (a notebook kernel's ``hello`` says), if any."""
 
     @property
     def connected(self) -> bool:

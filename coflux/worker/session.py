@@ -228,7 +228,7 @@ class Session:
 
     def hello(self) -> Message:
         assert self._owner.held(), _ON_LOOP
-        return {
+        hello: Message = {
             "type": "hello",
             "protocol": PROTOCOL_VERSION,
             "workspace": self.settings.workspace,
@@ -239,6 +239,9 @@ class Session:
             "register": self.settings.register,
             "running": [*self._running, *(e for e in self._results.held() if e not in self._running)],
         }
+        if self.settings.kernel_id is not None:
+            hello["kernel_id"] = self.settings.kernel_id
+        return hello
 
     def welcomed(self, welcome: Message) -> None:
         assert self._owner.held(), _ON_LOOP

@@ -28,6 +28,8 @@ class WorkerSettings:
     """Bytes, pickles, arrays and frames shorter than this travel inside the value, longer as blobs."""
     large_limit: int = DEFAULT_LARGE_LIMIT
     """A value whose tagged JSON is longer than this travels as one blob."""
+    kernel_id: str | None = None
+    """The Jupyter kernel this worker is (a notebook kernel's), told to the server in ``hello``."""
 
     @property
     def websocket_url(self) -> str:

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import inspect
 import json
+import math
 import textwrap
 import types
 from collections.abc import Callable, Hashable
@@ -20,7 +21,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, overload
 
 from coflux.errors import ExecutionCancelled
-from coflux.models import JSON, Parameter, TargetDefinition, TargetType
+from coflux.models import JSON, NO_DEFAULT, Parameter, TargetDefinition, TargetType
 from coflux.worker import context, values
 from coflux.worker.execution import Execution, LocalExecution
 from coflux.worker.options import Cache, Retries, Seconds, TargetOptions
@@ -158,14 +159,7 @@ class Target(Generic[P, R]):
 
     @property
     def definition(self) -> TargetDefinition:
-        parameters = tuple(
-            Parameter(
-                name=p.name,
-                kind=p.kind.name.lower(),
-                has_default=p.default is not inspect.Parameter.empty,
-            )
-            for p in self.signature.parameters.values()
-        )
+        parameters = describe_parameters(self.signature)
         return TargetDefinition(
             module=self.module,
             name=self.name,
@@ -353,3 +347,75 @@ def workflow(
 ) -> Any:
     """Make a function a workflow, an entry point runs start from; options as for :func:`task`."""
     return _decorate(Workflow, fn, name, options)
+
+
+DESCRIBED_MAX = 8 * 1024
+"""Characters of JSON that the defaults and annotations of one target's parameters may take in its
+declaration together (the server takes declarations of up to 16 KiB): past it, parameters are
+declared without them."""
+ANNOTATION_MAX = 200
+"""The longest annotation declared (a longer one is left out)."""
+
+
+def describe_parameters(signature: inspect.Signature) -> tuple[Parameter, ...]:
+    """The parameters as declared: kind and whether there is a default (what binding needs), and
+    for forms, the default as plain JSON when it is one and the annotation as written."""
+    parameters = []
+    budget = DESCRIBED_MAX
+    for p in signature.parameters.values():
+        has_default = p.default is not inspect.Parameter.empty
+        default = _plain_default(p.default) if has_default else NO_DEFAULT
+        annotation = _annotation(p.annotation)
+        size = (_size(default) if default is not NO_DEFAULT else 0) + len(annotation or "")
+        if size > budget:
+            default, annotation = NO_DEFAULT, None
+        else:
+            budget -= size
+        kind = p.kind.name.lower()
+        parameters.append(Parameter(p.name, kind, has_default, default=default, annotation=annotation))
+    return tuple(parameters)
+
+
+def _plain_default(value: object) -> JSON:
+    """``value`` itself when it is plain JSON (None, bool, int, finite float, str, lists and dicts
+    with text keys of those), else :data:`NO_DEFAULT`."""
+    pending = [value]
+    seen = 0
+    while pending:
+        item = pending.pop()
+        seen += 1
+        if seen > 10_000:  # a structure this big would not fit the declaration anyway
+            return NO_DEFAULT
+        if type(item) is list:
+            pending.extend(item)
+        elif type(item) is dict:
+            if not all(type(key) is str for key in item):
+                return NO_DEFAULT
+            pending.extend(item.values())
+        elif type(item) is float:
+            if not math.isfinite(item):
+                return NO_DEFAULT
+        elif not (item is None or type(item) in (bool, int, str)):
+            return NO_DEFAULT
+    return value
+
+
+def _size(value: JSON) -> int:
+    """Characters of ``value`` as JSON (past any budget when it nests too deep to encode)."""
+    try:
+        return len(_ENCODE(value))
+    except RecursionError:
+        return DESCRIBED_MAX + 1
+
+
+def _annotation(annotation: object) -> str | None:
+    """The annotation as a short string (``int``, ``list[str]``, ``Path``), or None."""
+    if annotation is inspect.Parameter.empty:
+        return None
+    if isinstance(annotation, str):  # postponed (``from __future__ import annotations``)
+        text = annotation
+    elif isinstance(annotation, type):
+        text = annotation.__qualname__
+    else:
+        text = inspect.formatannotation(annotation)
+    return text if 0 < len(text) <= ANNOTATION_MAX else None

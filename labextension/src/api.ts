@@ -10,6 +10,7 @@ import type {
   ErrorAnswer,
   ExecutionStarted,
   JSONValue,
+  KernelWorker,
   LogList,
   ProjectList,
   Run,
@@ -219,7 +220,11 @@ export class CofluxApi {
       received += value.length;
       if (received > limit) {
         await reader.cancel();
-        throw new CofluxError(`${path} sent more than ${limit} bytes, more than its listing says`, 400, 'bad_request');
+        throw new CofluxError(
+          `${path} sent more than ${limit} bytes, more than its listing says`,
+          400,
+          'bad_request'
+        );
       }
       chunks.push(value);
     }
@@ -230,6 +235,11 @@ export class CofluxApi {
       offset += chunk.length;
     }
     return data;
+  }
+
+  /** Which project and workspace a notebook kernel's worker serves (404: it has no worker session). */
+  kernelWorker(kernelId: string, signal?: AbortSignal): Promise<KernelWorker> {
+    return this.request('GET', `kernels/${seg(kernelId)}`, undefined, signal);
   }
 }
 

@@ -28,7 +28,8 @@ export function servedHere(url: string, baseUrl: string, here: string = window.l
   } catch {
     return false;
   }
-  const sameHost = page.hostname === api.hostname || (LOOPBACK.has(page.hostname) && LOOPBACK.has(api.hostname));
+  const sameHost =
+    page.hostname === api.hostname || (LOOPBACK.has(page.hostname) && LOOPBACK.has(api.hostname));
   const path = (u: URL): string => u.pathname.replace(/\/+$/, '');
   return sameHost && page.port === api.port && page.protocol === api.protocol && path(page) === path(api);
 }
@@ -47,7 +48,12 @@ class RunOutputRenderer extends Widget implements IRenderMime.IRenderer {
     this.layout = new PanelLayout();
   }
 
-  async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
+  renderModel(model: IRenderMime.IMimeModel): Promise<void> {
+    this.render(model);
+    return Promise.resolve();
+  }
+
+  private render(model: IRenderMime.IMimeModel): void {
     const data = (model.data[RUN_MIME_TYPE] ?? {}) as unknown as Partial<RunOutput>;
     const { run_id: runId, project } = data;
     const view = data.view || undefined;
@@ -62,7 +68,9 @@ class RunOutputRenderer extends Widget implements IRenderMime.IRenderer {
       widget.dispose();
     }
     if (typeof runId !== 'string' || !runId || typeof project !== 'string' || !project) {
-      layout.addWidget(new Widget({ node: text('div', 'coflux-RunOutput-elsewhere', 'This output names no Coflux run.') }));
+      layout.addWidget(
+        new Widget({ node: text('div', 'coflux-RunOutput-elsewhere', 'This output names no Coflux run.') })
+      );
       return;
     }
     if (data.url && !servedHere(data.url, this.ctx.api.settings.baseUrl)) {
@@ -102,7 +110,12 @@ class RunOutputRenderer extends Widget implements IRenderMime.IRenderer {
 
 export function activateMime(ctx: CofluxContext, rendermime: IRenderMimeRegistry): void {
   rendermime.addFactory(
-    { safe: true, mimeTypes: [RUN_MIME_TYPE], defaultRank: RUN_OUTPUT_RANK, createRenderer: () => new RunOutputRenderer(ctx) },
+    {
+      safe: true,
+      mimeTypes: [RUN_MIME_TYPE],
+      defaultRank: RUN_OUTPUT_RANK,
+      createRenderer: () => new RunOutputRenderer(ctx)
+    },
     RUN_OUTPUT_RANK
   );
 }

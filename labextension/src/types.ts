@@ -52,6 +52,10 @@ export interface Parameter {
   name: string;
   kind: ParameterKind;
   has_default: boolean;
+  /** The default as plain JSON, when it has one JSON can represent. */
+  default?: JSONValue;
+  /** The annotation as written (`int`, `list[str]`), if any. */
+  annotation?: string;
 }
 
 export interface Workflow {
@@ -285,7 +289,7 @@ export interface WorkspaceEvent {
 }
 
 /** One message of `coflux/ws/events?project=P`. */
-export type CofluxEvent = RunEvent | ExecutionEvent | AssetEvent | WorkspaceEvent;
+export type CofluxEvent = RunEvent | ExecutionEvent | AssetEvent | WorkspaceEvent | WorkerEvent;
 
 /** The MIME bundle a Run displayed in a notebook carries (`application/vnd.coflux.run+json`). */
 export interface RunOutput {
@@ -296,4 +300,21 @@ export interface RunOutput {
   url: string;
   /** The workspace the run was seen from when displayed (`workspace`: where a plain re-run goes). */
   view: string;
+}
+
+/** `GET kernels/{kernel_id}`: the worker session of a notebook kernel, in the project it said hello to last. */
+export interface KernelWorker {
+  kernel_id: string;
+  project: string;
+  workspace: string;
+  connected: boolean;
+  session: string;
+}
+
+/** A notebook kernel's worker session connected or disconnected (a switch sends one of each). */
+export interface WorkerEvent {
+  type: 'worker';
+  kernel_id: string;
+  workspace: string;
+  connected: boolean;
 }

@@ -25,6 +25,8 @@ from typing import Any
 import nbformat
 import pytest
 
+from coflux.notebook import filepreview
+
 if not os.environ.get("CI"):  # in CI a missing playwright is an error, not a skip
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
@@ -53,8 +55,10 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_TROUBLE = re.compile(r"Loading widget|Error displaying widget|Model not found", re.IGNORECASE)
 OUTPUT = f"{NOTEBOOK} .coflux-RunOutput"
 DEADLINE_S = RUN_TIMEOUT_MS / 1000
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
-FLOWS = '''"""Targets served by a `coflux worker` process, not by the notebook's kernel."""
+MARKDOWN = "# Notes\n\n*measured* daily <script>alert('x')</script> [a](javascript:alert(1))\n"
+FLOWS = r'''"""Targets served by a `coflux worker` process, not by the notebook's kernel."""
 import coflux as cf
 
 
@@ -67,7 +71,26 @@ def square(x: int) -> int:
 @cf.workflow()
 def squares(n: int) -> int:
     return sum(square(i) for i in range(n))
-'''
+
+
+@cf.workflow()
+def samples() -> cf.Asset:
+    """Files of each kind a preview is made of, in the browser or (Parquet) by a kernel only."""
+    files = {
+        "notes.md": NOTES,
+        "summary.json": '{"rows": 4, "mean": 10.75, "days": [1, 2, 3, 4]}',
+        "table.csv": 'day,temp\n1,10.0\n2,"10,5"\n3,11.0\n',
+        "readme.txt": "plain text\n",
+    }
+    for name, text in files.items():
+        with open(name, "w") as file:
+            file.write(text)
+    with open("table.parquet", "wb") as file:
+        file.write(b"PAR1" + bytes(64) + b"PAR1")
+    with open("weights.bin", "wb") as file:
+        file.write(bytes(range(256)))
+    return cf.asset(name="samples")
+'''.replace("NOTES", repr(MARKDOWN))
 
 CELLS = [
     "from coflux.notebook import current\nfrom coflux.notebook.widgets import RunTree\n\n"
@@ -75,6 +98,7 @@ CELLS = [
     'run = client.start_run("reopen_flows:squares", 3)\nrun',  # a Run as the cell's value
     'other = client.start_run("reopen_flows:squares", 4)\nRunTree(other)',  # an explicit RunTree
     "[run.result(timeout=60), other.result(timeout=60)]",
+    'client.start_run("reopen_flows:samples")',  # a run whose result is an asset
 ]
 
 
@@ -159,11 +183,7 @@ def test_run_outputs_render_live_after_the_kernel_is_gone(
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
+    notebook.metadata["kernelspec"] = KERNELSPEC
     nbformat.write(notebook, lab.root_dir / NOTEBOOK_FILE)
     page.set_default_timeout(LAB_LOAD_TIMEOUT_MS)
     notebook_url = f"{lab.url}/lab/tree/{NOTEBOOK_FILE}"
@@ -176,10 +196,10 @@ def test_run_outputs_render_live_after_the_kernel_is_gone(
     expect(page.locator(PROMPTS).last).to_have_text(NUMBERED, timeout=RUN_TIMEOUT_MS)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
     expect(page.locator(f"{NOTEBOOK} {ERROR_OUTPUT}")).to_have_count(0)
-    expect(page.locator(TREE)).to_have_count(2)
+    expect(page.locator(TREE)).to_have_count(3)
     run_ids = page.locator(f"{TREE} .coflux-run-header > .coflux-run-id").all_inner_texts()
-    assert len(run_ids) == 2 and all(run_ids), run_ids
-    first, second = run_ids
+    assert len(run_ids) == 3 and all(run_ids), run_ids
+    first, second, _samples = run_ids
     expect_run_shown(page, first, 3)
     expect_run_shown(page, second, 4)
     counters = prompts(page)
@@ -208,7 +228,7 @@ def test_run_outputs_render_live_after_the_kernel_is_gone(
 
     page.goto(notebook_url)
     page.wait_for_selector(f"{NOTEBOOK} .jp-Cell")
-    expect(page.locator(OUTPUT)).to_have_count(2)
+    expect(page.locator(OUTPUT)).to_have_count(3, timeout=LAB_LOAD_TIMEOUT_MS)
     second_output = expect_run_shown(page, second, 4)
     first_output = expect_run_shown(page, first, 3)
     expect(page.locator(f"{NOTEBOOK} .jp-OutputArea-output", has_text=WIDGET_TROUBLE)).to_have_count(0)
@@ -238,6 +258,207 @@ def test_run_outputs_render_live_after_the_kernel_is_gone(
         0
     )  # the other run is untouched
 
+    # 4. The asset a run persisted, opened with View: previewed in the browser as the kernel does.
+    samples = page.locator(OUTPUT).nth(2)
+    expect(samples.locator(".coflux-run-status")).to_have_attribute("data-status", "succeeded")
+    samples.locator(".coflux-step").first.click()
+    item = samples.locator(".coflux-asset-item")
+    expect(item.locator(".coflux-asset-name")).to_have_text("samples")
+    item.locator("button.coflux-asset-view").click()
+    entries = item.locator(".coflux-asset-entry")
+    expect(entries).to_have_count(6, timeout=RUN_TIMEOUT_MS)
+    expect_previews_as_the_kernel_makes_them(page, item)
+
     page.locator(OUTPUT).first.scroll_into_view_if_needed()
     page.screenshot(path=str(output_dir / "reopened.png"), full_page=True)
+    item.scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "asset.png"), full_page=True)
     assert not page_errors, page_errors
+
+
+def expect_previews_as_the_kernel_makes_them(page: Page, item: Locator) -> None:
+    """Each file of the ``samples`` asset shows what coflux.notebook.filepreview makes of it."""
+
+    def entry(path: str) -> Locator:
+        return item.locator(f".coflux-asset-entry[data-path='{path}']")
+
+    def kernel(path: str, media_type: str, data: bytes) -> dict[str, Any]:
+        return filepreview.preview(path, media_type, data)
+
+    # Markdown: the same HTML as the kernel's markdown-it, the file's own markup escaped.
+    notes = entry("notes.md")
+    expect(notes).to_have_attribute("data-kind", "markdown")
+    rendered = notes.locator(".coflux-preview-markdown")
+    expect(rendered.locator("h1")).to_have_text("Notes")
+    expect(rendered.locator("em")).to_have_text("measured")
+    expect(rendered.locator("script")).to_have_count(0)
+    expect(rendered.locator("a")).to_have_count(0)  # javascript: links are refused
+    expect(rendered).to_contain_text("<script>alert('x')</script>")
+    expected = kernel("notes.md", "text/markdown", MARKDOWN.encode())["html"]
+    normalised = page.evaluate(
+        "(html) => { const d = document.createElement('div'); d.innerHTML = html; return d.innerHTML; }",
+        expected,
+    )
+    assert rendered.inner_html() == normalised
+
+    # JSON, pretty-printed; text as it is.
+    summary = entry("summary.json")
+    expect(summary).to_have_attribute("data-kind", "json")
+    json_text = b'{"rows": 4, "mean": 10.75, "days": [1, 2, 3, 4]}'
+    assert (
+        summary.locator(".coflux-preview-text").text_content()
+        == kernel("s.json", "application/json", json_text)["text"]
+    )
+    expect(entry("readme.txt")).to_have_attribute("data-kind", "text")
+    assert entry("readme.txt").locator(".coflux-preview-text").text_content() == "plain text\n"
+
+    # CSV: a table (a quoted comma stays in its cell).
+    table = entry("table.csv").locator("table.coflux-preview-table")
+    csv = kernel("table.csv", "text/csv", b'day,temp\n1,10.0\n2,"10,5"\n3,11.0\n')
+    expect(table.locator("thead th")).to_have_text(csv["columns"])
+    expect(table.locator("tbody tr")).to_have_count(3)
+    for i, row in enumerate(csv["rows"]):
+        expect(table.locator("tbody tr").nth(i).locator("td")).to_have_text(row)
+    expect(table.locator("caption")).to_have_text("3 rows \N{MULTIPLICATION SIGN} 2 columns")
+
+    # Parquet needs a kernel (pyarrow): said, with its download link; a binary file has no preview.
+    parquet = entry("table.parquet")
+    expect(parquet).to_have_attribute("data-kind", "none")
+    expect(parquet.locator(".coflux-preview-message")).to_contain_text("download it")
+    link = parquet.locator("a.coflux-asset-download")
+    expect(link).to_have_attribute("data-via", "link")
+    assert (link.get_attribute("href") or "").endswith("/files/table.parquet")
+    weights = entry("weights.bin")
+    media_type = weights.locator(".coflux-asset-type").inner_text()
+    expect(weights.locator(".coflux-preview-message")).to_have_text(
+        filepreview.without_bytes("weights.bin", media_type, 256)["message"]
+    )
+
+
+def test_a_saved_output_of_another_server_or_an_unknown_run_says_so(
+    lab: LabServer, page: Page, output_dir: Path
+) -> None:
+    """A notebook saved elsewhere: its run output names the other server instead of showing a run
+    of this one; an output of this server whose run it doesn't know shows the server's message."""
+
+    def output(run_id: str, url: str) -> Any:
+        data = {
+            RUN_MIME: {
+                "run_id": run_id,
+                "project": "default",
+                "url": url,
+                "view": "main",
+                "workspace": "main",
+            },
+            "text/plain": f"Run {run_id}",
+        }
+        return nbformat.v4.new_output("display_data", data=data)
+
+    elsewhere, unknown = nbformat.v4.new_code_cell("run"), nbformat.v4.new_code_cell("run")
+    elsewhere.outputs = [output("Rfaraway1", "http://coflux.example.com:8888/coflux")]
+    unknown.outputs = [output("Rnosuchrun", f"{lab.url}/coflux")]
+    notebook = nbformat.v4.new_notebook(cells=[elsewhere, unknown])
+    notebook.metadata["kernelspec"] = KERNELSPEC
+    nbformat.write(notebook, lab.root_dir / "saved.ipynb")
+    page.set_default_timeout(LAB_LOAD_TIMEOUT_MS)
+    page.goto(f"{lab.url}/lab/tree/saved.ipynb?token={lab.token}")
+    page.wait_for_selector(f"{NOTEBOOK} .jp-Cell")
+    outputs = page.locator(OUTPUT)
+    expect(outputs).to_have_count(2, timeout=LAB_LOAD_TIMEOUT_MS)
+
+    expect(outputs.nth(0).locator(".coflux-RunOutput-elsewhere")).to_contain_text(
+        "Run Rfaraway1 (project default) is on another Coflux server, http://coflux.example.com:8888/coflux"
+    )
+    expect(outputs.nth(0).locator(".coflux-runtree")).to_have_count(0)
+
+    error = outputs.nth(1).locator(".coflux-runtree .coflux-error")
+    expect(error).to_have_text(re.compile(r"^cannot refresh: .*Rnosuchrun"), timeout=RUN_TIMEOUT_MS)
+    expect(outputs.nth(1).locator(".coflux-run-header > .coflux-run-status")).to_have_text("loading")
+    page.screenshot(path=str(output_dir / "saved.png"), full_page=True)
+
+
+def restart(lab: LabServer) -> None:
+    """Stop the Lab server and start it again on the same port, with the same data and login."""
+    lab.stop()
+    with open(lab.log_path, "ab") as log:
+        log.write(b"\n--- restarted by the test ---\n")
+        log.flush()
+        lab.process = subprocess.Popen(
+            lab.command(),
+            env=lab.environment(),
+            cwd=lab.home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_until("the Lab server to answer again", lab._ready)
+
+
+def test_an_output_recovers_after_the_server_restarts(
+    lab: LabServer, worker: subprocess.Popen[bytes], page: Page, output_dir: Path
+) -> None:
+    """A saved run output keeps working across a restart of the server, with no page reload: while
+    the server is away, a refresh says it can't reach it; once it is back the message goes by
+    itself, and a re-run from the output appears in it."""
+    started = lab.api(
+        "POST",
+        f"{API}/workspaces/main/runs",
+        {"module": "reopen_flows", "target": "squares", "arguments": [2]},
+    )
+    run_id = started["run_id"]
+    wait_until(
+        f"{run_id} to succeed", lambda: lab.api("GET", f"{API}/runs/{run_id}")["status"] == "succeeded"
+    )
+    cell = nbformat.v4.new_code_cell("run")
+    bundle = {
+        "run_id": run_id,
+        "project": "default",
+        "url": f"{lab.url}/coflux",
+        "view": "main",
+        "workspace": "main",
+    }
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={RUN_MIME: bundle, "text/plain": f"Run {run_id}"})
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    notebook.metadata["kernelspec"] = KERNELSPEC
+    nbformat.write(notebook, lab.root_dir / "restart.ipynb")
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(f"{error} {error.stack}"))
+    page.set_default_timeout(LAB_LOAD_TIMEOUT_MS)
+    page.goto(f"{lab.url}/lab/tree/restart.ipynb?token={lab.token}")
+    page.wait_for_selector(f"{NOTEBOOK} .jp-Cell")
+    output = expect_run_shown(page, run_id, 2)
+
+    # JupyterLab says it lost its server in a dialog; a user dismisses it (it may come again).
+    lost = page.locator(".jp-Dialog", has_text="Server Connection Error")
+    page.add_locator_handler(lost, lambda dialog: dialog.get_by_role("button", name="Close").click())
+    restart_done = False
+    try:
+        lab.stop()
+        output.locator("button.coflux-refresh").click()
+        error = output.locator(".coflux-error")
+        expect(error).to_contain_text("cannot refresh: ", timeout=RUN_TIMEOUT_MS)
+        page.screenshot(path=str(output_dir / "away.png"), full_page=True)
+        restart(lab)
+        restart_done = True
+    finally:
+        if not restart_done and (lab.process is None or lab.process.poll() is not None):
+            restart(lab)  # the fixture stops it: leave it running
+
+    expect(error).to_have_count(0, timeout=RUN_TIMEOUT_MS)  # the feed reconnected: refetched
+    step = output.locator(".coflux-step").filter(has=page.locator(".coflux-call-args", has_text="(1)"))
+    step.click()
+    step_id = step.get_attribute("data-step-id")
+    details = output.locator(f'.coflux-details[data-step-id="{step_id}"]')
+    details.locator("button.coflux-rerun").click()
+    attempts = details.locator(".coflux-execution")
+    expect(attempts).to_have_count(2, timeout=RUN_TIMEOUT_MS)
+    expect(attempts.last).to_have_attribute("data-state", "succeeded", timeout=RUN_TIMEOUT_MS)
+    page.screenshot(path=str(output_dir / "back.png"), full_page=True)
+    # JupyterLab's own requests fail while its server is away (TypeError "Failed to fetch" from
+    # ServerConnection.handleRequest in jlab_core, unhandled there); nothing else may fail.
+    lab_core = re.compile(
+        r"^Failed to fetch TypeError: Failed to fetch\s+at \S+ \(\S+/static/lab/jlab_core\."
+    )
+    assert not [e for e in page_errors if not lab_core.match(e)], page_errors

@@ -11,7 +11,10 @@ off; without saving, a reload shows the notebook from disk, with no outputs), th
    through the REST API and let it finish, then open the notebook again: the tree shows that
    attempt too, since the kernel's widget kept updating while nobody looked.
 
-The execution counters never move, and the kernel stays the same one. Screenshot:
+The execution counters never move, and the kernel stays the same one. In JupyterLab the tree's
+output is rendered by the extension from the server (``application/vnd.coflux.run+json``, preferred
+to the widget view), so what comes back is the server's state of the run, and the steps left open
+come back from the browser's memory of them (the kernel widget's model keeps them elsewhere). Screenshot:
 ``test-output/<test name>/reconnected.png``; timings in ``timings.json``."""
 
 from __future__ import annotations

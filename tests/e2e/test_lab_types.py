@@ -8,109 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import threading
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 from tornado.websocket import websocket_connect
 
-from tests.support.harness import ROOT, Server, Worker, start_run, wait_for_run
+from tests.support.harness import Server, Worker, start_run, wait_for_run
+from tests.support.labtypes import Checker
 
 pytestmark = pytest.mark.e2e
-
-LAB = ROOT / "labextension"
-GENERATOR = LAB / "node_modules" / ".bin" / "ts-json-schema-generator"
-
-
-@pytest.fixture(scope="module")
-def schema(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    assert GENERATOR.exists(), (
-        f"{GENERATOR} is missing: scripts/setup installs the labextension's npm packages"
-    )
-    out = tmp_path_factory.mktemp("schema") / "types.schema.json"
-    subprocess.run(
-        [
-            str(GENERATOR),
-            "--path",
-            "src/types.ts",
-            "--tsconfig",
-            "tsconfig.json",
-            "--type",
-            "*",
-            "--no-type-check",
-            "--out",
-            str(out),
-        ],
-        cwd=LAB,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    data: dict[str, Any] = json.loads(out.read_text())
-    return data
-
-
-class Checker:
-    """Validates instances against a definition and records, for every definition met on the way
-    (nested ones included), which of its declared properties the server sent."""
-
-    def __init__(self, schema: dict[str, Any]) -> None:
-        self.definitions: dict[str, Any] = schema["definitions"]
-        self.seen: dict[str, set[str]] = defaultdict(set)
-
-    def _validator(self, node: dict[str, Any]) -> jsonschema.Draft7Validator:
-        return jsonschema.Draft7Validator({**node, "definitions": self.definitions})
-
-    def check(self, definition: str, instance: Any) -> None:
-        assert definition in self.definitions, f"types.ts declares no {definition}"
-        node = {"$ref": f"#/definitions/{definition}"}
-        errors = [_deepest(e) for e in self._validator(node).iter_errors(instance)]
-        assert not errors, f"{definition} disagrees with the server: " + "; ".join(
-            f"{'/'.join(map(str, e.absolute_path)) or '.'}: {e.message[:300]}" for e in errors[:5]
-        )
-        self._walk(node, instance, None)
-
-    def _walk(self, node: dict[str, Any], instance: Any, name: str | None) -> None:
-        if "$ref" in node:
-            ref = node["$ref"].rsplit("/", 1)[-1]
-            self._walk(self.definitions[ref], instance, ref)
-            return
-        for branch in node.get("anyOf", []):
-            if self._validator(branch).is_valid(instance):
-                self._walk(branch, instance, name)
-                return
-        if isinstance(instance, dict) and "properties" in node:
-            if name is not None:
-                self.seen[name].update(k for k in instance if k in node["properties"])
-            for key, value in instance.items():
-                if key in node["properties"]:
-                    self._walk(node["properties"][key], value, None)
-        if isinstance(instance, list) and isinstance(node.get("items"), dict):
-            for item in instance:
-                self._walk(node["items"], item, None)
-
-    def unseen(self) -> dict[str, set[str]]:
-        """Declared properties of object definitions the server never sent (JSONValue aside)."""
-        missing = {}
-        for name, node in self.definitions.items():
-            declared = set(node.get("properties", {}))
-            if declared and name not in ("JSONValue", "RunOutput"):
-                left = declared - self.seen.get(name, set())
-                if left:
-                    missing[name] = left
-        return missing
-
-
-def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
-    """The most specific cause of an ``anyOf`` failure (``Step[] | null`` fails as a whole)."""
-    while error.context:
-        error = max(error.context, key=lambda e: len(e.absolute_path))
-    return error
 
 
 class Events:
@@ -171,8 +80,13 @@ def _post(server: Server, path: str, body: Any, status: int = 200) -> Any:
     return response.json()
 
 
-def test_the_labextension_types_mirror_the_rest_answers(server: Server, schema: dict[str, Any]) -> None:
-    checker = Checker(schema)
+# Checked elsewhere: what kernels answer and send (tests/e2e/test_kernel_workers.py), and the bundle
+# of a notebook's run output (not a REST answer).
+ELSEWHERE = frozenset({"KernelWorker", "WorkerEvent", "RunOutput", "JSONValue"})
+
+
+def test_the_labextension_types_mirror_the_rest_answers(server: Server) -> None:
+    checker = Checker()
     project = "projects/default"
     worker = Worker(server, "lab_types_flows").start()
     try:
@@ -249,8 +163,8 @@ def test_the_labextension_types_mirror_the_rest_answers(server: Server, schema: 
         checker.check("CofluxEvent", message)
         checker.check(names[message["type"]], message)
 
-    # RunOutput is not a REST answer: the notebook output's bundle (checked by the notebook tests).
-    assert not checker.unseen(), f"types.ts declares fields the server never sent: {checker.unseen()}"
+    unseen = checker.unseen(leave_out=ELSEWHERE)
+    assert not unseen, f"types.ts declares fields the server never sent: {unseen}"
 
 
 def _check_run(checker: Checker, data: dict[str, Any]) -> None:

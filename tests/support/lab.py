@@ -216,3 +216,21 @@ class LabServer:
         except OSError as err:
             return f"(no log: {err})"
         return "\n".join(text.splitlines()[-lines:])
+
+    def restart(self) -> LabServer:
+        """Starts the server again after :meth:`stop`: same port, token, notebooks and Coflux data (a
+        page left open reconnects to it). Its log goes on in the same file."""
+        assert self.process is not None and self.process.poll() is not None, "stop() it first"
+        command, env = self.command(), self.environment()
+        with open(self.log_path, "ab") as log:
+            log.write(f"$ (restart) {' '.join(command)}\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                command, env=env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + LAB_START_TIMEOUT
+        while not self._ready():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"jupyter lab did not answer /api/status within {LAB_START_TIMEOUT}s")
+            time.sleep(0.1)
+        return self

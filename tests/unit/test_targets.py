@@ -49,9 +49,9 @@ def test_decorator_options_become_the_definition() -> None:
     )
     assert definition.version == "v7"
     assert definition.parameters == (
-        Parameter("url", "positional_or_keyword", False),
-        Parameter("retries", "positional_or_keyword", True),
-        Parameter("extra", "var_positional", False),
+        Parameter("url", "positional_or_keyword", False, annotation="str"),
+        Parameter("retries", "positional_or_keyword", True, default=2, annotation="int"),
+        Parameter("extra", "var_positional", False, annotation="str"),
     )
     options = definition.to_json()["options"]
     assert options == {

@@ -49,7 +49,13 @@ export interface AssetContent {
 }
 
 const IMAGES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/svg+xml', 'image/webp']);
-const TEXT_TYPES = new Set(['application/xml', 'application/javascript', 'application/x-sh', 'application/x-yaml', 'application/toml']);
+const TEXT_TYPES = new Set([
+  'application/xml',
+  'application/javascript',
+  'application/x-sh',
+  'application/x-yaml',
+  'application/toml'
+]);
 const EXTENSIONS: { [extension: string]: string } = {
   '.md': 'markdown',
   '.markdown': 'markdown',
@@ -244,14 +250,26 @@ function withoutBytes(path: string, mediaType: string, size: number): FilePrevie
   if (size > MAX_BYTES || size < 0) {
     return { kind: 'too_large', message: `too large to preview (${sizeText(size)}): download it` };
   }
-  return { kind: 'none', message: 'Parquet files are previewed by a notebook kernel (AssetViewer): download it' };
+  return {
+    kind: 'none',
+    message: 'Parquet files are previewed by a notebook kernel (AssetViewer): download it'
+  };
 }
 
 /** What the view shows of one file; a failed fetch becomes an `error` preview. */
-export async function entryPreview(api: CofluxApi, project: string, assetId: string, entry: AssetFile): Promise<FilePreview> {
+export async function entryPreview(
+  api: CofluxApi,
+  project: string,
+  assetId: string,
+  entry: AssetFile
+): Promise<FilePreview> {
   const { path, media_type: mediaType, size } = entry;
   if (kindOf(path, mediaType) === 'image' && size >= 0 && size <= MAX_BYTES) {
-    return { kind: 'image', media_type: cleanType(mediaType), url: api.assetFileUrl(project, assetId, path, true) };
+    return {
+      kind: 'image',
+      media_type: cleanType(mediaType),
+      url: api.assetFileUrl(project, assetId, path, true)
+    };
   }
   if (!needsBytes(path, mediaType, size)) {
     return withoutBytes(path, mediaType, size);
@@ -266,10 +284,21 @@ export async function entryPreview(api: CofluxApi, project: string, assetId: str
 }
 
 /** An asset's listing with the previews of its first `previewed` files (assetviewer.load). */
-export async function loadAsset(api: CofluxApi, project: string, assetId: string, previewed = PREVIEWED): Promise<AssetContent> {
+export async function loadAsset(
+  api: CofluxApi,
+  project: string,
+  assetId: string,
+  previewed = PREVIEWED
+): Promise<AssetContent> {
   const data = await api.asset(project, assetId);
-  const entries: AssetFile[] = data.entries.map(e => ({ path: e.path, size: e.size, media_type: e.media_type || '' }));
-  const shown = await Promise.all(entries.slice(0, previewed).map(e => entryPreview(api, project, assetId, e)));
+  const entries: AssetFile[] = data.entries.map(e => ({
+    path: e.path,
+    size: e.size,
+    media_type: e.media_type || ''
+  }));
+  const shown = await Promise.all(
+    entries.slice(0, previewed).map(e => entryPreview(api, project, assetId, e))
+  );
   const previews: { [path: string]: FilePreview } = {};
   entries.slice(0, previewed).forEach((e, i) => {
     previews[e.path] = shown[i] as FilePreview;
@@ -287,7 +316,12 @@ export async function loadAsset(api: CofluxApi, project: string, assetId: string
 }
 
 /** `state` with the preview of `path` added (assetviewer.with_preview). */
-export async function withPreview(api: CofluxApi, project: string, state: AssetContent, path: string): Promise<AssetContent> {
+export async function withPreview(
+  api: CofluxApi,
+  project: string,
+  state: AssetContent,
+  path: string
+): Promise<AssetContent> {
   const entry = state.entries.find(e => e.path === path);
   if (!entry) {
     throw new Error(`${state.asset_id} has no file '${path}'`);

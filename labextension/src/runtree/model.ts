@@ -79,8 +79,9 @@ function liveExecutions(run: RunData): boolean {
 }
 
 function withoutValue(run: Run): RunData {
-  const { result_value: _, ...rest } = run;
-  return rest;
+  const data: Partial<Run> = { ...run };
+  delete data.result_value;
+  return data as RunData;
 }
 
 function required(message: Message, key: string): string {
@@ -144,7 +145,9 @@ export class RunModel {
   /** The run and everything shown in it are final (nothing queued or running). */
   get finished(): boolean {
     const run = this._run;
-    return !!run && ![run, ...Object.values(this._spawned)].some(v => v.status === 'running' || liveExecutions(v));
+    return (
+      !!run && ![run, ...Object.values(this._spawned)].some(v => v.status === 'running' || liveExecutions(v))
+    );
   }
 
   get isDisposed(): boolean {
@@ -158,7 +161,7 @@ export class RunModel {
   }
 
   set<K extends keyof RunTreeFields>(name: K, value: RunTreeFields[K]): void {
-    this.update({ [name]: value } as Partial<RunTreeFields>);
+    this.update({ [name]: value });
   }
 
   on(event: string, callback: Callback): void {
@@ -266,11 +269,12 @@ export class RunModel {
     return [execution_id, target];
   }
 
-  private readonly handlers: { [action: string]: (message: Message) => Promise<string> } = {
+  private readonly handlers: { [action: string]: (message: Message) => string | Promise<string> } = {
     rerun: async message => {
       const stepId = required(message, 'step_id');
       const parents = message.parents === true;
-      const chosen = typeof message.workspace === 'string' && message.workspace ? message.workspace : undefined;
+      const chosen =
+        typeof message.workspace === 'string' && message.workspace ? message.workspace : undefined;
       const [executionId, workspace] = await this.rerun(stepId, chosen, parents);
       const then = parents ? '; once it succeeds, its parents follow' : '';
       return `re-running ${stepId} in ${workspace} as ${executionId}${then}`;
@@ -284,8 +288,8 @@ export class RunModel {
       const { cancelled } = await this.api.cancelRun(this.project, this.runId);
       return `cancelled ${cancelled} execution${cancelled !== 1 ? 's' : ''} of run ${this.runId}`;
     },
-    refresh: async () => '',
-    logs: async message => {
+    refresh: () => '',
+    logs: message => {
       const executionId = required(message, 'execution_id');
       const details = { ...this._fields.details };
       details[executionId] = { ...details[executionId], final: false }; // reloaded by the refresh that follows
@@ -294,7 +298,7 @@ export class RunModel {
     },
     asset: message => this.openAsset(message),
     asset_preview: message => this.openAsset(message),
-    asset_download: async message => {
+    asset_download: message => {
       // The view links files of the page's own server directly; this is its fallback.
       const assetId = required(message, 'asset_id');
       const path = required(message, 'path');
@@ -495,6 +499,9 @@ export class RunModel {
   }
 
   private onEvent(_feed: ProjectEvents, event: CofluxEvent): void {
+    if (event.type === 'worker') {
+      return; // a kernel's worker came or went: nothing of this run changed
+    }
     if (event.type === 'workspace') {
       this.schedule(DEBOUNCE_MS);
     } else if (this.watches(event.run_id) || (event.type === 'run' && !this.finished)) {
