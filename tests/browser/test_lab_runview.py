@@ -248,6 +248,13 @@ def test_a_run_opens_as_a_graph_beside_its_tree(
     expect(page.locator(".coflux-RunView-panel")).to_have_count(2)
     expect(node(page, "chart")).to_have_attribute("data-state", "succeeded")
 
+    # In the dark theme, the view takes the theme's colours.
+    page.click("div.lm-MenuBar-itemLabel:text-is('Settings')")
+    page.click("li.lm-Menu-item:has-text('Theme')")
+    page.click("li.lm-Menu-item:has-text('JupyterLab Dark')")
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
+    page.screenshot(path=str(output_dir / "runview-dark.png"))
+
 
 def test_a_step_rerun_in_a_child_workspace_shows_there(
     lab: LabServer, workers: Workers, page: Page, output_dir: Path
