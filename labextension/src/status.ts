@@ -89,7 +89,7 @@ export class KernelStatus {
 
   /** Why the feed is down (null while it is up). */
   get feedError(): string | null {
-    return this._feed?.state === 'open' ? null : this._feed?.lastError ?? null;
+    return this._feed?.state === 'open' ? null : (this._feed?.lastError ?? null);
   }
 
   /** Ask the server again which workspace the kernel serves. */
@@ -165,7 +165,9 @@ export class KernelStatus {
     try {
       reply = await future.done;
     } catch (err) {
-      throw new SwitchError(`The kernel stopped before it switched to workspace '${workspace}' (${describe(err)}).`);
+      throw new SwitchError(
+        `The kernel stopped before it switched to workspace '${workspace}' (${describe(err)}).`
+      );
     } finally {
       window.clearTimeout(busy);
     }
@@ -219,41 +221,43 @@ export class KernelStatus {
     }
     const previous = this._panel;
     if (previous !== null) {
-      previous.sessionContext.kernelChanged.disconnect(this.onKernelChanged, this);
-      previous.sessionContext.statusChanged.disconnect(this.onKernelStatus, this);
-      previous.disposed.disconnect(this.onPanelDisposed, this);
+      previous.sessionContext.kernelChanged.disconnect(this.onKernelChanged);
+      previous.sessionContext.statusChanged.disconnect(this.onKernelStatus);
+      previous.disposed.disconnect(this.onPanelDisposed);
     }
     this._panel = panel;
     this._worker = null;
     this._known = false;
     this._error = null;
     if (panel !== null) {
-      panel.sessionContext.kernelChanged.connect(this.onKernelChanged, this);
-      panel.sessionContext.statusChanged.connect(this.onKernelStatus, this);
-      panel.disposed.connect(this.onPanelDisposed, this);
-      void panel.sessionContext.ready.then(() => {
-        if (this._panel === panel) {
-          void this.refresh();
-        }
-      });
+      panel.sessionContext.kernelChanged.connect(this.onKernelChanged);
+      panel.sessionContext.statusChanged.connect(this.onKernelStatus);
+      panel.disposed.connect(this.onPanelDisposed);
+      panel.sessionContext.ready
+        .then(() => {
+          if (this._panel === panel) {
+            void this.refresh();
+          }
+        })
+        .catch(() => undefined); // no kernel after all: the item says so already
     }
     this._changed.emit();
     void this.refresh();
   }
 
-  private onPanelDisposed(): void {
+  private readonly onPanelDisposed = (): void => {
     this.follow(this.notebooks.currentWidget);
-  }
+  };
 
-  private onKernelChanged(): void {
+  private readonly onKernelChanged = (): void => {
     this._worker = null;
     this._known = false;
     this._changed.emit();
     void this.refresh();
-  }
+  };
 
   /** After a cell ran (it may have been `%coflux connect`), and after a restart: ask again. */
-  private onKernelStatus(_: unknown, status: Kernel.Status): void {
+  private readonly onKernelStatus = (_: unknown, status: Kernel.Status): void => {
     const before = this._kernelStatus;
     this._kernelStatus = status;
     if (status === 'idle' && before !== 'idle') {
@@ -261,7 +265,7 @@ export class KernelStatus {
     } else if (status === 'dead' || status === 'restarting' || status === 'autorestarting') {
       this._changed.emit();
     }
-  }
+  };
 
   private setWorker(worker: KernelWorker | null, error: string | null, known: boolean): void {
     this._worker = worker;
@@ -277,25 +281,25 @@ export class KernelStatus {
       return;
     }
     if (this._feed !== null) {
-      this._feed.received.disconnect(this.onEvent, this);
-      this._feed.stateChanged.disconnect(this.onFeedState, this);
+      this._feed.received.disconnect(this.onEvent);
+      this._feed.stateChanged.disconnect(this.onFeedState);
     }
     const feed = this.ctx.events.project(name);
     this._feed = feed;
     this._failures = 0;
     this._wasOpen = feed.state === 'open';
-    feed.received.connect(this.onEvent, this);
-    feed.stateChanged.connect(this.onFeedState, this);
+    feed.received.connect(this.onEvent);
+    feed.stateChanged.connect(this.onFeedState);
     this._feedState = this.computeFeedState(feed.state);
   }
 
-  private onEvent(_: ProjectEvents, event: CofluxEvent): void {
+  private readonly onEvent = (_: ProjectEvents, event: CofluxEvent): void => {
     if (event.type === 'worker' && event.kernel_id === this.kernelId) {
       void this.refresh();
     }
-  }
+  };
 
-  private onFeedState(_: ProjectEvents, state: ConnectionState): void {
+  private readonly onFeedState = (_: ProjectEvents, state: ConnectionState): void => {
     if (state === 'open') {
       const outage = this._failures > 0 || !this._wasOpen;
       this._failures = 0;
@@ -308,7 +312,7 @@ export class KernelStatus {
     }
     this._feedState = this.computeFeedState(state);
     this._changed.emit();
-  }
+  };
 
   private computeFeedState(state: ConnectionState): FeedState {
     if (state === 'open') {
@@ -366,11 +370,11 @@ export class CofluxStatusItem extends Widget {
         this.onActivate();
       }
     });
-    model.changed.connect(this.render, this);
+    model.changed.connect(this.render);
     this.render();
   }
 
-  private render(): void {
+  private readonly render = (): void => {
     const model = this.model;
     const worker = model.worker;
     const kernelId = model.kernelId;
@@ -390,7 +394,8 @@ export class CofluxStatusItem extends Widget {
       state = 'no-kernel';
       lines.push("The notebook's kernel is not running.");
     } else if (worker !== null && worker.connected) {
-      const where = worker.project === 'default' ? worker.workspace : `${worker.project} / ${worker.workspace}`;
+      const where =
+        worker.project === 'default' ? worker.workspace : `${worker.project} / ${worker.workspace}`;
       text = `Coflux: ${where}`;
       state = 'connected';
       lines.push(
@@ -412,7 +417,7 @@ export class CofluxStatusItem extends Widget {
       lines.push(
         worker !== null
           ? `The kernel's worker left workspace '${worker.workspace}' of project '${worker.project}'; it comes back by itself.`
-          : "The kernel has no Coflux worker session: run %coflux connect in the notebook (or %coflux status to see why)."
+          : 'The kernel has no Coflux worker session: run %coflux connect in the notebook (or %coflux status to see why).'
       );
     }
     if (model.error !== null && state !== 'error') {
@@ -432,7 +437,7 @@ export class CofluxStatusItem extends Widget {
     this._dot.title = feedLine[feed];
     this.node.dataset.state = state;
     this.node.title = lines.join('\n');
-  }
+  };
 
   private _dot = document.createElement('span');
   private _label = document.createElement('span');
@@ -544,7 +549,9 @@ class WorkspaceChooser extends Widget implements Dialog.IBodyWidget<string | nul
   }
 
   private items(): HTMLLIElement[] {
-    return [...this._list.querySelectorAll<HTMLLIElement>('.coflux-WorkspaceChooser-item:not([aria-disabled])')];
+    return [
+      ...this._list.querySelectorAll<HTMLLIElement>('.coflux-WorkspaceChooser-item:not([aria-disabled])')
+    ];
   }
 
   private select(name: string): void {
@@ -626,10 +633,18 @@ async function chooseWorkspace(ctx: CofluxContext, model: KernelStatus): Promise
   try {
     workspaces = (await ctx.api.workspaces(worker.project)).workspaces;
   } catch (err) {
-    await showErrorMessage(TITLE, `The workspaces of project '${worker.project}' could not be listed: ${describe(err)}`);
+    await showErrorMessage(
+      TITLE,
+      `The workspaces of project '${worker.project}' could not be listed: ${describe(err)}`
+    );
     return;
   }
-  const body = new WorkspaceChooser(workspaces, worker.workspace, worker.project, panel.title.label || 'this notebook');
+  const body = new WorkspaceChooser(
+    workspaces,
+    worker.workspace,
+    worker.project,
+    panel.title.label || 'this notebook'
+  );
   const dialog = new Dialog<string | null>({
     title: TITLE,
     body,

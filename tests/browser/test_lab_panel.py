@@ -93,6 +93,11 @@ def open_panel(lab: LabServer, page: Page) -> Locator:
     page.set_default_timeout(LAB_LOAD_TIMEOUT_MS)
     page.goto(f"{lab.url}/lab?token={lab.token}")
     page.wait_for_selector("#jp-main-dock-panel")
+    # Lab is done restoring its layout (else the palette may lose its focus, and close, meanwhile)
+    expect(page.locator("#jupyterlab-splash")).to_have_count(0, timeout=LAB_LOAD_TIMEOUT_MS)
+    expect(page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")).to_be_visible(
+        timeout=LAB_LOAD_TIMEOUT_MS
+    )
     page.click("div.lm-MenuBar-itemLabel:text-is('View')")
     page.click("li.lm-Menu-item:has-text('Activate Command Palette')")
     page.locator(".lm-CommandPalette-input").fill("Coflux: show panel")

@@ -111,7 +111,7 @@ def methods(handler: type) -> list[str]:
 def test_every_route_declares_a_resource_and_refuses_strangers_and_other_projects(
     server: Server, tokens: dict[str, str]
 ) -> None:
-    resources = {resource for resource, _ in SCOPES} | {"coflux:projects", "coflux:tokens"}
+    resources = {resource for resource, _ in SCOPES} | {"coflux:projects", "coflux:tokens", "coflux:workers"}
     walked = 0
     for pattern, handler in _ROUTES:
         if handler is UnknownRouteHandler:  # the one public answer: a JSON 404

@@ -128,7 +128,8 @@ export class PanelStore {
 
   /** A run this panel just started: at the top of the list at once (the feed confirms it). */
   addRun(run: RunSummary): void {
-    if (!this._runs.some(r => r.run_id === run.run_id)) {
+    const filtered = this._workflowFilter && this._workflowFilter !== `${run.module}:${run.target}`;
+    if (!filtered && run.workspace === this._workspace && !this._runs.some(r => r.run_id === run.run_id)) {
       this._runs = [run, ...this._runs];
       this._changed.emit('runs');
     }
