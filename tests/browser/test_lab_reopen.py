@@ -456,9 +456,7 @@ def test_an_output_recovers_after_the_server_restarts(
     expect(attempts).to_have_count(2, timeout=RUN_TIMEOUT_MS)
     expect(attempts.last).to_have_attribute("data-state", "succeeded", timeout=RUN_TIMEOUT_MS)
     page.screenshot(path=str(output_dir / "back.png"), full_page=True)
-    # JupyterLab's own requests fail while its server is away (TypeError "Failed to fetch" from
-    # ServerConnection.handleRequest in jlab_core, unhandled there); nothing else may fail.
-    lab_core = re.compile(
-        r"^Failed to fetch TypeError: Failed to fetch\s+at \S+ \(\S+/static/lab/jlab_core\."
-    )
-    assert not [e for e in page_errors if not lab_core.match(e)], page_errors
+    # JupyterLab itself reports what failed while its server was away ("Failed to fetch" from its
+    # requests, "Kernel is dead", with stacks in jlab_core); nothing of this extension may fail.
+    ours = [e for e in page_errors if "jupyter-coflux" in e or "jlab_core" not in e]
+    assert not ours, page_errors
