@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +19,8 @@ if not os.environ.get("CI"):  # in CI a missing playwright is an error, not a sk
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.support.harness import ROOT, environment, wait_until
-from tests.support.lab import LAB_LOAD_TIMEOUT_MS, RUN_TIMEOUT_MS, LabServer
+from tests.support.harness import wait_until
+from tests.support.lab import LAB_LOAD_TIMEOUT_MS, RUN_TIMEOUT_MS, LabServer, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -58,13 +57,7 @@ def worker(lab: LabServer, tmp_path: Path, output_dir: Path) -> Iterator[subproc
     modules = tmp_path / "modules"
     modules.mkdir()
     (modules / "panel_flows.py").write_text(FLOWS)
-    token = lab.api("GET", "coflux/api/projects/default/token")["token"]
-    command = [sys.executable, "-m", "coflux.cli", "worker", "panel_flows", "--url", f"{lab.url}/coflux"]
-    command += ["--project", "default", "--workspace", "default", "--register"]
-    env = environment(modules, COFLUX_TOKEN=token)
-    env["PYTHONPATH"] = os.pathsep.join([str(modules), str(ROOT)])
-    with open(output_dir / "worker.log", "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = lab.start_worker("panel_flows", modules, output_dir / "worker.log", workspace="default")
     try:
         wait_until(
             lambda: _workflows(lab) >= {"greet", "total", "labelled"},
@@ -73,12 +66,7 @@ def worker(lab: LabServer, tmp_path: Path, output_dir: Path) -> Iterator[subproc
         )
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process)
 
 
 def _workflows(lab: LabServer) -> set[str]:

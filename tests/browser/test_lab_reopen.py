@@ -15,10 +15,8 @@ import json
 import os
 import re
 import subprocess
-import sys
-import time
 import urllib.error
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ if not os.environ.get("CI"):  # in CI a missing playwright is an error, not a sk
 
 from playwright.sync_api import Locator, Page, expect
 
+from tests.support.harness import wait_until
 from tests.support.lab import (
     ERROR_OUTPUT,
     KERNEL_STATUS,
@@ -43,6 +42,7 @@ from tests.support.lab import (
     TREE,
     LabServer,
     prompts,
+    stop_process,
 )
 
 pytestmark = pytest.mark.e2e
@@ -102,27 +102,11 @@ CELLS = [
 ]
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float = DEADLINE_S) -> Any:
-    """``check()``'s first truthy value, polled every 0.1 s."""
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-    return value
-
-
 @pytest.fixture
 def worker(lab: LabServer, output_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`coflux worker reopen_flows` against the Lab server's Coflux, with a worker token."""
     (lab.root_dir / "reopen_flows.py").write_text(FLOWS)
-    token = lab.api("POST", f"{API}/tokens", {"scope": "worker"})["token"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COFLUX_")}
-    env.update(PYTHONPATH=os.pathsep.join([str(lab.root_dir), str(ROOT)]), COFLUX_TOKEN=token)
-    command = [sys.executable, "-m", "coflux.cli", "worker", "reopen_flows", "--url", f"{lab.url}/coflux"]
-    command += ["--project", "default", "--workspace", "main", "--register"]
-    with open(output_dir / "worker.log", "wb") as log:
-        process = subprocess.Popen(command, env=env, cwd=lab.root_dir, stdout=log, stderr=subprocess.STDOUT)
+    process = lab.start_worker("reopen_flows", lab.root_dir, output_dir / "worker.log")
     try:
 
         def registered() -> bool:
@@ -135,15 +119,10 @@ def worker(lab: LabServer, output_dir: Path) -> Iterator[subprocess.Popen[bytes]
                 raise
             return any(w["module"] == "reopen_flows" and w["registered"] for w in listed)
 
-        wait_until("the worker to register reopen_flows", registered)
+        wait_until(registered, DEADLINE_S, "the worker to register reopen_flows")
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process)
 
 
 def sessions(lab: LabServer) -> list[dict[str, Any]]:
@@ -223,7 +202,9 @@ def test_run_outputs_render_live_after_the_kernel_is_gone(
     page.goto("about:blank")
     lab.api("DELETE", f"api/sessions/{session['id']}")
     wait_until(
-        "the kernel to shut down", lambda: all(k["id"] != old_kernel for k in lab.api("GET", "api/kernels"))
+        lambda: all(k["id"] != old_kernel for k in lab.api("GET", "api/kernels")),
+        DEADLINE_S,
+        "the kernel to shut down",
     )
 
     page.goto(notebook_url)
@@ -391,7 +372,7 @@ def restart(lab: LabServer) -> None:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    wait_until("the Lab server to answer again", lab._ready)
+    wait_until(lab._ready, DEADLINE_S, "the Lab server to answer again")
 
 
 def test_an_output_recovers_after_the_server_restarts(
@@ -407,7 +388,9 @@ def test_an_output_recovers_after_the_server_restarts(
     )
     run_id = started["run_id"]
     wait_until(
-        f"{run_id} to succeed", lambda: lab.api("GET", f"{API}/runs/{run_id}")["status"] == "succeeded"
+        lambda: lab.api("GET", f"{API}/runs/{run_id}")["status"] == "succeeded",
+        DEADLINE_S,
+        f"{run_id} to succeed",
     )
     cell = nbformat.v4.new_code_cell("run")
     bundle = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,8 +23,8 @@ if not os.environ.get("CI"):  # in CI a missing playwright is an error, not a sk
 from playwright.sync_api import Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from tests.support.harness import MODULES, environment
-from tests.support.lab import LAB_LOAD_TIMEOUT_MS, RUN_TIMEOUT_MS, LabServer
+from tests.support.harness import MODULES
+from tests.support.lab import LAB_LOAD_TIMEOUT_MS, RUN_TIMEOUT_MS, LabServer, stop_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -45,29 +44,12 @@ class Workers:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, workspace: str) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "coflux.cli",
-            "worker",
-            "runview_flows",
-            "--url",
-            f"{self.lab.url}/coflux",
-        ]
-        command += ["--project", "default", "--workspace", workspace, "--register"]
-        with open(self.logs / f"worker-{workspace}.log", "ab") as log:
-            env = environment(MODULES, COFLUX_TOKEN=self.token)
-            self.processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+        log = self.logs / f"worker-{workspace}.log"
+        self.processes.append(self.lab.start_worker("runview_flows", MODULES, log, workspace, self.token))
 
     def stop(self) -> None:
         for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop_process(process)
 
 
 @pytest.fixture

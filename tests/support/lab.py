@@ -159,9 +159,13 @@ class LabServer:
 
     def start(self) -> LabServer:
         shutil.copytree(NOTEBOOKS, self.root_dir, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        return self._launch("wb", "$")
+
+    def _launch(self, mode: str, header: str) -> LabServer:
+        """Starts ``jupyter lab`` (its log opened with ``mode``) and waits until it answers."""
         command, env = self.command(), self.environment()
-        with open(self.log_path, "wb") as log:
-            log.write(f"$ {' '.join(command)}\n".encode())
+        with open(self.log_path, mode) as log:
+            log.write(f"{header} {' '.join(command)}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
                 command, env=env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -221,16 +225,29 @@ class LabServer:
         """Starts the server again after :meth:`stop`: same port, token, notebooks and Coflux data (a
         page left open reconnects to it). Its log goes on in the same file."""
         assert self.process is not None and self.process.poll() is not None, "stop() it first"
-        command, env = self.command(), self.environment()
-        with open(self.log_path, "ab") as log:
-            log.write(f"$ (restart) {' '.join(command)}\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                command, env=env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + LAB_START_TIMEOUT
-        while not self._ready():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"jupyter lab did not answer /api/status within {LAB_START_TIMEOUT}s")
-            time.sleep(0.1)
-        return self
+        return self._launch("ab", "$ (restart)")
+
+    def start_worker(
+        self, module: str, modules: Path, log: Path, workspace: str = "main", token: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """A `coflux worker MODULE --register` of project ``default`` against this server's Coflux,
+        importing from ``modules``, with a new worker token unless ``token`` is given. Stop it with
+        :func:`stop_process`."""
+        if token is None:
+            token = self.api("POST", "coflux/api/projects/default/tokens", {"scope": "worker"})["token"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COFLUX_")}
+        env.update(PYTHONPATH=os.pathsep.join([str(modules), str(ROOT)]), COFLUX_TOKEN=str(token))
+        command = [sys.executable, "-m", "coflux.cli", "worker", module, "--url", f"{self.url}/coflux"]
+        command += ["--project", "default", "--workspace", workspace, "--register"]
+        with open(log, "ab") as out:
+            return subprocess.Popen(command, env=env, cwd=modules, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it hasn't ended within 15 s."""
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
